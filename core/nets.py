@@ -1,0 +1,131 @@
+"""The three backbones and the layers ("taps") whose features LPIPS compares.
+
+Each backbone is built with the same module indices as torchvision's ``<model>.features`` so that
+torchvision state dicts (and our converted caches, which use its key names) load strictly. Only the
+conv trunk is built: torchvision's full VGG16 would allocate a 500 MB classifier we never use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.models.squeezenet import Fire
+
+# Layer names as the LPIPS paper and the official code call them.
+TAP_NAMES: dict[str, tuple[str, ...]] = {
+    "alex": ("relu1", "relu2", "relu3", "relu4", "relu5"),
+    "vgg": ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"),
+    "squeeze": ("relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7"),
+}
+CHANNELS: dict[str, tuple[int, ...]] = {
+    "alex": (64, 192, 384, 256, 256),
+    "vgg": (64, 128, 256, 512, 512),
+    "squeeze": (64, 128, 256, 384, 384, 512, 512),
+}
+# `features[start:end]` for each tap, as the official lpips.pretrained_networks slices them.
+_SLICES: dict[str, tuple[tuple[int, int], ...]] = {
+    "alex": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)),
+    "vgg": ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30)),
+    "squeeze": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 11), (11, 12), (12, 13)),
+}
+# Smallest square input each net accepts (found by `smallest_input`, checked in the tests):
+# below it a pooling layer would get an empty window.
+MIN_SIDE: dict[str, int] = {"alex": 31, "vgg": 16, "squeeze": 17}
+
+
+def _alexnet_features() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+    )
+
+
+def _vgg16_features() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = 3
+    for width in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+        if width == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+    return nn.Sequential(*layers)
+
+
+def _squeezenet1_1_features() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=3, stride=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(64, 16, 64, 64), Fire(128, 16, 64, 64),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(128, 32, 128, 128), Fire(256, 32, 128, 128),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(256, 48, 192, 192), Fire(384, 48, 192, 192),
+        Fire(384, 64, 256, 256), Fire(512, 64, 256, 256),
+    )
+
+
+def build_features(net: str) -> nn.Sequential:
+    """An uninitialised copy of torchvision's ``<net>.features`` (same indices and shapes)."""
+    builders = {"alex": _alexnet_features, "vgg": _vgg16_features, "squeeze": _squeezenet1_1_features}
+    if net not in builders:
+        raise ValueError(f"Argument `net` must be one of {tuple(builders)}, got {net!r}.")
+    with torch.device("meta"):
+        features = builders[net]()
+    return features
+
+
+class Backbone(nn.Module):
+    """A conv trunk cut into slices; ``forward`` returns the activation after each slice."""
+
+    def __init__(self, net: str, state: dict[str, torch.Tensor] | None = None) -> None:
+        super().__init__()
+        features = build_features(net)
+        if state is None:
+            features = features.to_empty(device="cpu")
+            for module in features.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        else:
+            features = features.to_empty(device="cpu")
+            # strict: a missing or unexpected key is an error, never a silently random layer.
+            features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()}, strict=True)
+        self.net = net
+        # Keep torchvision's indices inside each slice so state keys map back to `features.<i>`.
+        self.slices = nn.ModuleList(
+            nn.Sequential(OrderedDict((str(i), features[i]) for i in range(a, b))) for a, b in _SLICES[net]
+        )
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def features_state(self) -> dict[str, torch.Tensor]:
+        """The weights under torchvision's ``features.<i>.<param>`` names."""
+        return {re.sub(r"^slices\.\d+\.", "features.", k): v for k, v in self.state_dict().items()}
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps = []
+        for block in self.slices:
+            x = block(x)
+            taps.append(x)
+        return taps
+
+
+def smallest_input(net: str, limit: int = 64) -> int:
+    """Smallest square side the net accepts, found by trying (used to check ``MIN_SIDE``)."""
+    features = build_features(net)[: _SLICES[net][-1][1]]
+    for side in range(1, limit):
+        try:
+            features(torch.empty(1, 3, side, side, device="meta"))
+        except RuntimeError:
+            continue
+        return side
+    raise RuntimeError(f"no side below {limit} works for {net}")

@@ -1,0 +1,53 @@
+"""Shared fixtures: the official example images, the official lpips package, test images."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lpips_examples"
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    if not (SHARED_EXAMPLES / "expected.json").is_file():
+        pytest.skip(f"official example images not found at {SHARED_EXAMPLES} (only in the team's checkout)")
+    return SHARED_EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def expected(examples_dir) -> dict:
+    return json.loads((examples_dir / "expected.json").read_text())
+
+
+def load_png(path: Path) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        arr = np.array(img.convert("RGB"))
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+
+
+def natural_pair(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A crop of a natural photo and a noisy, slightly blurred copy, both in [0, 1]."""
+    from skimage import data
+
+    img = torch.from_numpy(data.astronaut()[:height * 2:2, 40:40 + width * 2:2].copy()).permute(2, 0, 1)[None].float() / 255
+    gen = torch.Generator().manual_seed(seed)
+    noisy = (img + 0.08 * torch.randn(img.shape, generator=gen)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(noisy, 3, stride=1, padding=1, count_include_pad=False)
+    return img, blurred
+
+
+def official_model(net: str, version: str, lpips: bool, spatial: bool, backbone_state: dict):
+    """The official lpips.LPIPS with the given backbone weights loaded (strictly) into its trunk."""
+    official = pytest.importorskip("lpips")
+    model = official.LPIPS(net=net, version=version, lpips=lpips, spatial=spatial, pnet_rand=True, verbose=False)
+    trunk_state = {re.sub(r"^slice\d+\.", "features.", k): k for k in model.net.state_dict()}
+    model.net.load_state_dict({trunk_state[k]: v for k, v in backbone_state.items() if k in trunk_state}, strict=True)
+    return model.eval()
