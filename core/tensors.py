@@ -138,3 +138,13 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     batch = as_batch(image)
     img = batch[0].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
     return img.permute(1, 2, 0).cpu().numpy()
+
+
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """Round a [0, 1] batch to the 256 levels an 8-bit PNG stores, so what is measured is what
+    is saved.
+
+    >>> quantize_8bit(torch.tensor([0.5001])).mul(255).item()
+    128.0
+    """
+    return image.clamp(0, 1).mul(255).round().div(255)

