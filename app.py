@@ -1,0 +1,16 @@
+"""LPIPS Explorer: the Streamlit entry point. Pages live in views/; numbers come from core/."""
+
+from pathlib import Path
+
+import streamlit as st
+
+st.set_page_config(page_title="LPIPS Explorer", page_icon=":material/compare:", layout="wide")
+
+from views import style
+
+style.apply()
+VIEWS = Path(__file__).parent / "views"
+pages = [
+    st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", default=True),
+]
+st.navigation(pages).run()

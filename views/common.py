@@ -1,0 +1,210 @@
+"""What every page shares: the sidebar settings, cached models and images, error display.
+
+Streamlit wiring only: every number comes from ``core``, every picture from ``viz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+import core
+from core import weights
+from core.errors import LpipsExplorerError, WeightsError
+from core.imageio import downscale_to_fit, load_image_info
+from core.lpips import Engine, ReferenceFeatures, clear_network_cache, resolve_device
+from core.samples import list_samples
+from core.tensors import from_numpy, to_uint8
+
+NET_LABELS = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
+# Largest side the app computes on; bigger uploads are downscaled with a notice.
+MAX_SIDE_CHOICES = (256, 384, 512, 768, 1024, 1536)
+DEFAULT_MAX_SIDE = int(os.environ.get("LPIPS_EXPLORER_MAX_SIDE", "512"))
+# Decoding limit for uploads (decompression-bomb guard), in pixels.
+UPLOAD_MAX_PIXELS = int(os.environ.get("LPIPS_EXPLORER_MAX_PIXELS", str(40_000_000)))
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    net: str
+    version: str
+    calibrated: bool
+    ssim_mode: str
+    device: str
+    max_side: int
+    net_problem: str  # non-empty when the chosen net's weights are missing
+
+    @property
+    def label(self) -> str:
+        kind = "LPIPS" if self.calibrated else "baseline"
+        return f"{kind} {self.net} v{self.version}"
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready to compute on: 8-bit pixels, a content digest, and what was done to it."""
+
+    pixels: np.ndarray  # H×W×3 uint8
+    digest: str
+    name: str
+    notes: tuple[str, ...]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+
+def show_error(err: Exception, what: str) -> None:
+    """A message a person can act on; never a traceback."""
+    if isinstance(err, LpipsExplorerError):
+        st.error(f"**{what}:** {err}", icon=":material/error:")
+    else:  # an unexpected bug: say so plainly, keep the session alive
+        st.error(f"**{what}:** an unexpected error occurred ({type(err).__name__}: {err}). "
+                 "Try another image or setting; if it persists, please report it.", icon=":material/bug_report:")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidebar settings.
+# ---------------------------------------------------------------------------------------------
+
+@st.cache_data(ttl=30, show_spinner=False)
+def weights_status() -> dict[str, str]:
+    """``{net: problem}`` ('' when usable); re-checked every 30 s so a repair shows up."""
+    return {net: ("" if ok else reason) for net, (ok, reason) in
+            ((n, weights.backbone_available(n)) for n in weights.NETS)}
+
+
+def device_choices() -> list[str]:
+    choices = ["auto", "cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            choices.append("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            choices.append("mps")
+    except Exception:  # pragma: no cover - torch always imports here
+        pass
+    return choices
+
+
+def sidebar_settings() -> Settings:
+    status = weights_status()
+    with st.sidebar:
+        st.subheader("Metric settings")
+        net = st.radio(
+            "Backbone network", list(weights.NETS), key="settings.net", persist_state="session",
+            format_func=lambda n: NET_LABELS[n] + ("" if not status[n] else " — unavailable"),
+            captions=[("5 layers, fast" if n == "alex" else "5 layers, slower, finer" if n == "vgg" else "7 layers, small")
+                      if not status[n] else "weights missing: see below" for n in weights.NETS],
+            help="LPIPS compares this network's features of the two images.",
+        )
+        if status[net]:
+            st.warning(status[net], icon=":material/warning:")
+        version = st.radio("Linear-head version", list(weights.VERSIONS), key="settings.version",
+                           horizontal=True, persist_state="session",
+                           help="0.1 is the current release; 0.0 is the paper's first (arXiv v1) version.")
+        calibrated = st.toggle("Calibrated (learned weights)", value=True, key="settings.calibrated",
+                               persist_state="session",
+                               help="Off gives the paper's uncalibrated baseline: every channel weighted equally.")
+        ssim_mode = st.radio("SSIM mode", ["reference", "rgb"], key="settings.ssim_mode", horizontal=True,
+                             persist_state="session",
+                             captions=["luma, as Wang et al.'s code", "mean over R, G, B"])
+        device = st.selectbox("Device", device_choices(), key="settings.device", persist_state="session",
+                              help="auto uses a CUDA GPU, then Apple MPS, then the CPU.")
+        max_side = st.select_slider("Compute size limit (longest side, px)", MAX_SIDE_CHOICES,
+                                    value=DEFAULT_MAX_SIDE if DEFAULT_MAX_SIDE in MAX_SIDE_CHOICES else 512,
+                                    key="settings.max_side",
+                                    help="Larger images are downscaled to this before computing (with a notice).")
+        st.caption("**LPIPS**: lower = more similar (0 = identical); higher = more different.  \n"
+                   "**PSNR / SSIM**: higher = more similar.")
+    return Settings(net, version, bool(calibrated), ssim_mode, device, int(max_side), status[net])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cached resources.
+# ---------------------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Loading the network…", max_entries=6)
+def engine_for(net: str, version: str, calibrated: bool, device: str) -> Engine:
+    """One shared, read-only engine per configuration for the whole server."""
+    return Engine(net, version, calibrated, resolve_device(device))
+
+
+def get_engine(settings: Settings) -> Engine | None:
+    try:
+        return engine_for(settings.net, settings.version, settings.calibrated, settings.device)
+    except WeightsError as err:
+        clear_network_cache()  # so the app recovers as soon as the weights are repaired
+        weights_status.clear()
+        show_error(err, "The network could not be loaded")
+    except (ValueError, RuntimeError) as err:
+        show_error(err, "The network could not be loaded")
+    return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16, ttl=3600)
+def reference_features(digest: str, net: str, version: str, calibrated: bool, device: str,
+                       _engine: Engine, _pixels: np.ndarray) -> ReferenceFeatures:
+    """The reference's features, computed once per (image, model) and shared read-only."""
+    return _engine.reference(from_numpy(_pixels))
+
+
+def features_for(engine: Engine, settings: Settings, image: PreparedImage) -> ReferenceFeatures:
+    return reference_features(image.digest, settings.net, settings.version, settings.calibrated,
+                              settings.device, engine, image.pixels)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _decode_upload(data: bytes, max_pixels: int, max_side: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    info = load_image_info(data, max_pixels=max_pixels)
+    tensor, shrunk = downscale_to_fit(info.tensor, max_side)
+    notes = list(info.notes)
+    if shrunk:
+        notes.append(f"downscaled from {info.width}×{info.height} to {tensor.shape[-1]}×{tensor.shape[-2]} "
+                     f"for computing (limit {max_side} px; change it in the sidebar)")
+    return to_uint8(tensor), tuple(notes)
+
+
+def prepare_upload(data: bytes, name: str, max_side: int) -> PreparedImage:
+    """Decode uploaded bytes (never touching the file name as a path)."""
+    pixels, notes = _decode_upload(data, UPLOAD_MAX_PIXELS, max_side)
+    return PreparedImage(pixels, digest_of(pixels), name, notes)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _decode_sample(key: str, max_side: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    sample = next(s for s in list_samples() if s.key == key)
+    return _decode_upload(sample.path.read_bytes(), UPLOAD_MAX_PIXELS, max_side)
+
+
+def prepare_sample(key: str, max_side: int) -> PreparedImage:
+    pixels, notes = _decode_sample(key, max_side)
+    return PreparedImage(pixels, digest_of(pixels), key, notes)
+
+
+def digest_of(pixels: np.ndarray) -> str:
+    return hashlib.blake2b(pixels.tobytes() + str(pixels.shape).encode(), digest_size=16).hexdigest()
+
+
+@st.cache_data(show_spinner=False)
+def sample_catalogue() -> list[dict]:
+    return [{"key": s.key, "title": s.title, "description": s.description, "credit": s.credit}
+            for s in list_samples()]
+
+
+def fmt_metric(name: str, value: float) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    if name == "psnr":
+        return "∞ dB (identical)" if value == float("inf") else f"{value:.2f} dB"
+    return f"{value:.4f}"
+
+
+__all__ = ["Settings", "PreparedImage", "sidebar_settings", "get_engine", "features_for", "prepare_upload",
+           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "UPLOAD_TYPES", "core"]

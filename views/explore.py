@@ -1,0 +1,414 @@
+"""Explore: pick or upload an image, distort it with sliders, watch LPIPS, PSNR and SSIM react.
+
+Wiring only. A slider move reruns just the fragment that owns the distortion chain and the
+results; the reference's features stay cached, so it costs one backbone pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import zipfile
+
+import numpy as np
+import streamlit as st
+
+from core import distortions
+from core.analysis import Comparison, compare
+from core.errors import LpipsExplorerError
+from core.imageio import match_size
+from core.tensors import from_numpy, quantize_8bit, to_uint8
+from viz import charts, heatmaps
+from views.common import (UPLOAD_TYPES, PreparedImage, Settings, features_for, fmt_metric, get_engine,
+                          prepare_sample, prepare_upload, sample_catalogue, show_error, sidebar_settings)
+
+DEFAULT_CHAIN = [("gaussian_blur", {"sigma": 1.5})]
+
+INTRO = """
+**LPIPS** (Zhang et al., CVPR 2018) compares what a deep network *sees* in two images: features
+from several layers, normalized, weighted by a small model fitted to human judgments. **PSNR**
+counts pixel errors; **SSIM** compares local brightness, contrast and structure. Move a slider
+and watch which metric agrees with your eyes.
+"""
+WHY_SHIFTS = """
+A one-pixel **shift** or a small **rotation** barely changes what you see, yet almost every
+pixel now differs from the reference, so PSNR and SSIM drop sharply. LPIPS's features tolerate
+small displacements, so it stays low. **Blur** is the opposite: few large pixel errors, but the
+texture the network relies on is gone, so LPIPS rises.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Images in.
+# ---------------------------------------------------------------------------------------------
+
+def choose_reference(settings: Settings) -> PreparedImage | None:
+    catalogue = sample_catalogue()
+    titles = {s["key"]: s["title"] for s in catalogue}
+    source = st.segmented_control("Reference image", ["Sample", "Upload", "Camera"], default="Sample",
+                                  key="source.kind", required=True)
+    try:
+        if source == "Upload":
+            upload = st.file_uploader("Upload a reference image", type=UPLOAD_TYPES, key="source.upload",
+                                      help="PNG, JPEG, WebP, BMP, GIF or TIFF. Large images are downscaled.")
+            if upload is None:
+                st.info("Upload an image to use as the reference, or pick a sample.", icon=":material/upload:")
+                return None
+            return prepare_upload(upload.getvalue(), "upload", settings.max_side)
+        if source == "Camera":
+            shot = st.camera_input("Take a picture", key="source.camera")
+            if shot is None:
+                st.info("Allow camera access and take a picture, or pick a sample.", icon=":material/photo_camera:")
+                return None
+            return prepare_upload(shot.getvalue(), "camera", settings.max_side)
+        key = st.selectbox("Sample", list(titles), format_func=titles.get, key="source.sample",
+                           persist_state="session")
+        entry = next(s for s in catalogue if s["key"] == key)
+        st.caption(f"{entry['description']} ({entry['credit']})")
+        return prepare_sample(key, settings.max_side)
+    except LpipsExplorerError as err:
+        show_error(err, "This image cannot be used")
+        return None
+
+
+def choose_comparison(settings: Settings, ref: PreparedImage) -> PreparedImage | None | str:
+    """``"distort"`` to build a distortion chain, or a second image fitted to ``ref``'s size."""
+    mode = st.segmented_control("Compare the reference with", ["A distortion", "A second image"],
+                                default="A distortion", key="compare.mode", required=True,
+                                help="Second image: e.g. the outputs of two restoration methods.")
+    if mode == "A distortion":
+        return "distort"
+    upload = st.file_uploader("Upload the image to compare", type=UPLOAD_TYPES, key="compare.upload")
+    if upload is None:
+        st.info("Upload a second image of the same scene to compare it with the reference.", icon=":material/upload:")
+        return None
+    try:
+        other = prepare_upload(upload.getvalue(), "second image", max(settings.max_side, max(ref.size)))
+    except LpipsExplorerError as err:
+        show_error(err, "The second image cannot be used")
+        return None
+    if other.size != ref.size:
+        (rh, rw), (oh, ow) = ref.size, other.size
+        how = st.radio(f"The second image is {ow}×{oh} px, the reference {rw}×{rh} px. Make them match by:",
+                       ["resize", "crop"], index=None, key="compare.fit", horizontal=True,
+                       format_func={"resize": "resizing it to the reference", "crop": "center-cropping it"}.get)
+        if how is None:
+            st.info("Choose how to match the sizes: every metric compares pixel by pixel.", icon=":material/aspect_ratio:")
+            return None
+        try:
+            fitted = match_size(from_numpy(ref.pixels), from_numpy(other.pixels), how=how)
+        except LpipsExplorerError as err:
+            show_error(err, "The sizes cannot be matched that way")
+            return None
+        pixels = to_uint8(fitted)
+        return PreparedImage(pixels, other.digest + how, other.name, other.notes + (f"{how}d to {rw}×{rh} px",))
+    return other
+
+
+# ---------------------------------------------------------------------------------------------
+# The distortion chain editor (session state: a list of {id, name}; values live in widget keys).
+# ---------------------------------------------------------------------------------------------
+
+def _chain_state() -> list[dict]:
+    if "chain.steps" not in st.session_state:
+        st.session_state["chain.steps"] = []
+        st.session_state["chain.next_id"] = 0
+        for name, params in DEFAULT_CHAIN:
+            _add_step(name, params)
+    return st.session_state["chain.steps"]
+
+
+def _add_step(name: str, params: dict | None = None) -> None:
+    step_id = st.session_state.get("chain.next_id", 0)
+    st.session_state["chain.next_id"] = step_id + 1
+    values = {**distortions.REGISTRY[name].defaults(), **(params or {})}
+    for pname, value in values.items():
+        st.session_state[f"dist.{step_id}.{pname}"] = value
+    st.session_state["chain.steps"].append({"id": step_id, "name": name})
+
+
+def _on_add() -> None:
+    _add_step(st.session_state["chain.add_choice"])
+
+
+def _on_remove(step_id: int) -> None:
+    st.session_state["chain.steps"] = [s for s in st.session_state["chain.steps"] if s["id"] != step_id]
+
+
+def _on_move(step_id: int, offset: int) -> None:
+    steps = st.session_state["chain.steps"]
+    i = next(k for k, s in enumerate(steps) if s["id"] == step_id)
+    j = i + offset
+    if 0 <= j < len(steps):
+        steps[i], steps[j] = steps[j], steps[i]
+
+
+def _param_widget(step_id: int, param: distortions.Param):
+    key = f"dist.{step_id}.{param.name}"
+    label = f"{param.label}" + (f" ({param.unit})" if param.unit and param.kind != "choice" else "")
+    if param.kind == "choice":
+        return st.radio(label, list(param.choices), key=key, horizontal=True, persist_state="session",
+                        help=param.help or None)
+    if param.kind == "int":
+        return st.slider(label, int(param.min), int(param.max), step=int(param.step or 1), key=key,
+                         persist_state="session", help=param.help or None)
+    return st.slider(label, float(param.min), float(param.max), step=float(param.step), key=key,
+                     persist_state="session", help=param.help or None)
+
+
+def chain_editor() -> tuple[list[distortions.Step], int]:
+    steps = _chain_state()
+    chain: list[distortions.Step] = []
+    st.markdown("##### Distortion chain", help="Applied top to bottom; reorder with the arrows.")
+    if not steps:
+        st.caption("No distortion: the distorted image equals the reference. Add one below.")
+    for pos, step in enumerate(steps):
+        spec = distortions.REGISTRY[step["name"]]
+        with st.container(border=True):
+            head, buttons = st.columns([3, 2], vertical_alignment="center")
+            head.markdown(f"**{pos + 1}. {spec.label}**  \n:gray[{spec.family}]")
+            with buttons:
+                with st.container(horizontal=True, gap="small", horizontal_alignment="right"):
+                    st.button("", key=f"chain.{step['id']}.up", on_click=_on_move, args=(step["id"], -1),
+                              disabled=pos == 0, help="Apply earlier", icon=":material/arrow_upward:",
+                              type="tertiary")
+                    st.button("", key=f"chain.{step['id']}.down", on_click=_on_move, args=(step["id"], 1),
+                              disabled=pos == len(steps) - 1, help="Apply later", icon=":material/arrow_downward:",
+                              type="tertiary")
+                    st.button("", key=f"chain.{step['id']}.remove", on_click=_on_remove, args=(step["id"],),
+                              help="Remove this distortion", icon=":material/close:", type="tertiary")
+            st.caption(spec.explanation)
+            values = {p.name: _param_widget(step["id"], p) for p in spec.params}
+            chain.append(distortions.Step(step["name"], values))
+    add_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+    names = list(distortions.REGISTRY)
+    add_col.selectbox("Add a distortion", names, key="chain.add_choice",
+                      format_func=lambda n: f"{distortions.REGISTRY[n].label} ({distortions.REGISTRY[n].family})")
+    button_col.button("", key="chain.add", on_click=_on_add, icon=":material/add:", width="stretch",
+                      help="Add this distortion at the end of the chain")
+    seed = st.number_input("Seed", 0, 2**31 - 1, 0, step=1, key="chain.seed", persist_state="session",
+                                 help="Fixes the random noise; the same seed gives the same image.")
+    return chain, int(seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: np.ndarray) -> np.ndarray:
+    """The distorted image as 8-bit pixels: what is measured is exactly what one can download."""
+    chain = distortions.chain_from_dict(json.loads(chain_json))
+    dist = distortions.apply(chain, from_numpy(_ref_pixels), seed=seed)
+    return to_uint8(quantize_8bit(dist))
+
+
+# ---------------------------------------------------------------------------------------------
+# Results.
+# ---------------------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibrated: bool, ssim_mode: str,
+               device: str, _engine, _features, _dist_pixels: np.ndarray) -> dict:
+    """Display-ready numbers and maps (numpy, CPU) for one pair."""
+    result: Comparison = compare(_engine, _features, from_numpy(_dist_pixels), ssim_mode=ssim_mode)
+    lp = result.lpips
+    return {
+        "row": result.row(0),
+        "layer_maps": [m[0, 0].numpy() for m in lp.layer_maps],
+        "map": lp.map[0, 0].numpy(),
+        "ssim_map": result.ssim_map[0, 0].numpy(),
+        "error_map": result.error_map[0, 0].numpy(),
+    }
+
+
+def metric_cards(row: dict, settings: Settings, key: str) -> None:
+    previous = st.session_state.get("explore.previous")
+    last = st.session_state.get("explore.last")
+    if last is not None and last["key"] != key:
+        previous = last
+        st.session_state["explore.previous"] = last
+    st.session_state["explore.last"] = {"key": key, "row": row}
+    prev_row = previous["row"] if previous and previous["key"] != key else None
+
+    def delta(name: str, digits: int) -> str | None:
+        if prev_row is None:
+            return None
+        a, b = row[name], prev_row[name]
+        if any(math.isinf(v) or math.isnan(v) for v in (a, b)):
+            return None
+        return f"{a - b:+.{digits}f} since last setting"
+
+    cols = st.columns(4)
+    cols[0].metric(f"LPIPS ({settings.net} v{settings.version}{'' if settings.calibrated else ', baseline'})",
+                   fmt_metric("lpips", row["lpips"]), delta(("lpips"), 4), delta_color="inverse", border=True,
+                   help="Learned perceptual distance. Lower is better: 0 = identical, higher = more different.")
+    cols[1].metric("PSNR", fmt_metric("psnr", row["psnr"]), delta("psnr", 2), border=True,
+                   help="Peak signal-to-noise ratio on 8-bit RGB. Higher is better (more similar).")
+    cols[2].metric(f"SSIM ({settings.ssim_mode})", fmt_metric("ssim", row["ssim"]), delta("ssim", 4), border=True,
+                   help="Structural similarity, 11×11 Gaussian window. Higher is better; 1 = identical.")
+    cols[3].metric("MS-SSIM", fmt_metric("ms_ssim", row["ms_ssim"]), delta("ms_ssim", 4), border=True,
+                   help="Multi-scale SSIM over 5 scales. Higher is better. Needs at least 176 px per side.")
+
+
+def image_row(ref: PreparedImage, dist_pixels: np.ndarray, data: dict) -> None:
+    lp_map = data["map"]
+    vmax = float(np.max(lp_map)) if np.max(lp_map) > 0 else 1.0
+    heat = heatmaps.colorize(lp_map, 0.0, vmax)
+    ctl_a, ctl_b = st.columns([1, 3], vertical_alignment="center")
+    overlay_on = ctl_a.toggle("Overlay", key="view.overlay", persist_state="session")
+    opacity = ctl_b.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="view.opacity", disabled=not overlay_on,
+                           persist_state="session", label_visibility="collapsed",
+                           help="Opacity of the LPIPS map over the distorted image")
+    shown = heatmaps.overlay(dist_pixels, heat, opacity) if overlay_on else heat
+    cols = st.columns(3)
+    cols[0].image(heatmaps.encode(ref.pixels), caption="Reference", width="stretch")
+    cols[1].image(heatmaps.encode(dist_pixels), caption="Distorted", width="stretch")
+    cols[2].image(heatmaps.encode(shown), width="stretch",
+                  caption=f"LPIPS map (bright = more different; max {vmax:.3f})")
+
+
+def layer_view(ref: PreparedImage, data: dict) -> None:
+    row = data["row"]
+    st.markdown("##### Which layers and which regions drive the distance")
+    shared = st.toggle("Shared colour scale across layers", value=True, key="view.shared_scale",
+                       persist_state="session",
+                       help="On: compare layers with each other. Off: see each layer's own pattern.")
+    st.plotly_chart(heatmaps.layer_grid(data["layer_maps"], row["lpips_layer_names"], row["lpips_layers"],
+                                        image_size=ref.size, shared_scale=shared),
+                    key="chart.layers", config={"displaylogo": False}, theme=None)
+    left, mid, right = st.columns(3)
+    with left:
+        st.plotly_chart(charts.layer_contributions(row["lpips_layer_names"], row["lpips_layers"], row["lpips"]),
+                        key="chart.bars", config={"displaylogo": False}, theme=None)
+    with mid:
+        st.plotly_chart(heatmaps.single_map(data["ssim_map"], title="SSIM map (dark = less similar)", unit="SSIM",
+                                            image_size=ref.size, zmin=min(0.0, float(np.nanmin(data["ssim_map"]))),
+                                            zmax=1.0, colorscale="Viridis"),
+                        key="chart.ssim", config={"displaylogo": False}, theme=None)
+    with right:
+        emax = float(np.max(data["error_map"])) or 1.0
+        st.plotly_chart(heatmaps.single_map(data["error_map"], title="Squared error (what PSNR averages)",
+                                            unit="error²", image_size=ref.size, zmin=0.0, zmax=emax),
+                        key="chart.error", config={"displaylogo": False}, theme=None)
+
+
+def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int) -> None:
+    row = data["row"]
+    record = {**row, "distortions": chain_text, "seed": seed}
+
+    def metrics_csv() -> bytes:
+        buf = io.StringIO()
+        flat = {k: v for k, v in record.items() if not isinstance(v, list)}
+        flat.update({f"lpips_{n}": v for n, v in zip(row["lpips_layer_names"], row["lpips_layers"])})
+        writer = csv.DictWriter(buf, fieldnames=list(flat))
+        writer.writeheader()
+        writer.writerow(flat)
+        return buf.getvalue().encode()
+
+    def maps_zip() -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            vmax = float(np.max(data["map"])) or 1.0
+            zf.writestr("lpips_map.png", heatmaps.encode(heatmaps.colorize(data["map"], 0, vmax), "PNG"))
+            for name, m in zip(row["lpips_layer_names"], data["layer_maps"]):
+                zf.writestr(f"lpips_{name}.png", heatmaps.encode(heatmaps.colorize(m, 0, float(np.max(m)) or 1.0), "PNG"))
+            zf.writestr("ssim_map.png", heatmaps.encode(heatmaps.colorize(data["ssim_map"], 0, 1, "Viridis"), "PNG"))
+            zf.writestr("squared_error_map.png",
+                        heatmaps.encode(heatmaps.colorize(data["error_map"], 0, float(np.max(data["error_map"])) or 1.0), "PNG"))
+            zf.writestr("raw_maps.npz", _npz(data))
+        return buf.getvalue()
+
+    cols = st.columns(4)
+    cols[0].download_button("Distorted image (PNG)", lambda: heatmaps.encode(dist_pixels, "PNG"),
+                            file_name="distorted.png", mime="image/png", key="dl.image", on_click="ignore",
+                            icon=":material/download:")
+    cols[1].download_button("All maps (PNG + raw, ZIP)", maps_zip, file_name="maps.zip", mime="application/zip",
+                            key="dl.maps", on_click="ignore", icon=":material/download:")
+    cols[2].download_button("Metrics (CSV)", metrics_csv, file_name="metrics.csv", mime="text/csv", key="dl.csv",
+                            on_click="ignore", icon=":material/download:")
+    cols[3].download_button("Metrics (JSON)", lambda: json.dumps(_jsonable(record), indent=2).encode(),
+                            file_name="metrics.json", mime="application/json", key="dl.json", on_click="ignore",
+                            icon=":material/download:")
+
+
+def _npz(data: dict) -> bytes:
+    buf = io.BytesIO()
+    arrays = {"lpips_map": data["map"], "ssim_map": data["ssim_map"], "squared_error_map": data["error_map"]}
+    arrays.update({f"lpips_{n}": m for n, m in zip(data["row"]["lpips_layer_names"], data["layer_maps"])})
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _jsonable(record: dict) -> dict:
+    def fix(v):
+        if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+            return None if math.isnan(v) else "inf"
+        return v
+    return {k: ([fix(x) for x in v] if isinstance(v, list) else fix(v)) for k, v in record.items()}
+
+
+@st.fragment
+def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
+    engine = get_engine(settings)
+    cards = st.container()
+    controls, results = st.columns([1, 2], gap="medium")
+    if target == "distort":
+        with controls:
+            chain, seed = chain_editor()
+        chain_text = distortions.describe(chain)
+        try:
+            chain_json = json.dumps(distortions.chain_to_dict(chain), sort_keys=True)
+            dist_pixels = distorted_pixels(ref.digest, chain_json, seed, ref.pixels)
+        except LpipsExplorerError as err:
+            show_error(err, "The distortion could not be applied")
+            return
+        dist_digest = f"{ref.digest}:{chain_json}:{seed}"
+    else:
+        dist_pixels, dist_digest, chain_text, seed = target.pixels, target.digest, f"uploaded: {target.name}", 0
+        with controls:
+            for note in target.notes:
+                st.caption(f"Second image: {note}")
+    if engine is None:
+        return
+    try:
+        data = comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
+                          settings.ssim_mode, settings.device, engine, features_for(engine, settings, ref),
+                          dist_pixels)
+    except LpipsExplorerError as err:
+        show_error(err, "The metrics could not be computed")
+        return
+    key = f"{dist_digest}|{settings.label}|{settings.ssim_mode}"
+    with cards:
+        metric_cards(data["row"], settings, key)
+    with results:
+        st.caption(f"Distortion: {chain_text}")
+        image_row(ref, dist_pixels, data)
+    st.divider()
+    layer_view(ref, data)
+    downloads(dist_pixels, data, chain_text, seed)
+
+
+def render() -> None:
+    st.title("LPIPS Explorer", anchor=False)
+    st.caption("How a learned perceptual metric (LPIPS) and the classic PSNR and SSIM judge the same distortion.")
+    settings = sidebar_settings()
+    with st.expander("What am I looking at?", expanded=False):
+        st.markdown(INTRO)
+        st.markdown(WHY_SHIFTS)
+    if settings.net_problem:
+        st.error(f"The {settings.net} network cannot be used here: {settings.net_problem}", icon=":material/error:")
+        return
+    left, right = st.columns(2, gap="medium")
+    with left:
+        ref = choose_reference(settings)
+        for note in ref.notes if ref is not None else ():
+            st.caption(f"Reference: {note}", help="What the loader did to the file")
+    if ref is None:
+        return
+    with right:
+        target = choose_comparison(settings, ref)
+    if target is None:
+        return
+    explore_fragment(settings, ref, target)
+
+
+render()

@@ -1,0 +1,1 @@
+"""Turns results into images and Plotly figures. Computes no metric."""

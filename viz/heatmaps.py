@@ -1,0 +1,153 @@
+"""Heatmaps as pictures: colour maps, overlays, and small numeric grids for hover.
+
+Maps travel to the browser as compressed images (the big ones) or as numeric grids no larger
+than ``max_side`` per side (the ones you hover), never as megabytes of JSON numbers.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import get_colorscale, hex_to_rgb, sample_colorscale
+from plotly.subplots import make_subplots
+from PIL import Image
+
+DEFAULT_COLORSCALE = "Magma"
+
+
+@lru_cache(maxsize=8)
+def colormap_lut(name: str = DEFAULT_COLORSCALE) -> np.ndarray:
+    """A 256×3 uint8 lookup table sampled from a Plotly colour scale.
+
+    >>> colormap_lut("Viridis").shape
+    (256, 3)
+    """
+    colors = sample_colorscale(get_colorscale(name), list(np.linspace(0.0, 1.0, 256)), colortype="rgb")
+    rows = []
+    for c in colors:
+        if c.startswith("#"):
+            rows.append(hex_to_rgb(c))
+        else:
+            rows.append(tuple(int(round(float(v))) for v in c[c.index("(") + 1:-1].split(",")[:3]))
+    return np.asarray(rows, dtype=np.uint8)
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float, colorscale: str = DEFAULT_COLORSCALE) -> np.ndarray:
+    """Map a 2-D float array to H×W×3 uint8 colours; NaN becomes mid-grey.
+
+    >>> colorize(np.array([[0.0, 1.0]]), 0.0, 1.0).shape
+    (1, 2, 3)
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    span = vmax - vmin if vmax > vmin else 1.0
+    idx = np.clip((np.nan_to_num(arr, nan=vmin) - vmin) / span, 0.0, 1.0)
+    out = colormap_lut(colorscale)[np.round(idx * 255).astype(np.uint8)]
+    out[np.isnan(arr)] = 128
+    return out
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, opacity: float) -> np.ndarray:
+    """Blend a colourized heatmap over an H×W×3 uint8 image (``opacity`` 0 = image only)."""
+    if image.shape != heat.shape:
+        raise ValueError(f"image {image.shape} and heatmap {heat.shape} must have the same shape.")
+    a = float(np.clip(opacity, 0.0, 1.0))
+    return np.round(image.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a).astype(np.uint8)
+
+
+def encode(image: np.ndarray, fmt: str = "JPEG", quality: int = 90) -> bytes:
+    """Encode an H×W×3 uint8 array (PNG is lossless; JPEG is ~5× smaller for display)."""
+    buf = io.BytesIO()
+    pil = Image.fromarray(image)
+    if fmt.upper() == "JPEG":
+        pil.save(buf, "JPEG", quality=quality, subsampling=0)
+    else:
+        pil.save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def shrink(values: np.ndarray, max_side: int) -> np.ndarray:
+    """Block-average a 2-D map so neither side exceeds ``max_side`` (display only; keeps the mean
+    of each block, ignoring NaN)."""
+    arr = np.asarray(values, dtype=np.float64)
+    h, w = arr.shape
+    factor = int(np.ceil(max(h, w) / max_side))
+    if factor <= 1:
+        return arr
+    ph, pw = -h % factor, -w % factor
+    padded = np.pad(arr, ((0, ph), (0, pw)), constant_values=np.nan)
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(blocks, axis=(1, 3))
+
+
+def plotly_colorscale(name: str) -> list[list]:
+    """The named scale as explicit stops, with near-black nudged off ``#0000xx``: Streamlit's
+    front end treats colours ``#000001``… as theme placeholders and repaints them (Magma's
+    ``#000004`` turned lavender)."""
+    stops = []
+    for pos, color in get_colorscale(name):
+        if isinstance(color, str) and color.lower().startswith("#0000"):
+            color = "#010106"
+        stops.append([pos, color])
+    return stops
+
+
+def _heatmap_trace(z: np.ndarray, zmin: float, zmax: float, colorscale: str, name: str, unit: str,
+                   height: int, width: int, showscale: bool, colorbar_x: float | None = None) -> go.Heatmap:
+    sy, sx = height / z.shape[0], width / z.shape[1]
+    # Coordinates in image pixels, so hover reports where on the image you are.
+    x = (np.arange(z.shape[1]) + 0.5) * sx
+    y = (np.arange(z.shape[0]) + 0.5) * sy
+    colorbar = dict(thickness=10, len=0.9)
+    if colorbar_x is not None:
+        colorbar["x"] = colorbar_x
+    return go.Heatmap(
+        z=np.round(z, 5), x=np.round(x, 1), y=np.round(y, 1), zmin=zmin, zmax=zmax, colorscale=plotly_colorscale(colorscale),
+        showscale=showscale, colorbar=colorbar, name=name,
+        hovertemplate=f"{name}<br>x=%{{x:.0f}}, y=%{{y:.0f}} px<br>{unit}=%{{z:.4f}}<extra></extra>",
+    )
+
+
+def layer_grid(maps: Sequence[np.ndarray], names: Sequence[str], values: Sequence[float], *,
+               image_size: tuple[int, int], shared_scale: bool = True, max_side: int = 48,
+               colorscale: str = DEFAULT_COLORSCALE, columns: int = 5) -> go.Figure:
+    """One heatmap per LPIPS layer, at the layer's own resolution (shrunk to ``max_side``).
+
+    ``values`` are each layer's contribution to the distance (shown in the titles). With
+    ``shared_scale`` all maps use one colour range, so the layers compare at a glance; otherwise
+    each has its own range and colour bar.
+    """
+    height, width = image_size
+    small = [shrink(m, max_side) for m in maps]
+    rows = int(np.ceil(len(small) / columns))
+    titles = [f"{n}: {v:.4f}" for n, v in zip(names, values)]
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
+                        horizontal_spacing=0.03 if shared_scale else 0.06, vertical_spacing=0.12)
+    gmax = max(float(np.nanmax(m)) for m in small) if small else 1.0
+    for i, z in enumerate(small):
+        zmax = gmax if shared_scale else float(np.nanmax(z))
+        r, c = divmod(i, columns)
+        show = (i == len(small) - 1) if shared_scale else True
+        bar_x = None if shared_scale else (c + 1) / columns - 0.01
+        fig.add_trace(_heatmap_trace(z, 0.0, zmax if zmax > 0 else 1.0, colorscale, names[i], "distance",
+                                     height, width, show, bar_x), row=r + 1, col=c + 1)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False,
+                         row=r + 1, col=c + 1)
+        fig.update_xaxes(showticklabels=False, constrain="domain", row=r + 1, col=c + 1)
+    fig.update_layout(height=40 + 200 * rows, margin=dict(l=10, r=10, t=30, b=5))
+    return fig
+
+
+def single_map(values: np.ndarray, *, title: str, unit: str, image_size: tuple[int, int],
+               zmin: float, zmax: float, colorscale: str = DEFAULT_COLORSCALE, max_side: int = 64) -> go.Figure:
+    """One hoverable heatmap (SSIM map, squared error), shrunk to ``max_side`` for the browser."""
+    z = shrink(values, max_side)
+    fig = go.Figure(_heatmap_trace(z, zmin, zmax, colorscale, title, unit, image_size[0], image_size[1], True))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False, constrain="domain")
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
