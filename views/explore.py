@@ -235,12 +235,13 @@ def metric_cards(row: dict, settings: Settings, key: str) -> None:
         a, b = row[name], prev_row[name]
         if any(math.isinf(v) or math.isnan(v) for v in (a, b)):
             return None
-        return f"{a - b:+.{digits}f} since last setting"
+        return f"{a - b:+.{digits}f}"
 
     cols = st.columns(4)
     cols[0].metric(f"LPIPS ({settings.net} v{settings.version}{'' if settings.calibrated else ', baseline'})",
                    fmt_metric("lpips", row["lpips"]), delta(("lpips"), 4), delta_color="inverse", border=True,
-                   help="Learned perceptual distance. Lower is better: 0 = identical, higher = more different.")
+                   help="Learned perceptual distance. Lower is better: 0 = identical, higher = more different. "
+                   "The arrow shows the change since the last setting.")
     cols[1].metric("PSNR", fmt_metric("psnr", row["psnr"]), delta("psnr", 2), border=True,
                    help="Peak signal-to-noise ratio on 8-bit RGB. Higher is better (more similar).")
     cols[2].metric(f"SSIM ({settings.ssim_mode})", fmt_metric("ssim", row["ssim"]), delta("ssim", 4), border=True,
@@ -285,7 +286,7 @@ def layer_view(ref: PreparedImage, data: dict) -> None:
                                             zmax=1.0, colorscale="Viridis"),
                         key="chart.ssim", config={"displaylogo": False}, theme=None)
     with right:
-        emax = float(np.max(data["error_map"])) or 1.0
+        emax = heatmaps.robust_max(data["error_map"])
         st.plotly_chart(heatmaps.single_map(data["error_map"], title="Squared error (what PSNR averages)",
                                             unit="error²", image_size=ref.size, zmin=0.0, zmax=emax),
                         key="chart.error", config={"displaylogo": False}, theme=None)

@@ -17,12 +17,13 @@ def layer_contributions(names: Sequence[str], values: Sequence[float], total: fl
     shares = [100 * v / total if total > 0 else 0.0 for v in values]
     fig = go.Figure(go.Bar(
         x=list(names), y=list(values), text=[f"{v:.4f}<br>{s:.0f}%" for v, s in zip(values, shares)],
-        textposition="auto", marker_color="#7b3294",
+        textposition="outside", textangle=0, cliponaxis=False, marker_color="#7b3294",
         hovertemplate="%{x}: %{y:.4f} (%{customdata:.1f}% of the distance)<extra></extra>", customdata=shares,
     ))
     fig.update_layout(
         title=dict(text=f"Layer contributions (sum = {total:.4f})", font=dict(size=14)),
         yaxis_title="share of LPIPS", height=320,
-        margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
+        margin=dict(l=55, r=10, t=40, b=10), showlegend=False,
+        yaxis_range=[0, max(values) * 1.25 if len(values) and max(values) > 0 else 1],
     )
     return fig

@@ -17,6 +17,20 @@ from plotly.subplots import make_subplots
 from PIL import Image
 
 DEFAULT_COLORSCALE = "Magma"
+# Axes of an image: no ticks, grid or zero line.
+_BARE = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False)
+
+
+def robust_max(values: np.ndarray, percentile: float = 99.5) -> float:
+    """Upper end of a colour scale that a few outlier pixels cannot wash out (1.0 if all zero).
+
+    >>> robust_max(np.r_[np.zeros(999), 1000.0], 99.0)
+    1.0
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    top = float(np.percentile(finite, percentile)) if finite.size else 0.0
+    return top if top > 0 else 1.0
 
 
 @lru_cache(maxsize=8)
@@ -135,9 +149,8 @@ def layer_grid(maps: Sequence[np.ndarray], names: Sequence[str], values: Sequenc
         bar_x = None if shared_scale else (c + 1) / columns - 0.01
         fig.add_trace(_heatmap_trace(z, 0.0, zmax if zmax > 0 else 1.0, colorscale, names[i], "distance",
                                      height, width, show, bar_x), row=r + 1, col=c + 1)
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False,
-                         row=r + 1, col=c + 1)
-        fig.update_xaxes(showticklabels=False, constrain="domain", row=r + 1, col=c + 1)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=r + 1, col=c + 1, **_BARE)
+        fig.update_xaxes(constrain="domain", row=r + 1, col=c + 1, **_BARE)
     fig.update_layout(height=40 + 200 * rows, margin=dict(l=10, r=10, t=30, b=5))
     return fig
 
@@ -147,7 +160,7 @@ def single_map(values: np.ndarray, *, title: str, unit: str, image_size: tuple[i
     """One hoverable heatmap (SSIM map, squared error), shrunk to ``max_side`` for the browser."""
     z = shrink(values, max_side)
     fig = go.Figure(_heatmap_trace(z, zmin, zmax, colorscale, title, unit, image_size[0], image_size[1], True))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False, constrain="domain")
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", **_BARE)
+    fig.update_xaxes(constrain="domain", **_BARE)
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
