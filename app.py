@@ -12,5 +12,6 @@ style.apply()
 VIEWS = Path(__file__).parent / "views"
 pages = [
     st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", default=True),
+    st.Page(VIEWS / "sweep.py", title="Sweeps", icon=":material/show_chart:", url_path="sweeps"),
 ]
 st.navigation(pages).run()
