@@ -1,0 +1,595 @@
+"""core.quiz: reproducible 2AFC rounds, their scores, and the SQLite vote store under stress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import quiz
+from core.classic import psnr, ssim
+from core.distortions import REGISTRY, chain_to_dict
+from core.errors import LpipsExplorerError, WeightsError
+from core.lpips import Engine
+from core.quiz import (
+    CODE_ALPHABET,
+    CSV_COLUMNS,
+    MIGRATIONS,
+    QUIZ_LEVELS,
+    SCHEMA_VERSION,
+    QuizError,
+    QuizInputError,
+    QuizSessionNotFoundError,
+    QuizStorageError,
+    QuizStore,
+    QuizVoteError,
+    RoundSpec,
+    default_db_path,
+    make_round,
+    pair_label,
+    render_round,
+    score_round,
+    wilson_interval,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def alex() -> Engine:
+    try:
+        return Engine("alex", "0.1", True, "cpu")
+    except WeightsError as exc:
+        pytest.skip(f"AlexNet LPIPS weights are not provisioned here: {exc}")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> QuizStore:
+    with QuizStore(tmp_path / "data" / "quiz.sqlite3") as s:  # the parent folder does not exist yet
+        yield s
+
+
+def fake_metrics(alex_pick: str = "A", psnr_pick: str = "B") -> dict:
+    return {
+        "lpips_alex": {"a": 0.2, "b": 0.3, "pick": alex_pick},
+        "psnr": {"a": 25.0, "b": 27.5, "pick": psnr_pick},
+    }
+
+
+def integrity(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def count_votes(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------
+# Rounds
+# --------------------------------------------------------------------------------------
+
+
+def test_rounds_are_reproducible_from_seed_and_index():
+    for index in range(8):
+        assert make_round(2024, index) == make_round(2024, index)
+    assert [make_round(1, i) for i in range(5)] != [make_round(2, i) for i in range(5)]
+    spec = make_round(2024, 0)
+    assert isinstance(spec, RoundSpec) and hash(spec) == hash(make_round(2024, 0))  # immutable
+
+
+def test_rounds_are_varied_and_never_trivial():
+    specs = [make_round(99, i) for i in range(40)]
+    pairs = {(s.chain_a[0].name, s.chain_b[0].name) for s in specs}
+    assert len(pairs) >= 20
+    assert len({s.sample for s in specs}) >= 4
+    assert len({s.pair for s in specs}) >= 8
+    for spec in specs:
+        assert spec.chain_a != spec.chain_b
+        assert spec.chain_a[0].name != spec.chain_b[0].name
+        for chain, family in ((spec.chain_a, spec.family_a), (spec.chain_b, spec.family_b)):
+            (step,) = chain
+            distortion = REGISTRY[step.name]
+            assert step.name in QUIZ_LEVELS and distortion.family == family
+            main = distortion.main
+            value = step.params[main.name]
+            assert value != main.identity
+            assert main.min <= value <= main.max
+
+
+def test_quiz_levels_stay_in_range_and_off_identity():
+    import random
+
+    for name, (lo, hi) in QUIZ_LEVELS.items():
+        assert name in REGISTRY and 0 < lo < hi <= 1
+        main = REGISTRY[name].main
+        for level in (0.0, 0.5, 1.0):
+            for seed in range(4):  # both directions of signed parameters
+                value = quiz._main_value(name, level, random.Random(seed))
+                assert value != main.identity and main.min <= value <= main.max
+
+
+def test_make_round_rejects_bad_arguments():
+    for seed, index in ((-1, 0), (0, -1), (True, 0), (0, 1.5), ("1", 0)):
+        with pytest.raises(QuizInputError):
+            make_round(seed, index)
+
+
+def test_render_round_is_deterministic_8bit_and_small():
+    spec = make_round(7, 2)
+    ref, a, b = render_round(spec, max_side=64)
+    assert max(ref.shape[-2:]) == 64 and ref.shape == a.shape == b.shape and ref.shape[:2] == (1, 3)
+    for image in (ref, a, b):
+        assert torch.equal(image, image.mul(255).round().div(255))  # what is measured is what is shown
+    assert not torch.equal(a, ref) and not torch.equal(b, ref) and not torch.equal(a, b)
+    again = render_round(spec, max_side=64)
+    assert all(torch.equal(x, y) for x, y in zip((ref, a, b), again))
+    with pytest.raises(QuizInputError):
+        render_round(spec, max_side=8)
+
+
+@pytest.mark.parametrize("index", [0, 5])
+def test_score_round_agrees_with_direct_metric_calls(alex, index):
+    spec = make_round(31, index)
+    ref, a, b = render_round(spec, max_side=96)
+    scores = score_round(spec, ref, a, b, {"alex": alex})
+    assert list(scores) == ["lpips_alex", "psnr", "ssim"]
+    direct = {
+        "lpips_alex": (alex.distance(ref, a).item(), alex.distance(ref, b).item(), True),
+        "psnr": (psnr(ref, a).item(), psnr(ref, b).item(), False),
+        "ssim": (ssim(ref, a).item(), ssim(ref, b).item(), False),
+    }
+    for metric, (value_a, value_b, lower_is_closer) in direct.items():
+        entry = scores[metric]
+        assert entry["a"] == pytest.approx(value_a, rel=1e-5, abs=1e-6)
+        assert entry["b"] == pytest.approx(value_b, rel=1e-5, abs=1e-6)
+        a_closer = value_a < value_b if lower_is_closer else value_a > value_b
+        assert entry["pick"] == ("A" if a_closer else "B")
+    json.dumps(scores)  # stored as JSON
+
+
+def test_score_round_ties_and_engine_checks(alex):
+    spec = make_round(31, 0)
+    ref, a, _ = render_round(spec, max_side=64)
+    scores = score_round(spec, ref, a, a.clone(), {"lpips_alex": alex})
+    assert {m: e["pick"] for m, e in scores.items()} == {"lpips_alex": "tie", "psnr": "tie", "ssim": "tie"}
+    assert list(score_round(spec, ref, a, a, {})) == ["psnr", "ssim"]  # only the engines given
+    with pytest.raises(QuizInputError, match="vgg"):
+        score_round(spec, ref, a, a, {"vgg": alex})
+
+
+def test_pair_label_is_order_free():
+    assert pair_label("noise", "blur") == pair_label("blur", "noise") == "blur vs noise"
+
+
+# --------------------------------------------------------------------------------------
+# Sessions and votes
+# --------------------------------------------------------------------------------------
+
+
+def test_default_db_path_is_outside_the_source_tree(monkeypatch, tmp_path):
+    monkeypatch.setenv("LPIPS_EXPLORER_DATA", str(tmp_path))
+    assert default_db_path() == tmp_path / "quiz.sqlite3"
+    monkeypatch.delenv("LPIPS_EXPLORER_DATA")
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_db_path() == tmp_path / "home" / ".local" / "share" / "lpips-explorer" / "quiz.sqlite3"
+    assert REPO not in default_db_path().parents
+
+
+def test_create_and_join_session(store):
+    code, key = store.create_session("  Friday class ", n_rounds=5, seed=42)
+    assert len(code) == 6 and set(code) <= set(CODE_ALPHABET) and not set(code) & set("0O1I")
+    assert len(key) >= 20
+    info = store.session(f" {code[:3].lower()}-{code[3:].lower()} ")
+    assert (info.code, info.title, info.seed, info.n_rounds) == (code, "Friday class", 42, 5)
+    assert store.session("ZZZZZZ") is None
+    # Only a hash of the key is stored, and the database is configured as documented.
+    raw = store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
+    assert key.encode() not in raw
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    other, _ = store.create_session("Second", seed=None)
+    assert other != code and 0 <= store.session(other).seed < 2**32
+
+
+def test_create_session_validates(store):
+    for title, n_rounds, seed in (("", 5, 1), ("x" * 201, 5, 1), ("T", 0, 1), ("T", 501, 1), ("T", 5, -3), (None, 5, 1)):
+        with pytest.raises(QuizInputError):
+            store.create_session(title, n_rounds, seed)
+
+
+def test_teacher_key_check_is_constant_time(store, monkeypatch):
+    code, key = store.create_session("Class", seed=1)
+    calls = []
+    real = quiz.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(quiz.hmac, "compare_digest", spy)
+    assert store.check_teacher_key(code, key)
+    assert store.check_teacher_key(code.lower(), f" {key} ")
+    assert not store.check_teacher_key(code, key[:-1] + ("A" if key[-1] != "A" else "B"))
+    assert not store.check_teacher_key(code, "")
+    assert not store.check_teacher_key("ZZZZZZ", key)  # unknown session: same work, False
+    assert not store.check_teacher_key(code, None)
+    assert len(calls) == 5
+    assert all(a.startswith(b"sha256$") and b.startswith(b"sha256$") for a, b in calls)
+
+
+def test_vote_validation(store):
+    code, _ = store.create_session("Class", n_rounds=3, seed=5)
+    spec = make_round(5, 1)
+    cases = [
+        (dict(choice="C"), QuizVoteError, "'A' or 'B'"),
+        (dict(choice=None), QuizVoteError, "'A' or 'B'"),
+        (dict(round_index=3), QuizVoteError, "rounds 0 to 2"),
+        (dict(round_index=-1), QuizVoteError, "rounds 0 to 2"),
+        (dict(round_index=True), QuizVoteError, "integer"),
+        (dict(voter_id="  "), QuizVoteError, "voter id"),
+        (dict(voter_id="x" * 101), QuizVoteError, "voter id"),
+        (dict(voter_id="a\nb"), QuizVoteError, "voter id"),
+        (dict(spec=make_round(6, 1)), QuizVoteError, "reload the round"),
+        (dict(spec=make_round(5, 2)), QuizVoteError, "reload the round"),
+        (dict(spec="round 1"), QuizVoteError, "RoundSpec"),
+        (dict(metrics={"psnr": {"a": 1.0, "b": 2.0, "pick": "C"}}), QuizVoteError, "pick"),
+        (dict(metrics={"psnr": {"a": "x", "b": 2.0, "pick": "A"}}), QuizVoteError, "numeric"),
+        (dict(metrics=[1, 2]), QuizVoteError, "score_round"),
+        (dict(code="NOPE22"), QuizSessionNotFoundError, "no quiz session"),
+    ]
+    for change, error, message in cases:
+        args = dict(code=code, round_index=1, voter_id="ana", choice="A", spec=spec, metrics=fake_metrics())
+        args.update(change)
+        with pytest.raises(error, match=message) as info:
+            store.record_vote(**args)
+        assert isinstance(info.value, QuizError) and isinstance(info.value, LpipsExplorerError)
+    assert store.votes(code) == []
+    with pytest.raises(QuizSessionNotFoundError):
+        store.votes("NOPE22")
+    with pytest.raises(QuizSessionNotFoundError):
+        store.summary("NOPE22")
+
+
+def test_revote_replaces_the_earlier_choice(store):
+    code, _ = store.create_session("Class", n_rounds=2, seed=5)
+    spec = make_round(5, 0)
+    first = store.record_vote(code, 0, "ana", "a", spec, fake_metrics())  # lower case is fine
+    assert [v.choice for v in store.votes(code)] == ["A"]
+    second = store.record_vote(code.lower(), 0, " ana ", "B", spec, fake_metrics())
+    (vote,) = store.votes(code)
+    assert second == first == vote.id and vote.choice == "B" and vote.voter_id == "ana"
+    assert vote.chain_a == chain_to_dict(spec.chain_a) and vote.sample == spec.sample
+    assert vote.metrics == fake_metrics() and vote.seed == 5
+    store.record_vote(code, 0, "ben", "A", spec, fake_metrics())
+    assert len(store.votes(code)) == 2
+
+
+def wilson_by_formula(s: float, n: int) -> tuple[float, float]:
+    z = 1.959963984540054
+    p = s / n
+    center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return center - half, center + half
+
+
+@pytest.mark.parametrize("s, n", [(3, 6), (3.5, 6), (8, 10), (1, 1), (0, 5), (49.5, 100)])
+def test_wilson_interval_matches_the_formula(s, n):
+    low, high = wilson_interval(s, n)
+    want_low, want_high = wilson_by_formula(s, n)
+    assert low == pytest.approx(max(0.0, want_low), abs=1e-12)
+    assert high == pytest.approx(min(1.0, want_high), abs=1e-12)
+    assert low <= s / n <= high
+
+
+def test_summary_against_a_hand_computation(store):
+    code, _ = store.create_session("Class", n_rounds=4, seed=11)
+    specs = [make_round(11, i) for i in range(4)]
+    # round, voter, human choice, lpips_alex pick, psnr pick
+    table = [
+        (0, "v1", "A", "A", "tie"),
+        (0, "v2", "A", "A", "tie"),
+        (0, "v3", "B", "A", "tie"),
+        (1, "v1", "B", "A", "B"),
+        (3, "v1", "A", "B", "A"),
+        (3, "v2", "B", "B", "A"),
+    ]
+    for index, voter, choice, alex_pick, psnr_pick in table:
+        store.record_vote(code, index, voter, choice, specs[index], fake_metrics(alex_pick, psnr_pick))
+    summary = store.summary(code)
+    assert (summary.n_votes, summary.n_voters, summary.session.code) == (6, 3, code)
+    rounds = [(r.index, r.votes_a, r.votes_b, r.majority) for r in summary.rounds]
+    assert rounds == [(0, 2, 1, "A"), (1, 0, 1, "B"), (2, 0, 0, None), (3, 1, 1, "tie")]
+    assert summary.rounds[0].sample == specs[0].sample and summary.rounds[0].pair == specs[0].pair
+    assert summary.rounds[3].metric_picks == {"lpips_alex": "B", "psnr": "A"}
+    assert list(summary.metrics) == ["lpips_alex", "psnr"]
+
+    # lpips_alex agrees on v1, v2 of round 0 and v2 of round 3: 3 of 6.
+    alex_agreement = summary.metrics["lpips_alex"]
+    assert (alex_agreement.n, alex_agreement.agree, alex_agreement.ties) == (6, 3, 0)
+    assert alex_agreement.score == pytest.approx(0.5)
+    assert (alex_agreement.low, alex_agreement.high) == pytest.approx(wilson_by_formula(3, 6))
+    # psnr: three ties (1.5), agrees in round 1 and with v1 in round 3: 3.5 of 6.
+    psnr_agreement = summary.metrics["psnr"]
+    assert (psnr_agreement.n, psnr_agreement.agree, psnr_agreement.ties) == (6, 2, 3)
+    assert psnr_agreement.score == pytest.approx(3.5 / 6)
+    assert (psnr_agreement.low, psnr_agreement.high) == pytest.approx(wilson_by_formula(3.5, 6))
+
+    # By family pair: group the same table by each round's pair.
+    expected: dict[str, dict[str, list[float]]] = {}
+    for index, _, choice, alex_pick, psnr_pick in table:
+        per = expected.setdefault(specs[index].pair, {"lpips_alex": [], "psnr": []})
+        per["lpips_alex"].append(1.0 if alex_pick == choice else 0.0)
+        per["psnr"].append(0.5 if psnr_pick == "tie" else float(psnr_pick == choice))
+    assert set(summary.by_family) == set(expected)
+    for pair, per in expected.items():
+        for metric, credits in per.items():
+            got = summary.by_family[pair][metric]
+            assert got.n == len(credits) and got.score == pytest.approx(sum(credits) / len(credits))
+
+
+def test_summary_of_an_empty_session(store):
+    code, _ = store.create_session("Class", n_rounds=2, seed=1)
+    summary = store.summary(code)
+    assert summary.n_votes == 0 and summary.metrics == {} and summary.by_family == {}
+    assert [r.majority for r in summary.rounds] == [None, None]
+
+
+def test_export_csv(store, tmp_path):
+    code, _ = store.create_session("Class", n_rounds=2, seed=3)
+    specs = [make_round(3, 0), make_round(3, 1)]
+    store.record_vote(code, 0, "ana", "A", specs[0], fake_metrics("A", "tie"))
+    store.record_vote(code, 1, "=HYPERLINK(1)", "B", specs[1], {"ssim": {"a": 0.9, "b": 0.8, "pick": "A"}})
+    buffer = io.StringIO()
+    assert store.export_csv(code, buffer) == 2
+    lines = buffer.getvalue().splitlines()
+    metric_columns = [f"{m}_{p}" for m in ("lpips_alex", "psnr", "ssim") for p in ("a", "b", "pick")]
+    assert lines[0].split(",") == list(CSV_COLUMNS) + metric_columns
+    assert list(CSV_COLUMNS) == ["session", "round", "seed", "reference", "family_a", "family_b",
+                                 "chain_a", "chain_b", "choice", "voter", "time"]
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert rows[0]["session"] == code and rows[0]["round"] == "0" and rows[0]["seed"] == "3"
+    assert rows[0]["reference"] == specs[0].sample and rows[0]["choice"] == "A" and rows[0]["voter"] == "ana"
+    assert json.loads(rows[0]["chain_a"]) == chain_to_dict(specs[0].chain_a)
+    assert (rows[0]["family_a"], rows[0]["family_b"]) == (specs[0].family_a, specs[0].family_b)
+    assert (rows[0]["lpips_alex_a"], rows[0]["lpips_alex_pick"], rows[0]["psnr_pick"]) == ("0.2", "A", "tie")
+    assert rows[0]["ssim_a"] == "" and rows[1]["psnr_a"] == "" and rows[1]["ssim_pick"] == "A"
+    assert rows[1]["voter"] == "'=HYPERLINK(1)"  # no formula runs in a spreadsheet
+    assert rows[0]["time"].endswith("+00:00")
+    path = tmp_path / "out.csv"
+    assert store.export_csv(code, path) == 2
+    assert path.read_text(encoding="utf-8") == buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# Concurrency and durability
+# --------------------------------------------------------------------------------------
+
+VOTES_PER_WRITER = 50
+
+
+def _write_votes(path: str, code: str, seed: int, writer: str, barrier) -> None:
+    """Child process body: wait for the others, then one vote per round for voter ``writer``."""
+    specs = [make_round(seed, index) for index in range(VOTES_PER_WRITER)]
+    store = QuizStore(path)
+    barrier.wait(timeout=60)  # all four write at the same time
+    for index in range(VOTES_PER_WRITER):
+        store.record_vote(code, index, writer, "AB"[index % 2], specs[index], fake_metrics())
+    store.close()
+
+
+def test_eight_threads_never_lose_a_vote(store):
+    code, _ = store.create_session("Threads", n_rounds=VOTES_PER_WRITER, seed=8)
+    specs = [make_round(8, i) for i in range(VOTES_PER_WRITER)]
+    errors = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(VOTES_PER_WRITER):
+                store.record_vote(code, i, f"thread-{t}", "AB"[(i + t) % 2], specs[i], fake_metrics())
+            store.close()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    votes = store.votes(code)
+    assert len(votes) == 8 * VOTES_PER_WRITER
+    assert len({(v.round_index, v.voter_id) for v in votes}) == 8 * VOTES_PER_WRITER
+    assert integrity(store.path) == "ok"
+
+
+def test_four_processes_never_lose_a_vote(store):
+    # Fresh interpreters with their own connections, as with "spawn"; a forkserver that has
+    # imported core.quiz once forks them, because four spawned imports of torch take 30-70 s
+    # on a 2-core machine. The server never opens the database, so nothing is inherited.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["core.quiz", _write_votes.__module__])
+    code, _ = store.create_session("Processes", n_rounds=VOTES_PER_WRITER, seed=9)
+    barrier = context.Barrier(4)
+    processes = [
+        context.Process(target=_write_votes, args=(str(store.path), code, 9, f"proc-{p}", barrier))
+        for p in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    votes = store.votes(code)
+    assert len(votes) == 4 * VOTES_PER_WRITER
+    assert {v.voter_id for v in votes} == {f"proc-{p}" for p in range(4)}
+    assert integrity(store.path) == "ok"
+
+
+KILL_SCRIPT = """
+import sys
+from core.quiz import QuizStore, make_round
+store = QuizStore(sys.argv[1])
+code = sys.argv[2]
+specs = [make_round(77, i) for i in range(20)]
+metrics = {"psnr": {"a": 20.0, "b": 21.0, "pick": "B"}}
+for n in range(1_000_000):
+    vote_id = store.record_vote(code, n % 20, f"voter-{n // 20}", "A", specs[n % 20], metrics)
+    print(vote_id, flush=True)
+"""
+
+
+def test_acknowledged_votes_survive_kill_9(tmp_path):
+    path = tmp_path / "quiz.sqlite3"
+    code, _ = QuizStore(path).create_session("Kill", n_rounds=20, seed=77)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(path), code], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acknowledged = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(acknowledged) < 40 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acknowledged.append(int(line))
+        os.kill(child.pid, signal.SIGKILL)  # in the middle of writing
+        rest, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert len(acknowledged) >= 40, err
+    # A line cut short by the kill was never acknowledged.
+    acknowledged += [int(line) for line in rest.splitlines(keepends=True) if line.endswith("\n")]
+    assert child.returncode == -signal.SIGKILL
+    assert integrity(path) == "ok"
+    stored = {v.id for v in QuizStore(path).votes(code)}
+    assert set(acknowledged) <= stored
+    assert len(stored) - len(acknowledged) <= 1  # at most the vote in flight, committed but not printed
+
+
+# --------------------------------------------------------------------------------------
+# Schema migrations and storage failures
+# --------------------------------------------------------------------------------------
+
+
+def test_migration_from_a_version_1_database(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    spec = make_round(4, 0)
+    conn.execute("INSERT INTO sessions VALUES ('ABCDEF', 'sha256$x', 4, 3, '2024-01-01T00:00:00+00:00', 'Old')")
+    conn.execute(
+        "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b,"
+        " chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, 'ana', 'B', 't', 4, ?, ?, ?, ?, ?, '{}')",
+        (spec.sample, spec.family_a, spec.family_b, json.dumps(chain_to_dict(spec.chain_a)),
+         json.dumps(chain_to_dict(spec.chain_b))),
+    )
+    conn.commit()
+    conn.close()
+
+    store = QuizStore(path)
+    conn = store._conn()
+    assert SCHEMA_VERSION == 2 and conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
+    assert store.session("abcdef").title == "Old"
+    assert [(v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [("ana", "B")]
+    store.record_vote("ABCDEF", 0, "ben", "A", spec, {})
+    assert store.summary("ABCDEF").rounds[0].votes_a == 1
+    assert QuizStore(path).session("ABCDEF") is not None  # reopening a current database is a no-op
+
+
+def test_a_failing_migration_leaves_the_database_untouched(store):
+    conn = store._conn()
+    broken = MIGRATIONS + ["CREATE TABLE extra (x); CREATE TABLE broken ("]
+    with pytest.raises(sqlite3.Error):
+        quiz.migrate(conn, broken)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchone() is None
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    QuizStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(QuizStorageError, match="newer"):
+        QuizStore(path)
+
+
+def test_unusable_paths_raise_storage_errors(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(QuizStorageError, match="^the quiz cannot save votes"):
+        QuizStore(blocker / "quiz.sqlite3")
+    with pytest.raises(QuizStorageError, match="^the quiz cannot"):
+        QuizStore(tmp_path)  # a folder, not a database file
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(QuizStorageError, match="^the quiz cannot"):
+        QuizStore(garbage)
+    with pytest.raises(QuizStorageError, match="^the quiz cannot"):
+        QuizStore(tmp_path / "missing.sqlite3", read_only=True)
+
+
+def test_read_only_database_refuses_writes_cleanly(store):
+    # Tests run as root, where chmod does not stop writes; a read-only open (mode=ro) does.
+    code, _ = store.create_session("Class", n_rounds=2, seed=1)
+    store.record_vote(code, 0, "ana", "A", make_round(1, 0), fake_metrics())
+    reader = QuizStore(store.path, read_only=True)
+    assert reader.session(code).title == "Class" and reader.summary(code).n_votes == 1
+    with pytest.raises(QuizStorageError, match="^the quiz cannot save votes: .*readonly"):
+        reader.record_vote(code, 1, "ana", "B", make_round(1, 1), fake_metrics())
+    with pytest.raises(QuizStorageError, match="^the quiz cannot save votes"):
+        reader.create_session("Other")
+    assert reader.summary(code).n_votes == 1  # the reader is still usable
+
+
+def test_full_disk_raises_storage_error_and_loses_nothing(store):
+    code, _ = store.create_session("Class", n_rounds=200, seed=1)
+    spec_for = {i: make_round(1, i) for i in range(200)}
+    conn = store._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" fills after a few pages
+    big = {f"metric_{k}": {"a": 0.1 * k, "b": 0.2, "pick": "A"} for k in range(40)}
+    saved = []
+    with pytest.raises(QuizStorageError, match="^the quiz cannot save votes: .*full"):
+        for i in range(200):
+            saved.append(store.record_vote(code, i, "ana", "A", spec_for[i], big))
+    assert len(saved) < 200
+    conn.execute("PRAGMA max_page_count = 1073741823")  # space freed: the store works again
+    store.record_vote(code, 199, "ben", "B", spec_for[199], fake_metrics())
+    assert [v.id for v in store.votes(code)][: len(saved)] == saved
+    assert len(store.votes(code)) == len(saved) + 1
+    assert integrity(store.path) == "ok"
+
+
+def test_core_quiz_does_not_import_streamlit():
+    source = (REPO / "core" / "quiz.py").read_text(encoding="utf-8")
+    assert "streamlit" not in source
