@@ -377,7 +377,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     except LpipsExplorerError as err:
         show_error(err, "The metrics could not be computed")
         return
-    key = f"{dist_digest}|{settings.label}|{settings.ssim_mode}"
+    key = f"{ref.digest}|{dist_digest}|{settings.label}|{settings.ssim_mode}"
     with cards:
         metric_cards(data["row"], settings, key)
     with results:
