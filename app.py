@@ -13,5 +13,6 @@ VIEWS = Path(__file__).parent / "views"
 pages = [
     st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", default=True),
     st.Page(VIEWS / "sweep.py", title="Sweeps", icon=":material/show_chart:", url_path="sweeps"),
+    st.Page(VIEWS / "quiz.py", title="Class quiz", icon=":material/how_to_vote:", url_path="quiz"),
 ]
 st.navigation(pages).run()
