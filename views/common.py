@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,8 @@ DEFAULT_MAX_SIDE = int(os.environ.get("LPIPS_EXPLORER_MAX_SIDE", "512"))
 # Decoding limit for uploads (decompression-bomb guard), in pixels.
 UPLOAD_MAX_PIXELS = int(os.environ.get("LPIPS_EXPLORER_MAX_PIXELS", str(40_000_000)))
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+# Per-widget upload limit in MB (the server-wide one is in .streamlit/config.toml).
+UPLOAD_MAX_MB = int(os.environ.get("LPIPS_EXPLORER_MAX_UPLOAD_MB", "25"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def show_error(err: Exception, what: str) -> None:
 # Sidebar settings.
 # ---------------------------------------------------------------------------------------------
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=30, show_spinner=False, max_entries=1)
 def weights_status() -> dict[str, str]:
     """``{net: problem}`` ('' when usable); re-checked every 30 s so a repair shows up."""
     return {net: ("" if ok else reason) for net, (ok, reason) in
@@ -192,10 +195,18 @@ def digest_of(pixels: np.ndarray) -> str:
     return hashlib.blake2b(pixels.tobytes() + str(pixels.shape).encode(), digest_size=16).hexdigest()
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=1)
 def sample_catalogue() -> list[dict]:
     return [{"key": s.key, "title": s.title, "description": s.description, "credit": s.credit}
             for s in list_samples()]
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """Escape user text for st.markdown: shown literally, never as links, images or HTML."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 def fmt_metric(name: str, value: float) -> str:
@@ -207,4 +218,5 @@ def fmt_metric(name: str, value: float) -> str:
 
 
 __all__ = ["Settings", "PreparedImage", "sidebar_settings", "get_engine", "features_for", "prepare_upload",
-           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "UPLOAD_TYPES", "core"]
+           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "plain", "UPLOAD_TYPES", "UPLOAD_MAX_MB",
+           "core"]

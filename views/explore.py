@@ -21,7 +21,7 @@ from core.errors import LpipsExplorerError
 from core.imageio import match_size
 from core.tensors import from_numpy, quantize_8bit, to_uint8
 from viz import charts, heatmaps
-from views.common import (UPLOAD_TYPES, PreparedImage, Settings, features_for, fmt_metric, get_engine,
+from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, features_for, fmt_metric, get_engine,
                           prepare_sample, prepare_upload, sample_catalogue, show_error, sidebar_settings)
 
 DEFAULT_CHAIN = [("gaussian_blur", {"sigma": 1.5})]
@@ -52,6 +52,7 @@ def choose_reference(settings: Settings) -> PreparedImage | None:
     try:
         if source == "Upload":
             upload = st.file_uploader("Upload a reference image", type=UPLOAD_TYPES, key="source.upload",
+                                      max_upload_size=UPLOAD_MAX_MB,
                                       help="PNG, JPEG, WebP, BMP, GIF or TIFF. Large images are downscaled.")
             if upload is None:
                 st.info("Upload an image to use as the reference, or pick a sample.", icon=":material/upload:")
@@ -80,7 +81,8 @@ def choose_comparison(settings: Settings, ref: PreparedImage) -> PreparedImage |
                                 help="Second image: e.g. the outputs of two restoration methods.")
     if mode == "A distortion":
         return "distort"
-    upload = st.file_uploader("Upload the image to compare", type=UPLOAD_TYPES, key="compare.upload")
+    upload = st.file_uploader("Upload the image to compare", type=UPLOAD_TYPES, key="compare.upload",
+                              max_upload_size=UPLOAD_MAX_MB)
     if upload is None:
         st.info("Upload a second image of the same scene to compare it with the reference.", icon=":material/upload:")
         return None

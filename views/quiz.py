@@ -19,7 +19,7 @@ import streamlit as st
 from core import quiz
 from core.errors import LpipsExplorerError
 from core.tensors import to_uint8
-from views.common import engine_for, show_error, weights_status
+from views.common import engine_for, plain, show_error, weights_status
 from viz import heatmaps
 
 METRIC_LABELS = {"lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG16)", "psnr": "PSNR", "ssim": "SSIM"}
@@ -83,7 +83,7 @@ def student_view() -> None:
         st.warning("No session has that code. Check it with your teacher (letters and digits, no O/0 or I/1).",
                    icon=":material/search_off:")
         return
-    st.markdown(f"**{session.title}** · {session.n_rounds} rounds")
+    st.markdown(f"**{plain(session.title)}** · {session.n_rounds} rounds")
     index = st.session_state.setdefault(f"quiz.round.{session.code}", 0)
     if index >= session.n_rounds:
         st.success("You have judged every round. Thank you! Your teacher can now show the results.",
@@ -197,7 +197,7 @@ def dashboard(store: quiz.QuizStore) -> None:
         show_error(err, "The results cannot be read")
         return
     st.button("Refresh", key="quiz.refresh", icon=":material/refresh:")
-    st.markdown(f"**{summary.session.title}** · {summary.n_votes} judgments from {summary.n_voters} people")
+    st.markdown(f"**{plain(summary.session.title)}** · {summary.n_votes} judgments from {summary.n_voters} people")
     cols = st.columns(max(1, len(summary.metrics)))
     for col, (name, agreement) in zip(cols, summary.metrics.items()):
         value = "–" if agreement.score is None else f"{100 * agreement.score:.0f}%"
