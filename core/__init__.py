@@ -9,16 +9,38 @@ more different; higher PSNR/SSIM means more similar.
 ['alex', 'squeeze', 'vgg']
 """
 
-from .analysis import Comparison, compare
-from .classic import SSIMResult, ms_ssim, psnr, ssim
-from .errors import (ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, ImageTooSmallError,
-                     InputRangeError, InputShapeError, LpipsExplorerError, UnsafeWeightsError,
-                     WeightsCorruptError, WeightsError, WeightsMissingError)
-from .imageio import LoadedImage, load_image, load_image_info, match_size, save_image, to_png_bytes
-from .lpips import LPIPS, Engine, LpipsResult, ReferenceFeatures, default_device, get_network, lpips_distance
-from .nets import MIN_SIDE
-from .tensors import from_numpy, to_uint8
-from .weights import NETS, VERSIONS
+import importlib
+
+# Public names → the submodule that defines them. Loaded on first use (PEP 562), so that
+# `import core.samples` or `core.NETS` does not pay for importing torch.
+_EXPORTS = {
+    "Comparison": "analysis", "compare": "analysis",
+    "SSIMResult": "classic", "ms_ssim": "classic", "psnr": "classic", "ssim": "classic",
+    "ImageLoadError": "errors", "ImageSizeMismatchError": "errors", "ImageTooLargeError": "errors",
+    "ImageTooSmallError": "errors", "InputRangeError": "errors", "InputShapeError": "errors",
+    "LpipsExplorerError": "errors", "UnsafeWeightsError": "errors", "WeightsCorruptError": "errors",
+    "WeightsError": "errors", "WeightsMissingError": "errors",
+    "LoadedImage": "imageio", "load_image": "imageio", "load_image_info": "imageio", "match_size": "imageio",
+    "save_image": "imageio", "to_png_bytes": "imageio",
+    "LPIPS": "lpips", "Engine": "lpips", "LpipsResult": "lpips", "ReferenceFeatures": "lpips",
+    "default_device": "lpips", "get_network": "lpips", "lpips_distance": "lpips",
+    "MIN_SIDE": "nets", "from_numpy": "tensors", "to_uint8": "tensors",
+    "NETS": "names", "VERSIONS": "names",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
 
 __all__ = [
     "LPIPS", "Engine", "LpipsResult", "ReferenceFeatures", "Comparison", "SSIMResult",

@@ -10,10 +10,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ImageLoadError
-from .imageio import load_image
+
+if TYPE_CHECKING:  # listing the gallery must not pay for importing torch (the app shows it first)
+    import torch
 
 __all__ = ["SAMPLES_DIR", "Sample", "list_samples", "load_sample"]
 
@@ -71,6 +73,8 @@ def load_sample(key: str, samples_dir: Path | None = None) -> torch.Tensor:
     samples = list_samples(samples_dir)
     for sample in samples:
         if sample.key == key:
+            from .imageio import load_image
+
             return load_image(sample.path)
     available = ", ".join(s.key for s in samples)
     raise ImageLoadError(f"There is no sample called {key!r}; available samples: {available}.")

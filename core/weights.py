@@ -43,8 +43,7 @@ import torch
 from .errors import UnsafeWeightsError, WeightsCorruptError, WeightsMissingError
 
 NetName = Literal["alex", "vgg", "squeeze"]
-NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
-VERSIONS: tuple[str, ...] = ("0.1", "0.0")
+from .names import NETS, VERSIONS  # noqa: E402  (re-exported)
 
 CACHE_ENV = "LPIPS_EXPLORER_CACHE"
 MANIFEST_NAME = "manifest.json"

@@ -10,18 +10,20 @@ import os
 import re
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import streamlit as st
 
-import core
-from core import weights
 from core.errors import LpipsExplorerError, WeightsError
-from core.imageio import downscale_to_fit, load_image_info
-from core.lpips import Engine, ReferenceFeatures, clear_network_cache, resolve_device
+from core.names import NET_LABELS, NETS, VERSIONS
 from core.samples import list_samples
-from core.tensors import from_numpy, to_uint8
 
-NET_LABELS = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
+if TYPE_CHECKING:
+    from core.lpips import Engine, ReferenceFeatures
+
+# torch-based modules (core.lpips, core.imageio, core.weights…) are imported inside the
+# functions that need them: the page's first controls appear before torch has loaded.
 # Largest side the app computes on; bigger uploads are downscaled with a notice.
 MAX_SIDE_CHOICES = (256, 384, 512, 768, 1024, 1536)
 DEFAULT_MAX_SIDE = int(os.environ.get("LPIPS_EXPLORER_MAX_SIDE", "512"))
@@ -78,8 +80,10 @@ def show_error(err: Exception, what: str) -> None:
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1)
 def weights_status() -> dict[str, str]:
     """``{net: problem}`` ('' when usable); re-checked every 30 s so a repair shows up."""
+    from core import weights
+
     return {net: ("" if ok else reason) for net, (ok, reason) in
-            ((n, weights.backbone_available(n)) for n in weights.NETS)}
+            ((n, weights.backbone_available(n)) for n in NETS)}
 
 
 def device_choices() -> list[str]:
@@ -101,15 +105,15 @@ def sidebar_settings() -> Settings:
     with st.sidebar:
         st.subheader("Metric settings")
         net = st.radio(
-            "Backbone network", list(weights.NETS), key="settings.net", persist_state="session",
+            "Backbone network", list(NETS), key="settings.net", persist_state="session",
             format_func=lambda n: NET_LABELS[n] + ("" if not status[n] else " — unavailable"),
             captions=[("5 layers, fast" if n == "alex" else "5 layers, slower, finer" if n == "vgg" else "7 layers, small")
-                      if not status[n] else "weights missing: see below" for n in weights.NETS],
+                      if not status[n] else "weights missing: see below" for n in NETS],
             help="LPIPS compares this network's features of the two images.",
         )
         if status[net]:
             st.warning(status[net], icon=":material/warning:")
-        version = st.radio("Linear-head version", list(weights.VERSIONS), key="settings.version",
+        version = st.radio("Linear-head version", list(VERSIONS), key="settings.version",
                            horizontal=True, persist_state="session",
                            help="0.1 is the current release; 0.0 is the paper's first (arXiv v1) version.")
         calibrated = st.toggle("Calibrated (learned weights)", value=True, key="settings.calibrated",
@@ -136,6 +140,8 @@ def sidebar_settings() -> Settings:
 @st.cache_resource(show_spinner="Loading the network…", max_entries=6)
 def engine_for(net: str, version: str, calibrated: bool, device: str) -> Engine:
     """One shared, read-only engine per configuration for the whole server."""
+    from core.lpips import Engine, resolve_device
+
     return Engine(net, version, calibrated, resolve_device(device))
 
 
@@ -143,6 +149,8 @@ def get_engine(settings: Settings) -> Engine | None:
     try:
         return engine_for(settings.net, settings.version, settings.calibrated, settings.device)
     except WeightsError as err:
+        from core.lpips import clear_network_cache
+
         clear_network_cache()  # so the app recovers as soon as the weights are repaired
         weights_status.clear()
         show_error(err, "The network could not be loaded")
@@ -155,6 +163,8 @@ def get_engine(settings: Settings) -> Engine | None:
 def reference_features(digest: str, net: str, version: str, calibrated: bool, device: str,
                        _engine: Engine, _pixels: np.ndarray) -> ReferenceFeatures:
     """The reference's features, computed once per (image, model) and shared read-only."""
+    from core.tensors import from_numpy
+
     return _engine.reference(from_numpy(_pixels))
 
 
@@ -165,6 +175,9 @@ def features_for(engine: Engine, settings: Settings, image: PreparedImage) -> Re
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _decode_upload(data: bytes, max_pixels: int, max_side: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    from core.imageio import downscale_to_fit, load_image_info
+    from core.tensors import to_uint8
+
     info = load_image_info(data, max_pixels=max_pixels)
     tensor, shrunk = downscale_to_fit(info.tensor, max_side)
     notes = list(info.notes)
@@ -218,5 +231,4 @@ def fmt_metric(name: str, value: float) -> str:
 
 
 __all__ = ["Settings", "PreparedImage", "sidebar_settings", "get_engine", "features_for", "prepare_upload",
-           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "plain", "UPLOAD_TYPES", "UPLOAD_MAX_MB",
-           "core"]
+           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "plain", "UPLOAD_TYPES", "UPLOAD_MAX_MB"]

@@ -12,17 +12,21 @@ import json
 import math
 import zipfile
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import streamlit as st
 
-from core import distortions
-from core.analysis import Comparison, compare
 from core.errors import LpipsExplorerError
-from core.imageio import match_size
-from core.tensors import from_numpy, quantize_8bit, to_uint8
 from viz import charts, heatmaps
 from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, features_for, fmt_metric, get_engine,
                           prepare_sample, prepare_upload, sample_catalogue, show_error, sidebar_settings)
+
+if TYPE_CHECKING:
+    from core import distortions
+
+# torch-based modules (core.distortions, core.analysis, core.tensors) are imported inside the
+# functions that use them, so the first controls render before torch has finished loading.
 
 DEFAULT_CHAIN = [("gaussian_blur", {"sigma": 1.5})]
 
@@ -44,38 +48,34 @@ texture the network relies on is gone, so LPIPS rises.
 # Images in.
 # ---------------------------------------------------------------------------------------------
 
-def choose_reference(settings: Settings) -> PreparedImage | None:
-    catalogue = sample_catalogue()
-    titles = {s["key"]: s["title"] for s in catalogue}
+def reference_source():
+    """The reference widgets only (no decoding yet): ``(kind, value)`` or ``None``."""
     source = st.segmented_control("Reference image", ["Sample", "Upload", "Camera"], default="Sample",
                                   key="source.kind", required=True)
-    try:
-        if source == "Upload":
-            upload = st.file_uploader("Upload a reference image", type=UPLOAD_TYPES, key="source.upload",
-                                      max_upload_size=UPLOAD_MAX_MB,
-                                      help="PNG, JPEG, WebP, BMP, GIF or TIFF. Large images are downscaled.")
-            if upload is None:
-                st.info("Upload an image to use as the reference, or pick a sample.", icon=":material/upload:")
-                return None
-            return prepare_upload(upload.getvalue(), "upload", settings.max_side)
-        if source == "Camera":
-            shot = st.camera_input("Take a picture", key="source.camera")
-            if shot is None:
-                st.info("Allow camera access and take a picture, or pick a sample.", icon=":material/photo_camera:")
-                return None
-            return prepare_upload(shot.getvalue(), "camera", settings.max_side)
-        key = st.selectbox("Sample", list(titles), format_func=titles.get, key="source.sample",
-                           persist_state="session")
-        entry = next(s for s in catalogue if s["key"] == key)
-        st.caption(f"{entry['description']} ({entry['credit']})")
-        return prepare_sample(key, settings.max_side)
-    except LpipsExplorerError as err:
-        show_error(err, "This image cannot be used")
-        return None
+    if source == "Upload":
+        upload = st.file_uploader("Upload a reference image", type=UPLOAD_TYPES, key="source.upload",
+                                  max_upload_size=UPLOAD_MAX_MB,
+                                  help="PNG, JPEG, WebP, BMP, GIF or TIFF. Large images are downscaled.")
+        if upload is None:
+            st.info("Upload an image to use as the reference, or pick a sample.", icon=":material/upload:")
+            return None
+        return "upload", upload
+    if source == "Camera":
+        shot = st.camera_input("Take a picture", key="source.camera")
+        if shot is None:
+            st.info("Allow camera access and take a picture, or pick a sample.", icon=":material/photo_camera:")
+            return None
+        return "camera", shot
+    catalogue = sample_catalogue()
+    titles = {s["key"]: s["title"] for s in catalogue}
+    key = st.selectbox("Sample", list(titles), format_func=titles.get, key="source.sample", persist_state="session")
+    entry = next(s for s in catalogue if s["key"] == key)
+    st.caption(f"{entry['description']} ({entry['credit']})")
+    return "sample", key
 
 
-def choose_comparison(settings: Settings, ref: PreparedImage) -> PreparedImage | None | str:
-    """``"distort"`` to build a distortion chain, or a second image fitted to ``ref``'s size."""
+def comparison_source():
+    """The comparison widgets only: ``"distort"``, an uploaded file, or ``None``."""
     mode = st.segmented_control("Compare the reference with", ["A distortion", "A second image"],
                                 default="A distortion", key="compare.mode", required=True,
                                 help="Second image: e.g. the outputs of two restoration methods.")
@@ -85,28 +85,45 @@ def choose_comparison(settings: Settings, ref: PreparedImage) -> PreparedImage |
                               max_upload_size=UPLOAD_MAX_MB)
     if upload is None:
         st.info("Upload a second image of the same scene to compare it with the reference.", icon=":material/upload:")
+    return upload
+
+
+def load_reference(settings: Settings, source) -> PreparedImage | None:
+    kind, value = source
+    try:
+        if kind == "sample":
+            return prepare_sample(value, settings.max_side)
+        return prepare_upload(value.getvalue(), kind, settings.max_side)
+    except LpipsExplorerError as err:
+        show_error(err, "This image cannot be used")
         return None
+
+
+def load_comparison(settings: Settings, ref: PreparedImage, upload) -> PreparedImage | None:
+    """The second image, fitted to ``ref``'s size only when the person chooses how."""
+    from core.imageio import match_size
+    from core.tensors import from_numpy, to_uint8
+
     try:
         other = prepare_upload(upload.getvalue(), "second image", max(settings.max_side, max(ref.size)))
     except LpipsExplorerError as err:
         show_error(err, "The second image cannot be used")
         return None
-    if other.size != ref.size:
-        (rh, rw), (oh, ow) = ref.size, other.size
-        how = st.radio(f"The second image is {ow}×{oh} px, the reference {rw}×{rh} px. Make them match by:",
-                       ["resize", "crop"], index=None, key="compare.fit", horizontal=True,
-                       format_func={"resize": "resizing it to the reference", "crop": "center-cropping it"}.get)
-        if how is None:
-            st.info("Choose how to match the sizes: every metric compares pixel by pixel.", icon=":material/aspect_ratio:")
-            return None
-        try:
-            fitted = match_size(from_numpy(ref.pixels), from_numpy(other.pixels), how=how)
-        except LpipsExplorerError as err:
-            show_error(err, "The sizes cannot be matched that way")
-            return None
-        pixels = to_uint8(fitted)
-        return PreparedImage(pixels, other.digest + how, other.name, other.notes + (f"{how}d to {rw}×{rh} px",))
-    return other
+    if other.size == ref.size:
+        return other
+    (rh, rw), (oh, ow) = ref.size, other.size
+    how = st.radio(f"The second image is {ow}×{oh} px, the reference {rw}×{rh} px. Make them match by:",
+                   ["resize", "crop"], index=None, key="compare.fit", horizontal=True,
+                   format_func={"resize": "resizing it to the reference", "crop": "center-cropping it"}.get)
+    if how is None:
+        st.info("Choose how to match the sizes: every metric compares pixel by pixel.", icon=":material/aspect_ratio:")
+        return None
+    try:
+        fitted = match_size(from_numpy(ref.pixels), from_numpy(other.pixels), how=how)
+    except LpipsExplorerError as err:
+        show_error(err, "The sizes cannot be matched that way")
+        return None
+    return PreparedImage(to_uint8(fitted), other.digest + how, other.name, other.notes + (f"{how}d to {rw}×{rh} px",))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +140,8 @@ def _chain_state() -> list[dict]:
 
 
 def _add_step(name: str, params: dict | None = None) -> None:
+    from core import distortions
+
     step_id = st.session_state.get("chain.next_id", 0)
     st.session_state["chain.next_id"] = step_id + 1
     values = {**distortions.REGISTRY[name].defaults(), **(params or {})}
@@ -161,6 +180,8 @@ def _param_widget(step_id: int, param: distortions.Param):
 
 
 def chain_editor() -> tuple[list[distortions.Step], int]:
+    from core import distortions
+
     steps = _chain_state()
     chain: list[distortions.Step] = []
     st.markdown("##### Distortion chain", help="Applied top to bottom; reorder with the arrows.")
@@ -198,6 +219,9 @@ def chain_editor() -> tuple[list[distortions.Step], int]:
 @st.cache_data(show_spinner=False, max_entries=64)
 def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: np.ndarray) -> np.ndarray:
     """The distorted image as 8-bit pixels: what is measured is exactly what one can download."""
+    from core import distortions
+    from core.tensors import from_numpy, quantize_8bit, to_uint8
+
     chain = distortions.chain_from_dict(json.loads(chain_json))
     dist = distortions.apply(chain, from_numpy(_ref_pixels), seed=seed)
     return to_uint8(quantize_8bit(dist))
@@ -211,7 +235,10 @@ def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: n
 def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibrated: bool, ssim_mode: str,
                device: str, _engine, _features, _dist_pixels: np.ndarray) -> dict:
     """Display-ready numbers and maps (numpy, CPU) for one pair."""
-    result: Comparison = compare(_engine, _features, from_numpy(_dist_pixels), ssim_mode=ssim_mode)
+    from core.analysis import compare
+    from core.tensors import from_numpy
+
+    result = compare(_engine, _features, from_numpy(_dist_pixels), ssim_mode=ssim_mode)
     lp = result.lpips
     return {
         "row": result.row(0),
@@ -351,6 +378,8 @@ def _jsonable(record: dict) -> dict:
 
 @st.fragment
 def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
+    from core import distortions
+
     engine = get_engine(settings)
     cards = st.container()
     controls, results = st.columns([1, 2], gap="medium")
@@ -393,24 +422,35 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
 def render() -> None:
     st.title("LPIPS Explorer", anchor=False)
     st.caption("How a learned perceptual metric (LPIPS) and the classic PSNR and SSIM judge the same distortion.")
-    settings = sidebar_settings()
     with st.expander("What am I looking at?", expanded=False):
         st.markdown(INTRO)
         st.markdown(WHY_SHIFTS)
+    # The choices come first; the network and images (torch) load after them, so a fresh
+    # server shows its controls while the heavy imports are still running.
+    left, right = st.columns(2, gap="medium")
+    with left:
+        source = reference_source()
+    with right:
+        target_source = comparison_source()
+    with st.spinner("Loading the metric engine…"):
+        settings = sidebar_settings()
     if settings.net_problem:
         st.error(f"The {settings.net} network cannot be used here: {settings.net_problem}", icon=":material/error:")
         return
-    left, right = st.columns(2, gap="medium")
+    if source is None:
+        return
     with left:
-        ref = choose_reference(settings)
+        ref = load_reference(settings, source)
         for note in ref.notes if ref is not None else ():
             st.caption(f"Reference: {note}", help="What the loader did to the file")
-    if ref is None:
+    if ref is None or target_source is None:
         return
-    with right:
-        target = choose_comparison(settings, ref)
-    if target is None:
-        return
+    target = target_source
+    if target_source != "distort":
+        with right:
+            target = load_comparison(settings, ref, target_source)
+        if target is None:
+            return
     explore_fragment(settings, ref, target)
 
 
