@@ -25,6 +25,7 @@ Files are always closed before returning or raising.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import warnings
@@ -216,11 +217,12 @@ def _decode(fh: BinaryIO, label: str, suffix: str, max_pixels: int | None) -> Lo
             img = Image.open(fh)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb_error(label, exc, max_pixels) from None
-        except UnidentifiedImageError as exc:
+        except UnidentifiedImageError:
             fh.seek(0)
-            raise ImageLoadError(f"Could not load {label}: {_diagnose(fh.read(2048), suffix, exc)}") from None
+            raise ImageLoadError(f"Could not load {label}: {_diagnose(fh.read(2048), suffix)}") from None
         except _DECODE_ERRORS as exc:
-            raise ImageLoadError(f"Could not load {label}: the file is truncated or corrupt (Pillow: {exc}).") from None
+            raise ImageLoadError(f"Could not load {label}: the file is truncated or corrupt (Pillow: {exc}). "
+                                 "Download or export it again.") from None
         with img:
             _check_pixels(img.size, label, max_pixels)
             fmt = img.format
@@ -237,12 +239,14 @@ def _decode(fh: BinaryIO, label: str, suffix: str, max_pixels: int | None) -> Lo
                     "Downscale it first."
                 ) from None
             except _DECODE_ERRORS as exc:
-                raise ImageLoadError(f"Could not load {label}: the file is truncated or corrupt (Pillow: {exc}).") from None
+                raise ImageLoadError(f"Could not load {label}: the file is truncated or corrupt (Pillow: {exc}). "
+                                     "Download or export it again.") from None
             _check_pixels(img.size, label, max_pixels)  # a few formats (ICO, ICNS) pick their size on load
             if n_frames > 1:
                 notes.append(_frames_note(fmt, n_frames))
             original_mode = img.mode
             oriented = _apply_exif_orientation(img, notes)
+            _refuse_non_finite(oriented, label)
             try:
                 array = _to_rgb_array(oriented, notes)
             except _DECODE_ERRORS as exc:
@@ -253,6 +257,19 @@ def _decode(fh: BinaryIO, label: str, suffix: str, max_pixels: int | None) -> Lo
     if width == 0 or height == 0:
         raise ImageLoadError(f"Could not load {label}: the image has no pixels ({width}×{height}).")
     return LoadedImage(from_numpy(array), width, height, original_mode, fmt, tuple(notes))
+
+
+def _refuse_non_finite(img: Image.Image, label: str) -> None:
+    """Float images with NaN/inf pixels are refused: any number put in their place would be made up."""
+    if img.mode != "F":
+        return
+    values = np.asarray(img)
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ImageLoadError(
+            f"Could not load {label}: {bad} of {values.size} pixels are NaN or infinite, so no metric could be "
+            "trusted. Fill or mask those pixels in your image software, then save it again."
+        )
 
 
 def _check_pixels(size: tuple[int, int], label: str, max_pixels: int | None) -> None:
@@ -274,7 +291,7 @@ def _bomb_error(label: str, exc: Exception, max_pixels: int | None) -> ImageTooL
     )
 
 
-def _diagnose(head: bytes, suffix: str, exc: Exception) -> str:
+def _diagnose(head: bytes, suffix: str) -> str:
     """Explain why Pillow did not recognise the data, from its first bytes and the file name."""
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if suffix in (".svg", ".svgz") or stripped.startswith(b"<svg") or (
@@ -294,10 +311,17 @@ def _diagnose(head: bytes, suffix: str, exc: Exception) -> str:
             return "HEIC/HEIF photos are not supported by this Pillow build; convert it to JPEG or PNG first."
         return f"it is an ISO media file (brand '{brand}'), possibly a video; export a frame as PNG first."
     for magic, fmt in _MAGIC:
-        if head.startswith(magic):
-            return f"the file is truncated or corrupt (it starts like a {fmt}; Pillow: {exc})."
+        # A full magic number, or a file cut off inside it (at least 3 bytes, to avoid chance matches).
+        if head.startswith(magic) or (3 <= len(head) < len(magic) and magic.startswith(head)):
+            return (
+                f"the file is truncated or corrupt (it starts like a {fmt}, but Pillow cannot read its "
+                "header). Download or export it again."
+            )
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return f"the file is truncated or corrupt (it starts like a WEBP; Pillow: {exc})."
+        return (
+            "the file is truncated or corrupt (it starts like a WEBP, but Pillow cannot read its header). "
+            "Download or export it again."
+        )
     if _looks_like_text(head):
         preview = head[:40].decode("utf-8", "replace").strip().replace("\n", " ")
         return f"it is not an image but text (it starts with {preview!r}). Check that you picked the right file."
@@ -421,8 +445,12 @@ def _apply_icc_profile(img: Image.Image, notes: list[str]) -> Image.Image:
     return converted
 
 
-def downscale_to_fit(image: torch.Tensor, max_side: int) -> tuple[torch.Tensor, bool]:
+def downscale_to_fit(image: torch.Tensor, max_side: int, min_side: int = 1) -> tuple[torch.Tensor, bool]:
     """Shrink ``image`` so its longer side is at most ``max_side``, keeping the aspect ratio.
+
+    ``min_side`` protects the shorter side: a long, thin banner is shrunk only until its short
+    side reaches ``min_side`` (its long side then stays above ``max_side``), so the result is
+    never too small for a network that the original fits.
 
     Uses antialiased (triangle-filter) resampling, so it averages pixels like an area resize
     and never overshoots [0, 1]. Returns ``(image, False)`` unchanged when it already fits and
@@ -433,18 +461,23 @@ def downscale_to_fit(image: torch.Tensor, max_side: int) -> tuple[torch.Tensor, 
     ((1, 3, 25, 50), True)
     >>> downscale_to_fit(torch.rand(1, 3, 10, 20), 50)[1]
     False
+    >>> tuple(downscale_to_fit(torch.rand(1, 3, 100, 1200), 256, min_side=31)[0].shape)
+    (1, 3, 31, 372)
     """
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
         raise ValueError(f"max_side must be a positive integer (pixels), got {max_side!r}.")
     batch = as_batch(image)
     height, width = batch.shape[-2:]
-    if max(height, width) <= max_side:
+    short, long = sorted((height, width))
+    # The long side's target, raised if needed so the short side keeps min_side pixels.
+    target = max_side if short * max_side >= min_side * long else min(long, math.ceil(min_side * long / short))
+    if long <= target:
         return image, False
-    scale = max_side / max(height, width)
+    scale = target / long
     if width >= height:
-        size = (max(1, round(height * scale)), max_side)
+        size = (max(1, round(height * scale)), target)
     else:
-        size = (max_side, max(1, round(width * scale)))
+        size = (target, max(1, round(width * scale)))
     out = F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
     out = out.clamp_(0.0, 1.0)
     return (out[0] if image.ndim == 3 else out), True

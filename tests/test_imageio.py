@@ -284,15 +284,20 @@ def test_truncated_png() -> None:
     data = encode(noise_image())
     with pytest.raises(ImageLoadError, match=r"the file is truncated or corrupt \(.*Pillow: "):
         load_image(data[: len(data) // 2])
-    for cut in (20, 40, 100):
+    for cut in (4, 8, 20, 40, 100):
         with pytest.raises(ImageLoadError, match="the file is truncated or corrupt"):
             load_image(data[:cut])
+    with pytest.raises(ImageLoadError, match="truncated or corrupt .it starts like a PNG, but Pillow cannot read"):
+        load_image(data[:12])
 
 
 def test_truncated_jpeg() -> None:
     data = encode(noise_image(), "JPEG", quality=90)
     with pytest.raises(ImageLoadError, match=r"the file is truncated or corrupt \(Pillow: "):
         load_image(data[: len(data) // 2])
+    for cut in (3, 10):
+        with pytest.raises(ImageLoadError, match="the file is truncated or corrupt"):
+            load_image(data[:cut])
 
 
 def test_text_named_png(tmp_path: Path) -> None:

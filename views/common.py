@@ -178,8 +178,11 @@ def _decode_upload(data: bytes, max_pixels: int, max_side: int) -> tuple[np.ndar
     from core.imageio import downscale_to_fit, load_image_info
     from core.tensors import to_uint8
 
+    from core.nets import MIN_SIDE
+
     info = load_image_info(data, max_pixels=max_pixels)
-    tensor, shrunk = downscale_to_fit(info.tensor, max_side)
+    # Never shrink below what every network accepts: a banner keeps a usable short side.
+    tensor, shrunk = downscale_to_fit(info.tensor, max_side, min_side=max(MIN_SIDE.values()))
     notes = list(info.notes)
     if shrunk:
         notes.append(f"downscaled from {info.width}×{info.height} to {tensor.shape[-1]}×{tensor.shape[-2]} "
