@@ -116,11 +116,30 @@ class LpipsNetwork(nn.Module):
                 self.head_weights.append(nn.Parameter(w.clone(), requires_grad=False))
         self.eval()
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Channel-normalized activations of the taps, for an input in [-1, 1]."""
+    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Raw activations of the taps, for an input in [-1, 1]."""
         if self.version == "0.1":
             x = (x - self.shift) / self.scale
-        return [normalize_channels(t) for t in self.backbone(x)]
+        if self.shift.device.type != "mps":  # channels-last is ~25% faster for mkldnn/cuDNN convs
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Channel-normalized activations of the taps, for an input in [-1, 1]."""
+        return [normalize_channels(t) for t in self.taps(x)]
+
+    def layer_maps_inplace(self, ref_features: Sequence[torch.Tensor], taps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`layer_maps` for inference, consuming ``taps`` (raw, not normalized) in place.
+
+        The same arithmetic in the same order, so the same bits, but without allocating four
+        feature-sized temporaries per layer (at 512² that allocation cost more than the math).
+        """
+        maps = []
+        for k, (f0, f1) in enumerate(zip(ref_features, taps)):
+            norm = f1.square().sum(dim=1, keepdim=True).sqrt_().add_(NORM_EPS)
+            diff = f1.div_(norm).sub_(f0).square_()  # (f1/‖f1‖ − f0)² = (f0 − f1/‖f1‖)²
+            maps.append(F.conv2d(diff, self.head_weights[k]) if self.lpips else diff.sum(dim=1, keepdim=True))
+        return maps
 
     def layer_maps(self, feats0: Sequence[torch.Tensor], feats1: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Per-layer distance maps N×1×h×w at each layer's own resolution (batch dims broadcast)."""
@@ -141,6 +160,8 @@ _network_lock = threading.Lock()
 def _cached_network(net: str, version: str, lpips: bool, device: torch.device) -> LpipsNetwork:
     model = LpipsNetwork(net, version, lpips, weights.load_backbone(net),
                          weights.load_linear_heads(net, version) if lpips else None)
+    if device.type != "mps":
+        model = model.to(memory_format=torch.channels_last)
     return model.to(device)
 
 
@@ -263,15 +284,17 @@ class Engine:
         for start in range(0, batch.shape[0], self.chunk_size):
             part = batch[start:start + self.chunk_size]
             feats_ref = ref.features if n_ref == 1 else [f[start:start + self.chunk_size] for f in ref.features]
-            chunks.append(self.network.layer_maps(feats_ref, self._features(part)))
-        layer_maps = [torch.cat([c[k] for c in chunks]) for k in range(len(chunks[0]))]
+            chunks.append(self.network.layer_maps_inplace(feats_ref, self.network.taps(part * 2 - 1)))
+        layer_maps = chunks[0] if len(chunks) == 1 else [torch.cat([c[k] for c in chunks]) for k in range(len(chunks[0]))]
         layer_values = torch.stack([m.mean(dim=(2, 3)).squeeze(1) for m in layer_maps], dim=1)
         value = layer_values.sum(dim=1)
         upsampled = total = None
         if spatial:
             size = tuple(batch.shape[-2:])
             upsampled = tuple(upsample_to(m, size) for m in layer_maps)
-            total = torch.stack(upsampled).sum(0)
+            total = upsampled[0].clone()
+            for layer in upsampled[1:]:  # in the official order: ((l0 + l1) + l2) + ...
+                total += layer
         return LpipsResult(
             net=self.net, version=self.version, lpips=self.lpips, layer_names=self.network.layer_names,
             value=value.cpu(), layer_values=layer_values.cpu(),
