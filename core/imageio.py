@@ -401,11 +401,7 @@ def _high_bit_depth_gray(img: Image.Image, notes: list[str]) -> np.ndarray:
     if img.mode.startswith("I;16"):
         notes.append("16-bit grayscale scaled to [0, 1] at full precision")
         return arr.astype(np.float32) / 65535.0
-    values = arr.astype(np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        values = np.where(finite, values, 0.0)
-        notes.append("NaN or infinite pixels set to 0")
+    values = arr.astype(np.float64)  # finite: _refuse_non_finite ran before the conversion
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     if img.mode == "I" and lo >= 0 and hi <= 65535:
         notes.append("32-bit integer grayscale read as 16-bit and scaled to [0, 1]")
