@@ -319,3 +319,31 @@ def test_cuda_matches_cpu(pairs):
         torch.testing.assert_close(
             ms_ssim(gpu_r, gpu_d, mode=mode).cpu(), ms_ssim(refs, dists, mode=mode), rtol=0, atol=1e-7
         )
+
+
+@pytest.mark.parametrize("mode", ["reference", "rgb"])
+def test_fast_float32_path_stays_within_1e5_of_skimage(mode):
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(3)
+    from skimage import data
+
+    ref8 = data.astronaut()[:200, :220].copy()
+    dist8 = np.clip(ref8.astype(np.int16) + rng.normal(0, 20, ref8.shape).round(), 0, 255).astype(np.uint8)
+    ref, dist = (torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255 for a in (ref8, dist8))
+    fast = ssim(ref, dist, mode=mode, return_map=True, precise=False)
+    if mode == "rgb":
+        _, full = structural_similarity(ref8, dist8, data_range=255, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, full=True, channel_axis=2)
+        want_map = full.mean(axis=2)[5:-5, 5:-5]
+    else:
+        w = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+        luma = lambda a: np.floor(a.astype(np.float64) @ w + 0.5).clip(0, 255)  # noqa: E731
+        _, full = structural_similarity(luma(ref8), luma(dist8), data_range=255, gaussian_weights=True,
+                                        sigma=1.5, use_sample_covariance=False, full=True)
+        want_map = full[5:-5, 5:-5]
+    assert abs(fast.value.item() - want_map.mean()) <= 1e-5
+    assert np.abs(fast.map[0, 0].numpy() - want_map).max() <= 1e-3
+    precise_ms = ms_ssim(ref, dist, mode=mode) if min(ref.shape[-2:]) >= 176 else None
+    if precise_ms is not None:
+        assert abs(ms_ssim(ref, dist, mode=mode, precise=False).item() - precise_ms.item()) <= 1e-5

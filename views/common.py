@@ -142,6 +142,11 @@ def engine_for(net: str, version: str, calibrated: bool, device: str) -> Engine:
     """One shared, read-only engine per configuration for the whole server."""
     from core.lpips import Engine, resolve_device
 
+    threads = os.environ.get("LPIPS_EXPLORER_TORCH_THREADS")
+    if threads:  # serving a class: 1 thread per request shares the cores better than 2 per request
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
     return Engine(net, version, calibrated, resolve_device(device))
 
 
