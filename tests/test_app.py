@@ -154,8 +154,10 @@ def assert_cards_match(at: AppTest, want: dict[str, float]) -> dict[str, float]:
             assert text_matches_special(value, want[name]), (name, metric.value, want[name])
             continue
         digits = 2 if name == "psnr" else 4
-        # Half a unit in the last digit, plus float noise between the batched and direct paths.
-        assert abs(value - want[name]) <= 0.5 * 10**-digits + 1e-6, (name, metric.value, want[name])
+        # Half a unit in the last digit, plus float noise between the batched and direct paths;
+        # the page computes SSIM/MS-SSIM in float32 (core.classic precise=False: within 1e-5).
+        noise = 1e-5 if name in ("ssim", "ms_ssim") else 1e-6
+        assert abs(value - want[name]) <= 0.5 * 10**-digits + noise, (name, metric.value, want[name])
     return shown
 
 
