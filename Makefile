@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test setup setup-test weights browser bench bench-app clean-venv
+.PHONY: run test setup setup-test weights browser bench bench-app bench-load clean-venv
 
 run: setup weights
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
@@ -48,6 +48,9 @@ bench: setup-test weights
 
 bench-app: setup-test weights browser
 	$(PY) bench/app_loop.py
+
+bench-load: setup-test weights
+	$(PY) bench/load_class.py
 
 clean-venv:
 	rm -rf $(VENV)
