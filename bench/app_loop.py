@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser import launch_browser, lpips_card_text, running_app, wait_until_idle  # noqa: E402
+from browser import (launch_browser, lpips_card_text, running_app, wait_lpips_card_change,  # noqa: E402
+                     wait_until_idle)
 
 
 def cpu_name() -> str:
@@ -95,14 +96,7 @@ def main() -> int:
                 thumb.focus()
                 t0 = time.monotonic()
                 thumb.press("ArrowRight")  # always a new value: nothing may come from a cache
-                page.wait_for_function(
-                    """(old) => {
-                        const card = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                            .find(el => el.innerText.includes('LPIPS'));
-                        if (!card || card.closest('[data-stale="true"]')) return false;
-                        const v = card.querySelector('[data-testid="stMetricValue"]');
-                        return v && v.innerText.trim() !== old;
-                    }""", arg=value, timeout=120_000)
+                wait_lpips_card_change(page, value, 120_000)
                 latencies.append((time.monotonic() - t0) * 1000)
                 wait_until_idle(page, 120_000)
                 page.wait_for_timeout(300)  # let image requests of this rerun finish

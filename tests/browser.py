@@ -86,3 +86,18 @@ def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
         }""",
         timeout=timeout_ms,
     )
+
+
+def wait_lpips_card_change(page, old: str, timeout_ms: int = 90_000) -> None:
+    """Wait until the LPIPS card shows a value other than ``old`` and is not a stale copy
+    (Streamlit keeps the previous elements, marked stale, while a rerun is in flight)."""
+    page.wait_for_function(
+        """(old) => {
+            const card = [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .find(el => el.innerText.includes('LPIPS'));
+            if (!card || card.closest('[data-stale="true"]')) return false;
+            const v = card.querySelector('[data-testid="stMetricValue"]');
+            return v && v.innerText.trim() !== old;
+        }""",
+        arg=old, timeout=timeout_ms,
+    )

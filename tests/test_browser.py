@@ -57,18 +57,9 @@ def _photo_png(tmp_path: Path) -> Path:
 
 
 def _wait_card_change(page, old: str, timeout_s: float = 90) -> str:
-    from browser import lpips_card_text, wait_until_idle
+    from browser import lpips_card_text, wait_lpips_card_change, wait_until_idle
 
-    page.wait_for_function(
-        """(old) => {
-            const card = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                .find(el => el.innerText.includes('LPIPS'));
-            if (!card || card.closest('[data-stale="true"]')) return false;
-            const v = card.querySelector('[data-testid="stMetricValue"]');
-            return v && v.innerText.trim() !== old;
-        }""",
-        arg=old, timeout=timeout_s * 1000,
-    )
+    wait_lpips_card_change(page, old, int(timeout_s * 1000))
     wait_until_idle(page)
     return lpips_card_text(page)
 

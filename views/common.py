@@ -87,16 +87,13 @@ def weights_status() -> dict[str, str]:
 
 
 def device_choices() -> list[str]:
-    choices = ["auto", "cpu"]
-    try:
-        import torch
+    import torch
 
-        if torch.cuda.is_available():
-            choices.append("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            choices.append("mps")
-    except Exception:  # pragma: no cover - torch always imports here
-        pass
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        choices.append("mps")
     return choices
 
 
