@@ -311,6 +311,12 @@ def cmd_weights(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench
+
+    return bench.main(args)
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point.
 # ---------------------------------------------------------------------------------------------
@@ -363,8 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nets", default="alex,vgg,squeeze")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="bench/results.json")
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto, or a list such as cpu,cuda")
+    p.add_argument("--quick", action="store_true", help="sizes up to 512, 3 repeats (a few minutes on 2 cores)")
+    p.add_argument("--full", action="store_true", help="also VGG at 1024² and batches above 512²")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
