@@ -321,3 +321,28 @@ def test_other_validation(small):
         D.gaussian_blur(small * 255, 1.0)
     with pytest.raises(TypeError, match="torch.Generator"):
         D.gaussian_noise(small, 5.0, rng=np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def alex_engine():
+    from core.lpips import Engine
+
+    return Engine("alex", device="cpu")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("sample", ["astronaut", "coffee"])
+def test_lpips_grows_with_severity_on_sample_images(name, sample, alex_engine):
+    """LPIPS (not only pixel error) rises from mild to strong along each distortion's main
+    parameter, on the gallery's photos at the app's quiz size."""
+    from core.imageio import downscale_to_fit
+    from core.samples import load_sample
+    from core.tensors import quantize_8bit
+
+    ref = quantize_8bit(downscale_to_fit(load_sample(sample), 160)[0])
+    values = _severity_values(name, count=4)[1:]  # skip the identity
+    dists = torch.cat([quantize_8bit(apply([Step(name, {REGISTRY[name].main.name: v})],
+                                      ref, seed=1)) for v in values])
+    scores = alex_engine.distance(alex_engine.reference(ref), dists).tolist()
+    assert scores[0] > 0
+    assert scores[-1] > scores[0], (name, values, scores)
