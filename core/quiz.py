@@ -681,7 +681,8 @@ class QuizStore:
             except OSError as exc:
                 raise QuizStorageError(
                     f"the quiz cannot save votes: the folder {self.path.parent} cannot be created ({exc}). "
-                    "Point LPIPS_EXPLORER_DATA at a writable folder."
+                    "Point LPIPS_EXPLORER_QUIZ_DB at a writable file path, or LPIPS_EXPLORER_DATA at a "
+                    "writable folder."
                 ) from None
         with self._guard("open its database"):
             conn = self._conn()

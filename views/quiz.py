@@ -12,7 +12,6 @@ import io
 import os
 import secrets
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -100,9 +99,10 @@ def student_view() -> None:
         return
     st.markdown("Which image, **A** or **B**, looks **closer to the reference**?")
     cols = st.columns(3)
-    cols[0].image(heatmaps.encode(data["ref"]), caption="Reference", width="stretch")
-    cols[1].image(heatmaps.encode(data["a"]), caption="A", width="stretch")
-    cols[2].image(heatmaps.encode(data["b"]), caption="B", width="stretch")
+    # Capped width: after voting, the metrics' verdicts must fit on the same screen.
+    cols[0].image(heatmaps.encode(data["ref"]), caption="Reference", width=240)
+    cols[1].image(heatmaps.encode(data["a"]), caption="A", width=240)
+    cols[2].image(heatmaps.encode(data["b"]), caption="B", width=240)
     voted_key = f"quiz.voted.{session.code}.{index}"
     choice = st.session_state.get(voted_key)
     if choice is None:
@@ -138,8 +138,8 @@ def reveal(choice: str, metrics: dict) -> None:
         col.metric(METRIC_LABELS.get(name, name), f"picks {m['pick']}", verdict,
                    delta_color="normal" if agree else "inverse", delta_arrow="off", border=True,
                    help=("lower = closer" if lower else "higher = closer"))
-        col.caption(f"A: {m['a']:.4g} · B: {m['b']:.4g}" if np.isfinite([m["a"], m["b"]]).all()
-                    else f"A: {m['a']} · B: {m['b']}")
+        unit = " dB" if name == "psnr" else ""
+        col.caption(f"A: {m['a']:.4g}{unit} · B: {m['b']:.4g}{unit}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,8 +170,9 @@ def teacher_view() -> None:
         if created:
             st.success(f"Students join on the **Class quiz** page with the code **{created['code']}**.",
                        icon=":material/groups:")
-            st.markdown("Your teacher key (keep it private; it opens the dashboard):")
-            st.code(created["key"], language=None)
+            # Collapsed, so projecting the join code does not show the key to the class.
+            with st.expander("Teacher key (private: it opens the dashboard)"):
+                st.code(created["key"], language=None)
     with dash_tab:
         dashboard(store)
 
@@ -197,17 +198,21 @@ def dashboard(store: quiz.QuizStore) -> None:
         show_error(err, "The results cannot be read")
         return
     st.button("Refresh", key="quiz.refresh", icon=":material/refresh:")
-    st.markdown(f"**{plain(summary.session.title)}** · {summary.n_votes} judgments from {summary.n_voters} people")
+    judgments = f"{summary.n_votes} judgment{'' if summary.n_votes == 1 else 's'}"
+    people = f"{summary.n_voters} {'person' if summary.n_voters == 1 else 'people'}"
+    st.markdown(f"**{plain(summary.session.title)}** · {judgments} from {people}")
+    st.caption("How often each metric picked what the people picked:")
     cols = st.columns(max(1, len(summary.metrics)))
     for col, (name, agreement) in zip(cols, summary.metrics.items()):
         value = "–" if agreement.score is None else f"{100 * agreement.score:.0f}%"
-        col.metric(f"{METRIC_LABELS.get(name, name)} agrees with people", value, border=True,
+        col.metric(METRIC_LABELS.get(name, name), value, border=True,
                    help=f"{agreement.n} judgments; 95% interval {100 * agreement.low:.0f}–{100 * agreement.high:.0f}% "
                         "(ties count half, as in the LPIPS paper).")
     if summary.by_family:
         st.plotly_chart(family_chart(summary), key="quiz.chart", config={"displaylogo": False}, theme=None)
     rows = [{"round": r.index + 1, "image": r.sample, "pair": r.pair, "votes A": r.votes_a, "votes B": r.votes_b,
-             "majority": r.majority or "–", **{METRIC_LABELS.get(k, k): v for k, v in r.metric_picks.items()}}
+             "majority": r.majority or "–",
+             **{METRIC_LABELS.get(k, k): r.metric_picks.get(k, "–") for k in summary.metrics}}
             for r in summary.rounds]
     st.dataframe(rows, hide_index=True, width="stretch")
 

@@ -1,0 +1,345 @@
+"""The teaching pages (Sweeps, Class quiz), driven headless through ``streamlit.testing.v1.AppTest``.
+
+Numbers the pages show are checked against ``core`` computed directly here, on the same 8-bit
+pixels the app computes on (decoded, downscaled to the compute size limit, quantized to 8 bits,
+as ``views.common.prepare_sample`` does). The quiz store is a fresh SQLite file per test, named by
+``LPIPS_EXPLORER_QUIZ_DB``; the store is a ``st.cache_resource`` (one per server), so the cache is
+cleared before and after each quiz test, or a store of an earlier test would be reused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import quiz, sweeps
+from core.imageio import downscale_to_fit, load_image_info
+from core.lpips import Engine
+from core.samples import list_samples
+from core.tensors import from_numpy, to_uint8
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+TIMEOUT = 180  # seconds per script run: the first loads torch and the networks on a loaded 2-core CPU
+SMALL = 256  # compute size limit for these tests (settings.max_side); the quiz's rounds are 256 px too
+SWEEP_SAMPLE = "astronaut"  # the first gallery entry: the Sweeps page's default reference
+
+
+# ---------------------------------------------------------------------------------------------
+# What core says.
+# ---------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def engine(net: str = "alex") -> Engine:
+    return Engine(net, "0.1", True, "cpu")
+
+
+@lru_cache(maxsize=None)
+def sample_ref(key: str, max_side: int = SMALL) -> torch.Tensor:
+    """The reference as views.common.prepare_sample makes it: file bytes → decode → fit → 8-bit."""
+    sample = next(s for s in list_samples() if s.key == key)
+    small, _ = downscale_to_fit(load_image_info(sample.path.read_bytes()).tensor, max_side)
+    return from_numpy(to_uint8(small))
+
+
+@lru_cache(maxsize=None)
+def round_metrics(seed: int, index: int) -> dict:
+    spec = quiz.make_round(seed, index)
+    ref, a, b = quiz.render_round(spec, SMALL)
+    return quiz.score_round(spec, ref, a, b, {"alex": engine("alex"), "vgg": engine("vgg")})
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving the app.
+# ---------------------------------------------------------------------------------------------
+
+def start(page: str | None = None, **state) -> AppTest:
+    """A new browser session: the default page first (AppTest needs one run), then ``page``."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["settings.max_side"] = SMALL
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not at.warning, [w.value for w in at.warning]
+
+
+def rendered_text(at: AppTest) -> str:
+    """Every element's protobuf as text: all a browser of this session could be sent."""
+    parts = []
+    for root in (at.main, at.sidebar):
+        for node in root:
+            proto = getattr(node, "proto", None)
+            if proto is not None:
+                parts.append(str(proto))
+    return "\n".join(parts)
+
+
+def clear_quiz_store() -> None:
+    import streamlit as st
+
+    st.cache_resource.clear()  # the quiz store (and cheap-to-rebuild engines: the weights stay cached)
+
+
+@pytest.fixture()
+def quiz_db(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "quiz.sqlite3"
+    monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", str(path))
+    clear_quiz_store()
+    yield path
+    clear_quiz_store()
+
+
+def progress_text(at: AppTest) -> str:
+    bars = at.get("progress")
+    assert len(bars) == 1, bars
+    return bars[0].proto.text
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps.
+# ---------------------------------------------------------------------------------------------
+
+PSNR_LINE = re.compile(r"All at \*\*(\d+\.\d) dB\*\* PSNR")
+ENTRY = re.compile(r"PSNR \*\*(\d+\.\d\d) dB\*\*  \nSSIM \*\*(\d\.\d{3})\*\*  \nLPIPS \*\*(\d\.\d{3})\*\*")
+
+
+def test_sweeps_equal_psnr_matches_core():
+    at = start("views/sweep.py")
+    assert_clean(at)
+    assert [t.value for t in at.title] == ["Sweeps"]
+    assert at.select_slider(key="settings.max_side").value == SMALL  # kept across the page switch
+    assert at.selectbox(key="teach.sample").value == SWEEP_SAMPLE
+    assert at.multiselect(key="equal.families").value == list(sweeps.DEFAULT_EQUAL_PSNR_FAMILIES)
+    assert not any(PSNR_LINE.match(m.value) for m in at.markdown)  # nothing until the button
+
+    at.button(key="equal.run").click().run()
+    assert_clean(at)
+    lines = [m.value for m in at.markdown]
+    heads = [PSNR_LINE.match(v) for v in lines if PSNR_LINE.match(v)]
+    assert len(heads) == 1, lines
+    shown_target = float(heads[0].group(1))
+    assert "(chosen so every distortion can reach it)" in heads[0].string
+    entries = [ENTRY.fullmatch(v) for v in lines if ENTRY.fullmatch(v)]
+
+    ref = sample_ref(SWEEP_SAMPLE)
+    want = sweeps.equal_psnr_set(engine("alex"), ref, sweeps.DEFAULT_EQUAL_PSNR_FAMILIES, None,
+                                 ssim_mode="reference")
+    assert f"{want.target_psnr:.1f}" == heads[0].group(1)
+    assert len(entries) == len(want.entries) == len(sweeps.DEFAULT_EQUAL_PSNR_FAMILIES), lines
+    unreached = [e.message for e in want.entries if not e.reached]
+    for match, entry in zip(entries, want.entries):
+        psnr, ssim, lpips = (float(g) for g in match.groups())
+        if entry.reached:
+            assert abs(psnr - shown_target) <= 0.1, (entry.name, psnr, shown_target)
+        assert match.group(1) == f"{entry.psnr:.2f}", entry.name
+        assert match.group(2) == f"{entry.ssim:.3f}", entry.name
+        assert match.group(3) == f"{entry.lpips:.3f}", entry.name
+    for message in unreached:  # a family that missed the target says so under its image
+        assert message in at.caption.values
+
+    label = {e.name: e.label for e in want.entries}
+    assert "LPIPS ranks them, most similar first: " + " < ".join(label[n] for n in want.ranking) in lines
+    assert "SSIM ranks them, most similar first: " + " > ".join(label[n] for n in want.ssim_ranking) in lines
+    assert at.session_state["equal.result"].ranking == want.ranking
+
+
+def test_sweeps_severity_sweep_matches_core():
+    at = start("views/sweep.py")
+    assert any("press **Run sweep**" in i.value for i in at.info)
+    at.selectbox(key="sweep.name").set_value("gaussian_noise").run()
+    assert_clean(at)
+    param = at.selectbox(key="sweep.param.gaussian_noise").value
+    low, high = at.slider(key=f"sweep.range.gaussian_noise.{param}").value
+    at.number_input(key="sweep.levels").set_value(8)
+    at.button(key="sweep.run").click().run()
+    assert_clean(at)
+    assert not any("press **Run sweep**" in i.value for i in at.info)
+    assert not at.get("progress")  # the bar is gone once done
+
+    config, result = at.session_state["sweep.result"]
+    assert config[1:5] == ("gaussian_noise", param, (low, high), 8)
+    ref = sample_ref(SWEEP_SAMPLE)
+    want = sweeps.severity_sweep(engine("alex"), engine("alex").reference(ref), ref, "gaussian_noise", param,
+                                 levels=8, low=low, high=high, ssim_mode="reference")
+    assert result.name == "gaussian_noise" and result.param == param and len(result) == 8
+    np.testing.assert_allclose(result.values, want.values)
+    np.testing.assert_allclose(result.lpips, want.lpips, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(result.psnr, want.psnr, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(result.ssim, want.ssim, rtol=0, atol=1e-6)
+    assert result.lpips[0] == 0.0 and np.all(np.diff(result.lpips) > 0)  # more noise, more different
+    assert len(at.get("plotly_chart")) == 2  # raw and normalized
+    assert "sweep.csv" in {d.key for d in at.get("download_button")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Class quiz.
+# ---------------------------------------------------------------------------------------------
+
+def create_session(at: AppTest, title: str = "Perceptual similarity quiz", rounds: int = 3) -> tuple[str, str]:
+    at.segmented_control(key="quiz.role").set_value("The teacher").run()
+    assert_clean(at)
+    at.text_input(key="quiz.title").input(title)
+    at.number_input(key="quiz.rounds").set_value(rounds)
+    buttons = [b for b in at.button if b.label == "Create session"]
+    assert len(buttons) == 1, [b.label for b in at.button]
+    buttons[0].click().run()
+    assert_clean(at)
+    assert len(at.success) == 1, [s.value for s in at.success]
+    found = re.search(r"the code \*\*([A-Z0-9]{6})\*\*", at.success[0].value)
+    assert found, at.success[0].value
+    code = found.group(1)
+    assert set(code) <= set(quiz.CODE_ALPHABET)
+    assert len(at.code) == 1
+    key = at.code[0].value
+    assert key == at.session_state["quiz.teacher"]["key"] and len(key) >= 16
+    return code, key
+
+
+def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
+    teacher = start("views/quiz.py")
+    assert_clean(teacher)
+    assert [t.value for t in teacher.title] == ["Class quiz"]
+    assert teacher.segmented_control(key="quiz.role").value == "A student"
+    code, key = create_session(teacher, rounds=3)
+
+    store = quiz.QuizStore(quiz_db)
+    try:
+        session = store.session(code)
+        assert session is not None and session.n_rounds == 3 and session.title == "Perceptual similarity quiz"
+        assert store.check_teacher_key(code, key)
+        # The dashboard opens by itself for the new session, with nothing in it yet.
+        assert teacher.text_input(key="quiz.dash.code").value == code
+        assert any("0 judgments from 0 people" in m.value for m in teacher.markdown)
+        assert not teacher.metric
+
+        # A student on another device: a wrong code first, then the right one (any case).
+        student = start("views/quiz.py")
+        assert any("Enter the code" in i.value for i in student.info)
+        student.text_input(key="quiz.code").input("ZZZZZZ" if code != "ZZZZZZ" else "YYYYYY").run()
+        assert not student.exception and not student.error
+        assert len(student.warning) == 1 and "No session has that code" in student.warning[0].value
+        student.text_input(key="quiz.code").input(code.lower()).run()
+        assert_clean(student)
+        assert progress_text(student) == "Round 1 of 3"
+        assert any(m.value == "**Perceptual similarity quiz** · 3 rounds" for m in student.markdown)
+        assert {"quiz.pick.A", "quiz.pick.B"} <= {b.key for b in student.button}
+        assert not student.metric  # nothing revealed before the vote
+
+        student.button(key="quiz.pick.B").click().run()
+        assert_clean(student)
+        want = round_metrics(session.seed, 0)
+        assert list(want) == ["lpips_alex", "lpips_vgg", "psnr", "ssim"]
+        assert any(m.value.startswith("You chose **B** (saved)") for m in student.markdown)
+        assert len(student.metric) == 4
+        labels = {"lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG16)", "psnr": "PSNR", "ssim": "SSIM"}
+        for card, (name, m) in zip(student.metric, want.items()):
+            assert card.label == labels[name]
+            assert card.value == f"picks {m['pick']}"
+            verdict = "agrees with you" if m["pick"] == "B" else ("can't decide" if m["pick"] == "tie" else "disagrees")
+            assert card.delta == verdict
+            unit = " dB" if name == "psnr" else ""
+            assert f"A: {m['a']:.4g}{unit} · B: {m['b']:.4g}{unit}" in student.caption.values
+        assert {"quiz.pick.A", "quiz.pick.B"}.isdisjoint({b.key for b in student.button})
+
+        votes = store.votes(code)
+        assert len(votes) == 1
+        vote = votes[0]
+        assert (vote.session_code, vote.round_index, vote.choice) == (code, 0, "B")
+        assert vote.voter_id == student.session_state["quiz.voter"]
+        spec = quiz.make_round(session.seed, 0)
+        assert (vote.sample, vote.family_a, vote.family_b) == (spec.sample, spec.family_a, spec.family_b)
+        assert set(vote.metrics) == set(want)
+        for name, m in want.items():
+            assert vote.metrics[name]["pick"] == m["pick"]
+            assert vote.metrics[name]["a"] == pytest.approx(m["a"], abs=1e-6)
+            assert vote.metrics[name]["b"] == pytest.approx(m["b"], abs=1e-6)
+
+        student.button(key="quiz.next").click().run()
+        assert_clean(student)
+        assert progress_text(student) == "Round 2 of 3"
+        assert not student.metric
+
+        # The student tries the dashboard with a guessed key: an error, no numbers.
+        student.segmented_control(key="quiz.role").set_value("The teacher").run()
+        assert not student.success and not student.code  # the teacher's message is per session
+        student.text_input(key="quiz.dash.code").input(code)
+        student.text_input(key="quiz.dash.key").input("not-the-key").run()
+        assert not student.exception
+        assert len(student.error) == 1 and "do not match a session" in student.error[0].value
+        assert not student.metric
+        assert not any("judgments" in m.value for m in student.markdown)
+        assert not student.dataframe
+        assert key not in rendered_text(student)
+
+        # The teacher refreshes: one judgment, each metric's agreement as QuizStore.summary says.
+        teacher.button(key="quiz.refresh").click().run()
+        assert_clean(teacher)
+        summary = store.summary(code)
+        assert (summary.n_votes, summary.n_voters) == (1, 1)
+        assert any(m.value == "**Perceptual similarity quiz** · 1 judgment from 1 person" for m in teacher.markdown)
+        cards = {c.label: c for c in teacher.metric}
+        assert len(cards) == len(summary.metrics) == 4
+        for name, agreement in summary.metrics.items():
+            card = cards[labels[name]]
+            assert agreement.score == (1.0 if want[name]["pick"] == "B" else 0.5 if want[name]["pick"] == "tie" else 0.0)
+            assert card.value == f"{100 * agreement.score:.0f}%"
+            assert f"{agreement.n} judgments" in card.proto.help
+        table = teacher.dataframe[0].value
+        assert len(table) == 3 and list(table["votes B"])[:1] == [1]
+    finally:
+        store.close()
+
+
+def test_quiz_unwritable_store_explained_and_explore_still_works(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a regular file where the database folder should be")
+    monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", str(blocker / "quiz.sqlite3"))
+    clear_quiz_store()
+    try:
+        at = start("views/quiz.py")
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.error) == 1, [e.value for e in at.error]
+        assert "cannot" in at.error[0].value and "The quiz cannot store votes" in at.error[0].value
+        assert str(blocker) in at.error[0].value
+        assert "quiz.code" not in {t.key for t in at.text_input}
+
+        at.segmented_control(key="quiz.role").set_value("The teacher").run()
+        assert not at.exception
+        assert len(at.error) == 1 and "cannot" in at.error[0].value
+        assert not [b for b in at.button if b.label == "Create session"]
+
+        at.switch_page("views/explore.py").run()
+        assert_clean(at)
+        assert len(at.metric) == 4 and all(m.value for m in at.metric)
+        assert not blocker.with_name("quiz.sqlite3").exists() and blocker.is_file()
+    finally:
+        clear_quiz_store()
+
+
+def test_unwritable_store_message_names_the_variable_in_use(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", str(blocker / "quiz.sqlite3"))
+    clear_quiz_store()
+    try:
+        at = start("views/quiz.py")
+        assert len(at.error) == 1
+        assert "LPIPS_EXPLORER_QUIZ_DB" in at.error[0].value, at.error[0].value
+    finally:
+        clear_quiz_store()
