@@ -181,6 +181,14 @@ def _write_rows(path: str, rows: Iterable[dict], layer_names: Sequence[str]) -> 
     return ok, failed
 
 
+def _finish(out: str, rows: Iterable[dict], layer_names: Sequence[str], progress: Progress) -> int:
+    """Write the CSV, report the counts; exit code 1 if any pair failed."""
+    ok, failed = _write_rows(out, rows, layer_names)
+    progress.close()
+    print(f"{ok} pairs scored, {failed} failed → {out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _images_in(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise LpipsExplorerError(f"{directory} is not a folder.")
@@ -228,10 +236,7 @@ def cmd_dirs(args) -> int:
         yield from load_errors
         yield from missing
 
-    ok, failed = _write_rows(args.out, rows(), engine.network.layer_names)
-    progress.close()
-    print(f"{ok} pairs scored, {failed} failed → {args.out}", file=sys.stderr)
-    return 1 if failed else 0
+    return _finish(args.out, rows(), engine.network.layer_names, progress)
 
 
 def cmd_allpairs(args) -> int:
@@ -269,10 +274,7 @@ def cmd_allpairs(args) -> int:
         yield from _score_groups(engine, groups(), args.ssim_mode, progress)
         yield from errors
 
-    ok, failed = _write_rows(args.out, rows(), engine.network.layer_names)
-    progress.close()
-    print(f"{ok} pairs scored, {failed} failed → {args.out}", file=sys.stderr)
-    return 1 if failed else 0
+    return _finish(args.out, rows(), engine.network.layer_names, progress)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,3 +51,21 @@ def official_model(net: str, version: str, lpips: bool, spatial: bool, backbone_
     trunk_state = {re.sub(r"^slice\d+\.", "features.", k): k for k in model.net.state_dict()}
     model.net.load_state_dict({trunk_state[k]: v for k, v in backbone_state.items() if k in trunk_state}, strict=True)
     return model.eval()
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A valid 1×1 PNG whose IHDR is patched to claim width × height (CRC recomputed)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    if data[12:16] != b"IHDR":
+        raise AssertionError("unexpected PNG layout")
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import ExifTags, Image, ImageCms
 
+from conftest import png_claiming_size
 from core.errors import ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, InputRangeError, InputShapeError
 from core.imageio import (
     ALPHA_BACKGROUND,
@@ -366,15 +367,6 @@ def test_no_file_is_left_open(tmp_path: Path) -> None:
 
 
 # --- pixel limit / decompression bombs ---------------------------------------------------------
-
-
-def png_claiming_size(width: int, height: int) -> bytes:
-    """A valid 1×1 PNG whose IHDR is patched to claim width × height (CRC recomputed)."""
-    data = bytearray(encode(Image.new("RGB", (1, 1))))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
 
 
 def test_decompression_bomb_is_refused_fast() -> None:

@@ -30,6 +30,7 @@ import pytest
 import torch
 from PIL import ExifTags, Image
 
+from conftest import png_claiming_size
 from core import weights
 from core.errors import (ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, ImageTooSmallError,
                          InputRangeError, LpipsExplorerError)
@@ -72,15 +73,6 @@ def smooth(width: int, height: int, seed: int = 0) -> np.ndarray:
     base = np.stack([x / max(width - 1, 1), y / max(height - 1, 1),
                      0.5 + 0.5 * np.sin((x + 2 * y) / 7.0 + seed)], axis=2) * 200 + 20
     return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-
-
-def png_claiming_size(width: int, height: int) -> bytes:
-    """A valid 1×1 PNG whose IHDR is patched to claim width × height (CRC recomputed)."""
-    data = bytearray(encode(Image.new("RGB", (1, 1))))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
 
 
 def truncated_png() -> bytes:
