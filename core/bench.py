@@ -17,8 +17,10 @@ median of ``repeats`` is reported. Cases, per net and image size:
   (a wrapper built here; ``core.lpips`` is untouched), with its error against fp32;
 * **batch16** – 16 distorted images against one reference: ours in one call vs the official
   model on the 16 pairs as a batch (reference expanded); reported per image;
-* **floor** – one backbone pass (``network.backbone(x)`` under ``inference_mode``) in the default
-  (NCHW) layout and in channels_last, so each case shows how far it is from the floor.
+* **floor** – one backbone pass under ``inference_mode``: exactly as the engine runs it
+  (``network.taps(x)``: scaling layer, the engine's memory layout, the trunk; the reference for the
+  ``×1p``/``×2p`` ratios), and a copy of the trunk in NCHW and in channels_last, so each case
+  shows how far it is from the floor and what the layout is worth.
 
 Peak memory: on the CPU each configuration runs once more in a fresh child process (a fork
 server that has already imported torch) and reports the peak-RSS increase of one call over the
@@ -53,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import lpips as lpips_module
 from . import weights
 from .lpips import Engine, LpipsNetwork, get_network, resolve_device
 from .nets import Backbone
@@ -217,6 +220,26 @@ def _cpu_flags() -> list[str]:
     return []
 
 
+def _source_state() -> dict:
+    """Which code was measured: git HEAD (+ dirty flag) and the sha256 of core/lpips.py."""
+    import hashlib
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    out = {"core_lpips_sha256": hashlib.sha256((root / "core" / "lpips.py").read_bytes()).hexdigest()[:16]}
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "core"], cwd=root, capture_output=True,
+                               text=True, timeout=10)
+        if head.returncode == 0:
+            out["git_head"] = head.stdout.strip()
+            out["core_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
 def machine_info(devices) -> dict:
     import importlib.metadata
 
@@ -238,6 +261,8 @@ def machine_info(devices) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD"))},
+        "source": _source_state(),
     }
     if any(d.type == "cuda" for d in devices):
         info["cuda_device"] = torch.cuda.get_device_name(0)
@@ -312,14 +337,30 @@ def fast_network(network: LpipsNetwork) -> LpipsNetwork:
 
 
 def our_network(net: str, device: torch.device) -> tuple[LpipsNetwork, str]:
-    """The shared model for alex/vgg (pretrained); a seeded random trunk when none is cached."""
+    """The shared model for alex/vgg (pretrained); a seeded random trunk when none is cached.
+
+    The random model is built by the same (uncached) factory as :func:`get_network`, with the
+    weights loader pointed at the random state, so it gets whatever layout/dtype preparation the
+    real models get.
+    """
     ok, _ = weights.backbone_available(net)
     if ok:
         return get_network(net, VERSION, True, device), "pretrained"
     torch.manual_seed(SQUEEZE_SEED)
     state = Backbone(net).features_state()
+    trunk = f"random (seed {SQUEEZE_SEED}, loaded into both)"
+    factory = getattr(getattr(lpips_module, "_cached_network", None), "__wrapped__", None)
+    if factory is not None:
+        original = weights.load_backbone
+        weights.load_backbone = lambda name: state  # type: ignore[assignment]
+        try:
+            return factory(net, VERSION, True, device).eval(), trunk
+        except TypeError:
+            pass
+        finally:
+            weights.load_backbone = original  # type: ignore[assignment]
     network = LpipsNetwork(net, VERSION, True, state, weights.load_linear_heads(net, VERSION))
-    return network.to(device).eval(), f"random (seed {SQUEEZE_SEED}, loaded into both)"
+    return network.to(device).eval(), trunk
 
 
 def official_network(net: str, backbone_state: dict[str, torch.Tensor], device: torch.device):
@@ -352,6 +393,7 @@ class Models:
     engine: Engine
     official: nn.Module
     fast_engine: Engine
+    floor_nchw: nn.Module
     floor_cl: nn.Module
     bf16_calibration: dict | None
 
@@ -359,10 +401,19 @@ class Models:
 def build_models(net: str, device: torch.device) -> Models:
     network, trunk = our_network(net, device)
     official = official_network(net, {k: v.cpu() for k, v in network.backbone.features_state().items()}, device)
+    floor_nchw = copy.deepcopy(network.backbone).to(memory_format=torch.contiguous_format).eval()
     floor_cl = copy.deepcopy(network.backbone).to(memory_format=torch.channels_last).eval()
     calibration = None if device.type == "cuda" or native_bf16() else _bf16_slowdown(network)
     return Models(net, device, trunk, network, Engine(network=network), official,
-                  Engine(network=fast_network(network)), floor_cl, calibration)
+                  Engine(network=fast_network(network)), floor_nchw, floor_cl, calibration)
+
+
+def engine_pass(network: LpipsNetwork) -> Callable[[torch.Tensor], Any]:
+    """One backbone pass the way the engine runs it, for an input in [-1, 1]."""
+    taps = getattr(network, "taps", None)
+    if callable(taps):
+        return taps
+    return lambda x: network.backbone((x - network.shift) / network.scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,17 +434,31 @@ def interleaved(fns: dict[str, Callable[[int], Any]], repeats: int, device: torc
     sync = _sync(device)
     times: dict[str, list[float]] = {k: [] for k in fns}
     outputs: dict[str, list[Any]] = {k: [] for k in fns}
+    faults: dict[str, list[int]] = {k: [] for k in fns}
     for r in range(repeats + 1):
         for name, fn in fns.items():
             sync()
+            f0 = _minor_faults()
             t0 = time.perf_counter()
             out = fn(r)
             sync()
             dt = time.perf_counter() - t0
             if r > 0:
                 times[name].append(dt)
+                faults[name].append(_minor_faults() - f0)
             outputs[name].append(out)
+    interleaved.last_faults = {k: int(statistics.median(v)) for k, v in faults.items() if v}  # type: ignore[attr-defined]
     return times, outputs
+
+
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (fresh memory being mapped in: a real CPU cost)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except (ImportError, OSError):
+        return 0
 
 
 def _ms(samples: list[float]) -> float:
@@ -411,6 +476,7 @@ def run_case(m: Models, size: int, cfg: Settings) -> dict:
     ref_m1, dists_m1 = ref * 2 - 1, [d * 2 - 1 for d in dists]
     x_floor = [_scaled(d) for d in dists]
     x_floor_cl = [x.contiguous(memory_format=torch.channels_last) for x in x_floor]
+    one_pass = engine_pass(m.network)
     cached = m.engine.reference(ref)
     fast_skip = _fast_reason(m, size, dev, cfg)
     cached_fast = None if fast_skip else m.fast_engine.reference(ref)
@@ -429,35 +495,39 @@ def run_case(m: Models, size: int, cfg: Settings) -> dict:
         "ours_cold": lambda r: m.engine.compare(ref, dists[r], spatial=False).value,
         "official_pair": official_pair,
         "ours_update": lambda r: m.engine.compare(cached, dists[r], spatial=False).value,
-        "floor_nchw": floor(m.network.backbone, x_floor),
+        "floor_engine": floor(one_pass, dists_m1),
+        "floor_nchw": floor(m.floor_nchw, x_floor),
         "fast_update": lambda r: m.fast_engine.compare(cached_fast, dists[r], spatial=False).value,
         "floor_channels_last": floor(m.floor_cl, x_floor_cl),
     }
     if fast_skip:
         del fns["fast_update"]
     times, outs = interleaved(fns, reps, dev)
+    page_faults = getattr(interleaved, "last_faults", {})
     ms = {k: _ms(v) for k, v in times.items()}
     diff_cold = _maxdiff(outs["ours_cold"], outs["official_pair"])
     diff_update = _maxdiff(outs["ours_update"], outs["official_pair"])
     fast_err = None if fast_skip else _maxdiff(outs["fast_update"], outs["ours_update"])
     if fast_skip:
         ms["fast_update"] = None
-    floor1 = ms["floor_nchw"]
+    floor1 = ms["floor_engine"]
     result = {
         "net": m.net, "size": size, "device": str(dev), "trunk": m.trunk, "repeats": reps,
         "value_mean": float(torch.stack(outs["official_pair"]).mean()),
-        "ms": ms, "ms_samples": {k: [round(t * 1e3, 3) for t in v] for k, v in times.items()},
+        "ms": ms, "ms_min": {k: min(v) * 1e3 for k, v in times.items()},
+        "minor_page_faults_per_call": page_faults, "ms_samples": {k: [round(t * 1e3, 3) for t in v] for k, v in times.items()},
         "speedup_official_over_ours": {
             "cold": ms["official_pair"] / ms["ours_cold"],
             "update": ms["official_pair"] / ms["ours_update"],
             "fast_update": None if fast_skip else ms["official_pair"] / ms["fast_update"],
         },
-        "over_floor": {  # 1.0 = the cost of the backbone passes alone (NCHW layout)
+        "over_floor": {  # 1.0 = the cost of the backbone passes alone, as the engine runs them
             "ours_cold_over_2_passes": ms["ours_cold"] / (2 * floor1),
             "official_pair_over_2_passes": ms["official_pair"] / (2 * floor1),
             "ours_update_over_1_pass": ms["ours_update"] / floor1,
             "fast_update_over_1_pass": None if fast_skip else ms["fast_update"] / floor1,
-            "channels_last_pass_over_nchw_pass": ms["floor_channels_last"] / floor1,
+            "nchw_pass_over_engine_pass": ms["floor_nchw"] / floor1,
+            "channels_last_pass_over_engine_pass": ms["floor_channels_last"] / floor1,
         },
         "max_abs_diff": {"cold": diff_cold, "update": diff_update},
         "fast_abs_err_vs_fp32": fast_err,
@@ -743,13 +813,15 @@ def format_rows(res: dict) -> list[str]:
     elif b:
         rows.append((net, size, "batch16 /img", _f(b["ms_per_image"]["ours"]), _f(b["ms_per_image"]["official"]),
                      _f(b["speedup_official_over_ours"], "{:.2f}x"),
-                     _f(b["ms_per_image"]["ours"] / ms["floor_nchw"], "{:.2f}×1p"),
-                     _f(b["ms_per_image"]["official"] / ms["floor_nchw"], "{:.2f}×1p"),
+                     _f(b["ms_per_image"]["ours"] / ms["floor_engine"], "{:.2f}×1p"),
+                     _f(b["ms_per_image"]["official"] / ms["floor_engine"], "{:.2f}×1p"),
                      _f(mem.get("batch_ours")), _f(mem.get("batch_official")),
                      _f(b["max_abs_diff"], "{:.1e}"), "PASS" if b["pass"] else "FAIL"))
-    rows.append((net, size, "floor 1 pass", _f(ms["floor_nchw"]), "", "", "NCHW", "", "", "", "", ""))
+    rows.append((net, size, "floor (engine)", _f(ms["floor_engine"]), "", "", "1.00×1p", "", "", "", "", ""))
+    rows.append((net, size, "floor NCHW", _f(ms["floor_nchw"]), "", "",
+                 _f(fl["nchw_pass_over_engine_pass"], "{:.2f}×1p"), "", "", "", "", ""))
     rows.append((net, size, "floor ch_last", _f(ms["floor_channels_last"]), "", "",
-                 _f(fl["channels_last_pass_over_nchw_pass"], "{:.2f}×NCHW"), "", "", "", "", ""))
+                 _f(fl["channels_last_pass_over_engine_pass"], "{:.2f}×1p"), "", "", "", "", ""))
     return [_line(r) for r in rows]
 
 
@@ -763,7 +835,8 @@ def header(machine: dict, cfg: Settings, device: torch.device) -> list[str]:
         f"load avg at start {', '.join(f'{x:.2f}' for x in machine.get('load_average_at_start') or [])}",
         f"median of {cfg.repeats} interleaved repeats after 1 warm-up (batch16: {cfg.batch_repeats}); "
         f"ours: Engine.compare(spatial=False) on [0,1]; official: lpips.LPIPS(in0, in1) on [-1,1] under no_grad, "
-        f"same weights. off/ours > 1 means ours is faster. ×2p / ×1p: time over 2 / 1 NCHW backbone passes. "
+        f"same weights. off/ours > 1 means ours is faster. ×2p / ×1p: time over 2 / 1 backbone passes as the engine runs them "
+        f"(floor (engine)). "
         f"MB: peak RSS increase of one call{' (CUDA: max_memory_allocated)' if device.type == 'cuda' else ''}. "
         f"max|Δ| vs official must be ≤ {TOL:g}; the bf16 row shows its error vs our fp32 value.",
         _line(_COLS),
@@ -817,6 +890,7 @@ def main(args) -> int:
         runner.close()
     elapsed = time.perf_counter() - t_start
     report["elapsed_s"] = round(elapsed, 1)
+    report["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if any(r.get("trunk", "").startswith("random") for r in results):
         print("* random backbone (no cached weights): timing and parity only, values are not meaningful LPIPS.")
     failed = [f"{r['net']}@{r['size']} ({r['device']})" for r in results if not r.get("pass", True)]
