@@ -55,9 +55,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import lpips as lpips_module
 from . import weights
-from .lpips import Engine, LpipsNetwork, get_network, resolve_device
+from .lpips import Engine, LpipsNetwork, build_network, get_network, resolve_device
 from .nets import Backbone
 
 TOL = 1e-5
@@ -276,25 +275,10 @@ def machine_info(devices) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 def _photo() -> torch.Tensor:
-    """skimage's astronaut (or the bundled copy) as 1×3×H×W in [0, 1]."""
-    try:
-        from skimage import data
+    """The gallery's astronaut (512×512) as 1×3×H×W in [0, 1]."""
+    from .samples import load_sample
 
-        arr = data.astronaut()
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255
-    except Exception:  # noqa: BLE001 - scikit-image is a test dependency only
-        pass
-    path = Path(__file__).resolve().parent.parent / "assets" / "samples" / "astronaut.png"
-    try:
-        import numpy as np
-        from PIL import Image
-
-        with Image.open(path) as img:
-            arr = np.array(img.convert("RGB"))
-        return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
-    except Exception:  # noqa: BLE001
-        gen = torch.Generator().manual_seed(0)
-        return F.avg_pool2d(torch.rand(1, 3, 512, 512, generator=gen), 9, stride=1, padding=4).clamp(0, 1)
+    return load_sample("astronaut")
 
 
 def reference_image(size: int) -> torch.Tensor:
@@ -339,9 +323,8 @@ def fast_network(network: LpipsNetwork) -> LpipsNetwork:
 def our_network(net: str, device: torch.device) -> tuple[LpipsNetwork, str]:
     """The shared model for alex/vgg (pretrained); a seeded random trunk when none is cached.
 
-    The random model is built by the same (uncached) factory as :func:`get_network`, with the
-    weights loader pointed at the random state, so it gets whatever layout/dtype preparation the
-    real models get.
+    The random model is built by :func:`~core.lpips.build_network`, the factory behind
+    :func:`get_network`, so it gets the same layout and device preparation as the real models.
     """
     ok, _ = weights.backbone_available(net)
     if ok:
@@ -349,18 +332,7 @@ def our_network(net: str, device: torch.device) -> tuple[LpipsNetwork, str]:
     torch.manual_seed(SQUEEZE_SEED)
     state = Backbone(net).features_state()
     trunk = f"random (seed {SQUEEZE_SEED}, loaded into both)"
-    factory = getattr(getattr(lpips_module, "_cached_network", None), "__wrapped__", None)
-    if factory is not None:
-        original = weights.load_backbone
-        weights.load_backbone = lambda name: state  # type: ignore[assignment]
-        try:
-            return factory(net, VERSION, True, device).eval(), trunk
-        except TypeError:
-            pass
-        finally:
-            weights.load_backbone = original  # type: ignore[assignment]
-    network = LpipsNetwork(net, VERSION, True, state, weights.load_linear_heads(net, VERSION))
-    return network.to(device).eval(), trunk
+    return build_network(net, VERSION, True, device, state).eval(), trunk
 
 
 def official_network(net: str, backbone_state: dict[str, torch.Tensor], device: torch.device):

@@ -156,13 +156,19 @@ class LpipsNetwork(nn.Module):
 _network_lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
-def _cached_network(net: str, version: str, lpips: bool, device: torch.device) -> LpipsNetwork:
-    model = LpipsNetwork(net, version, lpips, weights.load_backbone(net),
+def build_network(net: str, version: str, lpips: bool, device: torch.device,
+                  backbone_state: dict[str, torch.Tensor]) -> LpipsNetwork:
+    """A model prepared exactly as the shared ones (layout, device) from the given trunk weights."""
+    model = LpipsNetwork(net, version, lpips, backbone_state,
                          weights.load_linear_heads(net, version) if lpips else None)
     if device.type != "mps":
         model = model.to(memory_format=torch.channels_last)
     return model.to(device)
+
+
+@lru_cache(maxsize=None)
+def _cached_network(net: str, version: str, lpips: bool, device: torch.device) -> LpipsNetwork:
+    return build_network(net, version, lpips, device, weights.load_backbone(net))
 
 
 def get_network(net: str = "alex", version: str = "0.1", lpips: bool = True,
