@@ -16,6 +16,7 @@ run: setup weights
 		--browser.gatherUsageStats false
 
 test: setup-test weights browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed-run
@@ -24,8 +25,11 @@ setup-test: $(VENV)/.installed-test
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-run: requirements.txt | $(PY)
+# The project itself is installed editable (no dependencies, no download): it gives the
+# `lpips-explorer` command; the code keeps running from this folder.
+$(VENV)/.installed-run: requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.installed-run
@@ -44,7 +48,7 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 bench: setup-test weights
-	$(PY) -m core bench
+	$(PY) -m bench.engine
 
 bench-app: setup-test weights browser
 	$(PY) bench/app_loop.py

@@ -614,7 +614,7 @@ async def main_async(args, base: str, code: str, pid: int, store_path: Path) -> 
     for m in moves:
         for k, v in m.get("last_ms_by_element", {}).items():
             elements.setdefault(k, []).append(v)
-    from core.quiz import QuizStore
+    from store import QuizStore
 
     with QuizStore(store_path) as store:
         stored = store.votes(code)
@@ -726,7 +726,7 @@ def main() -> int:
             parser.error(f"--env wants NAME=VALUE, got {item!r}")
         server_env[name] = value
 
-    from core.quiz import QuizStore
+    from store import QuizStore
 
     port = free_port() if args.port == "auto" else int(args.port)
     with tempfile.TemporaryDirectory(prefix="lpips-load-") as tmp:

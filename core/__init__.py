@@ -14,8 +14,9 @@ import importlib
 # Public names → the submodule that defines them. Loaded on first use (PEP 562), so that
 # `import core.samples` or `core.NETS` does not pay for importing torch.
 _EXPORTS = {
-    "Comparison": "analysis", "compare": "analysis",
-    "SSIMResult": "classic", "ms_ssim": "classic", "psnr": "classic", "ssim": "classic",
+    "Comparison": "comparison", "PreparedReference": "comparison", "compare": "comparison",
+    "prepare_reference": "comparison",
+    "SSIMResult": "metrics.ssim", "ms_ssim": "metrics.ms_ssim", "psnr": "metrics.psnr", "ssim": "metrics.ssim",
     "ImageLoadError": "errors", "ImageSizeMismatchError": "errors", "ImageTooLargeError": "errors",
     "ImageTooSmallError": "errors", "InputRangeError": "errors", "InputShapeError": "errors",
     "LpipsExplorerError": "errors", "UnsafeWeightsError": "errors", "WeightsCorruptError": "errors",
@@ -43,8 +44,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "LPIPS", "Engine", "LpipsResult", "ReferenceFeatures", "Comparison", "SSIMResult",
-    "compare", "lpips_distance", "psnr", "ssim", "ms_ssim", "get_network", "default_device",
+    "LPIPS", "Engine", "LpipsResult", "ReferenceFeatures", "Comparison", "PreparedReference", "SSIMResult",
+    "compare", "prepare_reference", "lpips_distance", "psnr", "ssim", "ms_ssim", "get_network", "default_device",
     "load_image", "load_image_info", "LoadedImage", "match_size", "save_image", "to_png_bytes",
     "from_numpy", "to_uint8", "MIN_SIDE", "NETS", "VERSIONS",
     "LpipsExplorerError", "WeightsError", "WeightsMissingError", "WeightsCorruptError", "UnsafeWeightsError",

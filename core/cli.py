@@ -1,4 +1,6 @@
-"""The command line: ``python -m core compare|dirs|allpairs|weights|bench``.
+"""The command line: ``python -m core compare|dirs|allpairs|weights`` (installed: ``lpips-explorer``).
+
+The metrics, their ``--metrics`` names, JSON keys and CSV columns come from :mod:`core.metrics`.
 
 Exit codes: 0 success; 1 a comparison or file failed (the run goes on and reports it);
 2 bad usage or missing weights.
@@ -26,7 +28,19 @@ from .errors import LpipsExplorerError, WeightsError
 # Shared helpers.
 # ---------------------------------------------------------------------------------------------
 
+def _metrics_arg(text: str) -> tuple[str, ...]:
+    from . import metrics
+
+    try:
+        return metrics.resolve(text)
+    except (LpipsExplorerError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _metric_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", type=_metrics_arg, default=None, metavar="NAMES",
+                        help="comma-separated metrics to compute (default: all): "
+                             "see `python -m core metrics`")
     parser.add_argument("--net", choices=weights.NETS, default="alex", help="backbone (default alex)")
     parser.add_argument("--version", choices=weights.VERSIONS, default="0.1", help="linear-head version (default 0.1)")
     parser.add_argument("--baseline", action="store_true",
@@ -38,10 +52,27 @@ def _metric_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
 
 
+def _wanted(args) -> tuple[str, ...]:
+    from . import metrics
+
+    return args.metrics if args.metrics is not None else metrics.names()
+
+
 def _engine(args):
+    """The LPIPS engine, or None when LPIPS is not asked for (then no weights are needed)."""
+    if "lpips" not in _wanted(args):
+        return None
     from .lpips import Engine
 
     return Engine(args.net, args.version, not args.baseline, args.device)
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -90,30 +121,30 @@ def _load_pair(ref_path: Path, dist_path: Path, resize: bool):
 # ---------------------------------------------------------------------------------------------
 
 def cmd_compare(args) -> int:
-    from .analysis import compare
+    from . import metrics
+    from .comparison import compare
 
     ref, dist = _load_pair(Path(args.ref), Path(args.dist), args.resize_to_ref)
-    result = compare(_engine(args), ref, dist, ssim_mode=args.ssim_mode, spatial=False)
+    result = compare(_engine(args), ref, dist, metrics=_wanted(args), ssim_mode=args.ssim_mode, spatial=False)
     row = result.row(0)
     row.update(ref=str(args.ref), dist=str(args.dist))
     if args.json:
-        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else
-                              ("inf" if isinstance(v, float) and math.isinf(v) else v))
-                          for k, v in row.items()}, indent=2))
+        print(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2))
         return 0
-    kind = "LPIPS" if row["calibrated"] else "baseline (uncalibrated)"
     print(f"ref:  {args.ref}\ndist: {args.dist}\n")
     print(f"{'metric':<22}{'value':>10}   meaning")
-    label = "LPIPS {} v{}".format(row["net"], row["version"])
-    print(f"{label:<22}{_fmt(row['lpips']):>10}   {kind}; higher = more different")
-    for name, value in zip(row["lpips_layer_names"], row["lpips_layers"]):
-        share = 100 * value / row["lpips"] if row["lpips"] > 0 else 0.0
-        print(f"{'  ' + name:<22}{_fmt(value):>10}   {share:.0f}% of the distance")
-    print(f"{'PSNR (dB)':<22}{_fmt(row['psnr'], 2):>10}   higher = more similar")
-    label = f"SSIM ({args.ssim_mode})"
-    print(f"{label:<22}{_fmt(row['ssim']):>10}   higher = more similar (1 = identical)")
-    ms_note = "higher = more similar" if not math.isnan(row["ms_ssim"]) else "needs at least 176 px per side"
-    print(f"{'MS-SSIM':<22}{_fmt(row['ms_ssim']):>10}   {ms_note}")
+    for key in result.metrics:
+        spec = metrics.get(key)
+        label = spec.title(result.context) + (f" ({spec.unit})" if spec.unit else "")
+        value = row[key]
+        note = result.skipped.get(key, spec.meaning)
+        if key == "lpips" and not row["calibrated"]:
+            note = "baseline (uncalibrated); " + note
+        print(f"{label:<22}{spec.format(value, unit=False):>10}   {note}")
+        if key == "lpips":  # LPIPS's own breakdown: which layer drives the distance
+            for name, layer_value in zip(row["lpips_layer_names"], row["lpips_layers"]):
+                share = 100 * layer_value / value if value > 0 else 0.0
+                print(f"{'  ' + name:<22}{_fmt(layer_value):>10}   {share:.0f}% of the distance")
     return 0
 
 
@@ -121,19 +152,31 @@ def cmd_compare(args) -> int:
 # dirs / allpairs: batched, one row per pair, errors become rows.
 # ---------------------------------------------------------------------------------------------
 
-def _csv_fields(layer_names: Sequence[str]) -> list[str]:
-    return (["ref", "dist", "status", "error", "lpips", "psnr", "ssim", "ms_ssim"]
-            + [f"lpips_{n}" for n in layer_names] + ["net", "version", "calibrated", "ssim_mode"])
+def _csv_fields(keys: Sequence[str], layer_names: Sequence[str]) -> list[str]:
+    from . import metrics
+
+    settings = ["net", "version", "calibrated"] if "lpips" in keys else []
+    for key in keys:
+        settings += [s for s in metrics.get(key).settings if s not in settings]
+    layers = [f"lpips_{n}" for n in layer_names] if "lpips" in keys else []
+    return ["ref", "dist", "status", "error", *keys, *layers, *settings]
 
 
-def _ok_row(ref: str, dist: str, metrics: dict) -> dict:
+def _csv_value(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    return f"{value:.6f}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def _ok_row(ref: str, dist: str, values: dict, keys: Sequence[str]) -> dict:
     row = {"ref": ref, "dist": dist, "status": "ok", "error": ""}
-    for key in ("lpips", "psnr", "ssim", "ms_ssim"):
-        row[key] = "" if math.isnan(metrics[key]) else (f"{metrics[key]:.6f}" if math.isfinite(metrics[key]) else "inf")
-    for name, value in zip(metrics["lpips_layer_names"], metrics["lpips_layers"]):
-        row[f"lpips_{name}"] = f"{value:.6f}"
-    row.update(net=metrics["net"], version=metrics["version"], calibrated=metrics["calibrated"],
-               ssim_mode=metrics["ssim_mode"])
+    for key, value in values.items():
+        if key in keys:
+            row[key] = _csv_value(value)
+        elif key == "lpips_layers":
+            row.update({f"lpips_{n}": f"{v:.6f}" for n, v in zip(values["lpips_layer_names"], value)})
+        elif key != "lpips_layer_names":
+            row[key] = value
     return row
 
 
@@ -142,32 +185,32 @@ def _error_row(ref: str, dist: str, message: str) -> dict:
 
 
 def _score_groups(engine, groups: Iterable[tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]],
-                  ssim_mode: str, progress: Progress) -> Iterable[dict]:
+                  keys: Sequence[str], ssim_mode: str, progress: Progress) -> Iterable[dict]:
     """Score each (refs, dists, names) group in one batch; a failing batch falls back to singles."""
-    from .analysis import compare
+    from .comparison import compare
 
     for refs, dists, names in groups:
         try:
-            result = compare(engine, refs, dists, ssim_mode=ssim_mode, spatial=False)
-            rows = [_ok_row(r, d, result.row(i)) for i, (r, d) in enumerate(names)]
+            result = compare(engine, refs, dists, metrics=keys, ssim_mode=ssim_mode, spatial=False)
+            rows = [_ok_row(r, d, result.row(i), keys) for i, (r, d) in enumerate(names)]
         except LpipsExplorerError:
             rows = []
             for i, (r, d) in enumerate(names):
                 try:
                     single = compare(engine, refs[i:i + 1] if refs.shape[0] > 1 else refs, dists[i:i + 1],
-                                     ssim_mode=ssim_mode, spatial=False)
-                    rows.append(_ok_row(r, d, single.row(0)))
+                                     metrics=keys, ssim_mode=ssim_mode, spatial=False)
+                    rows.append(_ok_row(r, d, single.row(0), keys))
                 except LpipsExplorerError as exc:
                     rows.append(_error_row(r, d, str(exc)))
         progress.advance(len(rows))
         yield from rows
 
 
-def _write_rows(path: str, rows: Iterable[dict], layer_names: Sequence[str]) -> tuple[int, int]:
+def _write_rows(path: str, rows: Iterable[dict], fields: Sequence[str]) -> tuple[int, int]:
     ok = failed = 0
     out = sys.stdout if path == "-" else open(path, "w", newline="")
     try:
-        writer = csv.DictWriter(out, fieldnames=_csv_fields(layer_names), restval="")
+        writer = csv.DictWriter(out, fieldnames=list(fields), restval="")
         writer.writeheader()
         for row in rows:
             writer.writerow(row)
@@ -181,9 +224,9 @@ def _write_rows(path: str, rows: Iterable[dict], layer_names: Sequence[str]) -> 
     return ok, failed
 
 
-def _finish(out: str, rows: Iterable[dict], layer_names: Sequence[str], progress: Progress) -> int:
+def _finish(out: str, rows: Iterable[dict], fields: Sequence[str], progress: Progress) -> int:
     """Write the CSV, report the counts; exit code 1 if any pair failed."""
-    ok, failed = _write_rows(out, rows, layer_names)
+    ok, failed = _write_rows(out, rows, fields)
     progress.close()
     print(f"{ok} pairs scored, {failed} failed → {out}", file=sys.stderr)
     return 1 if failed else 0
@@ -232,11 +275,15 @@ def cmd_dirs(args) -> int:
 
     def rows():
         yield from _score_groups(engine, _batched_pairs(pairs, args.batch_size, args.resize_to_ref, load_errors),
-                                 args.ssim_mode, progress)
+                                 _wanted(args), args.ssim_mode, progress)
         yield from load_errors
         yield from missing
 
-    return _finish(args.out, rows(), engine.network.layer_names, progress)
+    return _finish(args.out, rows(), _fields(args, engine), progress)
+
+
+def _fields(args, engine) -> list[str]:
+    return _csv_fields(_wanted(args), engine.network.layer_names if engine is not None else ())
 
 
 def cmd_allpairs(args) -> int:
@@ -271,10 +318,10 @@ def cmd_allpairs(args) -> int:
                 yield images[ref_path], torch.cat([images[p] for p in chunk]), [(str(ref_path), str(p)) for p in chunk]
 
     def rows():
-        yield from _score_groups(engine, groups(), args.ssim_mode, progress)
+        yield from _score_groups(engine, groups(), _wanted(args), args.ssim_mode, progress)
         yield from errors
 
-    return _finish(args.out, rows(), engine.network.layer_names, progress)
+    return _finish(args.out, rows(), _fields(args, engine), progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,18 +360,24 @@ def cmd_weights(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from . import bench
+def cmd_metrics(args) -> int:
+    from . import metrics
+    from .nets import MIN_SIDE
 
-    return bench.main(args)
+    print(f"{'name':<10}{'label':<10}{'map':<5}{'min side':<18}meaning")
+    for spec in metrics.specs():
+        side = (f"by --net ({min(MIN_SIDE.values())}-{max(MIN_SIDE.values())})" if callable(spec.min_size)
+                else str(spec.minimum(metrics.MetricContext())))
+        print(f"{spec.key:<10}{spec.label:<10}{'yes' if spec.has_map else 'no':<5}{side:<18}{spec.meaning}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
 # Entry point.
 # ---------------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core",
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog or "python -m core",
                                      description="LPIPS, PSNR, SSIM and MS-SSIM from the command line. "
                                                  "Higher LPIPS = more different; higher PSNR/SSIM = more similar.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -366,21 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("path", help="torchvision's .pth file (e.g. squeezenet1_1-b8a52dc0.pth)")
     p.set_defaults(func=cmd_weights)
 
-    p = sub.add_parser("bench", help="benchmark against the official lpips package (prints a table, writes JSON)")
-    p.add_argument("--sizes", default="256,512,1024")
-    p.add_argument("--nets", default="alex,vgg,squeeze")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", default="bench/results.json")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, auto, or a list such as cpu,cuda")
-    p.add_argument("--quick", action="store_true", help="sizes up to 512, 3 repeats (a few minutes on 2 cores)")
-    p.add_argument("--full", action="store_true", help="also VGG at 1024² and batches above 512²")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("metrics", help="list the metrics (the names --metrics takes)")
+    p.set_defaults(func=cmd_metrics)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -392,3 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def console_main() -> int:
+    """The installed ``lpips-explorer`` command."""
+    return main(prog="lpips-explorer")

@@ -94,6 +94,11 @@ def check_same_size(ref: torch.Tensor, dist: torch.Tensor) -> None:
 def check_pair(ref: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a ref/dist pair of [0, 1] batches: layout, range, same H×W, broadcastable N."""
     ref_b = check_unit_batch(ref, "ref")
+    return ref_b, check_dist(ref_b, dist)
+
+
+def check_dist(ref_b: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Validate ``dist`` against an already checked reference batch; returns the dist batch."""
     dist_b = check_unit_batch(dist, "dist")
     check_same_size(ref_b, dist_b)
     if ref_b.shape[0] != dist_b.shape[0] and 1 not in (ref_b.shape[0], dist_b.shape[0]):
@@ -101,7 +106,7 @@ def check_pair(ref: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, tor
             f"`ref` has batch size {ref_b.shape[0]} and `dist` {dist_b.shape[0]}; they must be "
             "equal, or one of them 1 (one reference against many distorted images)."
         )
-    return ref_b, dist_b
+    return dist_b
 
 
 def from_numpy(array: np.ndarray) -> torch.Tensor:

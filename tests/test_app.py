@@ -20,7 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
-from core import classic, distortions, weights
+from core import distortions, weights
+from core.metrics.ms_ssim import MS_SSIM_MIN_SIZE
+from core.metrics.ms_ssim import ms_ssim as core_ms_ssim
+from core.metrics.psnr import psnr as core_psnr
+from core.metrics.ssim import ssim as core_ssim
 from core.errors import LpipsExplorerError
 from core.imageio import downscale_to_fit, load_image_info, match_size
 from core.lpips import Engine
@@ -69,10 +73,10 @@ def expected(ref: torch.Tensor, dist: torch.Tensor, *, net: str = "alex", versio
              calibrated: bool = True, ssim_mode: str = "reference") -> dict[str, float]:
     return {
         "lpips": float(engine(net, version, calibrated).distance(ref, dist)[0]),
-        "psnr": float(classic.psnr(ref, dist)[0]),
-        "ssim": float(classic.ssim(ref, dist, mode=ssim_mode)[0]),
-        "ms_ssim": (float(classic.ms_ssim(ref, dist, mode=ssim_mode)[0])
-                    if min(ref.shape[-2:]) >= classic.MS_SSIM_MIN_SIZE else math.nan),
+        "psnr": float(core_psnr(ref, dist)[0]),
+        "ssim": float(core_ssim(ref, dist, mode=ssim_mode)[0]),
+        "ms_ssim": (float(core_ms_ssim(ref, dist, mode=ssim_mode)[0])
+                    if min(ref.shape[-2:]) >= MS_SSIM_MIN_SIZE else math.nan),
     }
 
 
@@ -155,7 +159,7 @@ def assert_cards_match(at: AppTest, want: dict[str, float]) -> dict[str, float]:
             continue
         digits = 2 if name == "psnr" else 4
         # Half a unit in the last digit, plus float noise between the batched and direct paths;
-        # the page computes SSIM/MS-SSIM in float32 (core.classic precise=False: within 1e-5).
+        # the page computes SSIM/MS-SSIM in float32 (core.metrics precise=False: within 1e-5).
         noise = 1e-5 if name in ("ssim", "ms_ssim") else 1e-6
         assert abs(value - want[name]) <= 0.5 * 10**-digits + noise, (name, metric.value, want[name])
     return shown
@@ -326,7 +330,7 @@ def test_ssim_rgb_mode():
     ref = sample_ref(DEFAULT_SAMPLE, SMALL)
     dist = distorted(ref, DEFAULT_CHAIN)
     want = expected(ref, dist, ssim_mode="rgb")
-    assert want["ssim"] != pytest.approx(float(classic.ssim(ref, dist, mode="reference")[0]), abs=1e-4)
+    assert want["ssim"] != pytest.approx(float(core_ssim(ref, dist, mode="reference")[0]), abs=1e-4)
     assert_cards_match(at, want)
 
 

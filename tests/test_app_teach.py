@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from core import quiz, sweeps
 from core.imageio import downscale_to_fit, load_image_info
+from core import metrics
 from core.lpips import Engine
 from core.samples import list_samples
 from core.tensors import from_numpy, to_uint8
+from store import CODE_ALPHABET, QuizStore
+from teach import quiz, sweeps
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -116,7 +118,9 @@ def progress_text(at: AppTest) -> str:
 # ---------------------------------------------------------------------------------------------
 
 PSNR_LINE = re.compile(r"All at \*\*(\d+\.\d) dB\*\* PSNR")
-ENTRY = re.compile(r"PSNR \*\*(\d+\.\d\d) dB\*\*  \nSSIM \*\*(\d\.\d{3})\*\*  \nLPIPS \*\*(\d\.\d{3})\*\*")
+# One line per registered metric under each image: "LPIPS **0.1234**", "PSNR **26.01 dB**"...
+ENTRY = re.compile(r"(?:[A-Z][A-Za-z-]* \*\*[^*]+\*\*(?:  \n|$))+")
+ENTRY_LINE = re.compile(r"([A-Z][A-Za-z-]*) \*\*([^*]+)\*\*")
 
 
 def test_sweeps_equal_psnr_matches_core():
@@ -144,12 +148,14 @@ def test_sweeps_equal_psnr_matches_core():
     assert len(entries) == len(want.entries) == len(sweeps.DEFAULT_EQUAL_PSNR_FAMILIES), lines
     unreached = [e.message for e in want.entries if not e.reached]
     for match, entry in zip(entries, want.entries):
-        psnr, ssim, lpips = (float(g) for g in match.groups())
+        shown = dict(ENTRY_LINE.findall(match.group(0)))
+        assert list(shown) == [metrics.get(k).label for k in entry.scores], shown  # every metric, display order
+        psnr = float(shown["PSNR"].removesuffix(" dB"))
         if entry.reached:
             assert abs(psnr - shown_target) <= 0.1, (entry.name, psnr, shown_target)
-        assert match.group(1) == f"{entry.psnr:.2f}", entry.name
-        assert match.group(2) == f"{entry.ssim:.3f}", entry.name
-        assert match.group(3) == f"{entry.lpips:.3f}", entry.name
+        assert shown["PSNR"] == f"{entry.psnr:.2f} dB", entry.name
+        assert shown["SSIM"] == f"{entry.ssim:.4f}", entry.name
+        assert shown["LPIPS"] == f"{entry.lpips:.4f}", entry.name
     for message in unreached:  # a family that missed the target says so under its image
         assert message in at.caption.values
 
@@ -204,7 +210,7 @@ def create_session(at: AppTest, title: str = "Perceptual similarity quiz", round
     found = re.search(r"the code \*\*([A-Z0-9]{6})\*\*", at.success[0].value)
     assert found, at.success[0].value
     code = found.group(1)
-    assert set(code) <= set(quiz.CODE_ALPHABET)
+    assert set(code) <= set(CODE_ALPHABET)
     assert len(at.code) == 1
     key = at.code[0].value
     assert key == at.session_state["quiz.teacher"]["key"] and len(key) >= 16
@@ -218,7 +224,7 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
     assert teacher.segmented_control(key="quiz.role").value == "A student"
     code, key = create_session(teacher, rounds=3)
 
-    store = quiz.QuizStore(quiz_db)
+    store = QuizStore(quiz_db)
     try:
         session = store.session(code)
         assert session is not None and session.n_rounds == 3 and session.title == "Perceptual similarity quiz"
@@ -244,10 +250,12 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
         student.button(key="quiz.pick.B").click().run()
         assert_clean(student)
         want = round_metrics(session.seed, 0)
-        assert list(want) == ["lpips_alex", "lpips_vgg", "psnr", "ssim"]
+        # LPIPS on both networks, then every other registered metric that takes 256 px rounds.
+        assert list(want) == ["lpips_alex", "lpips_vgg", *[k for k in metrics.names() if k != "lpips"]]
         assert any(m.value.startswith("You chose **B** (saved)") for m in student.markdown)
-        assert len(student.metric) == 4
-        labels = {"lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG16)", "psnr": "PSNR", "ssim": "SSIM"}
+        assert len(student.metric) == len(want)
+        labels = {"lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG16)", "psnr": "PSNR", "ssim": "SSIM",
+                  "ms_ssim": "MS-SSIM"}
         for card, (name, m) in zip(student.metric, want.items()):
             assert card.label == labels[name]
             assert card.value == f"picks {m['pick']}"
@@ -294,7 +302,7 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
         assert (summary.n_votes, summary.n_voters) == (1, 1)
         assert any(m.value == "**Perceptual similarity quiz** · 1 judgment from 1 person" for m in teacher.markdown)
         cards = {c.label: c for c in teacher.metric}
-        assert len(cards) == len(summary.metrics) == 4
+        assert len(cards) == len(summary.metrics) == len(want)
         for name, agreement in summary.metrics.items():
             card = cards[labels[name]]
             assert agreement.score == (1.0 if want[name]["pick"] == "B" else 0.5 if want[name]["pick"] == "tie" else 0.0)

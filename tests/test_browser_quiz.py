@@ -54,7 +54,8 @@ def _assert_no_errors(page) -> None:
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
 
 
-def _vote(page, code: str, button: str) -> None:
+def _vote(page, code: str, button: str) -> int:
+    """Join with ``code``, pick ``button``; returns how many metric cards the reveal shows."""
     from browser import wait_until_idle
 
     box = page.get_by_label("Session code (from your teacher)")
@@ -68,14 +69,14 @@ def _vote(page, code: str, button: str) -> None:
     page.locator('[data-testid="stMetric"]').nth(3).wait_for(timeout=60_000)
     wait_until_idle(page)
     _assert_no_errors(page)
-    assert page.locator('[data-testid="stMetric"]').count() == 4
+    return page.locator('[data-testid="stMetric"]').count()
 
 
 def test_teacher_two_students_and_dashboard(quiz_app):
     from browser import launch_browser, wait_until_idle
     from playwright.sync_api import sync_playwright
 
-    from core.quiz import QuizStore
+    from store import QuizStore
 
     url, db = quiz_app
     with sync_playwright() as pw:
@@ -103,8 +104,7 @@ def test_teacher_two_students_and_dashboard(quiz_app):
             # Two students, each in their own context, vote A and B on round 1.
             s1_ctx, s1 = _open_quiz(browser, url)
             s2_ctx, s2 = _open_quiz(browser, url)
-            _vote(s1, code, "A is closer")
-            _vote(s2, code, "B is closer")
+            shown = [_vote(s1, code, "A is closer"), _vote(s2, code, "B is closer")]
             assert s1.get_by_text("You chose A (saved)").count() == 1
             assert s2.get_by_text("You chose B (saved)").count() == 1
             for student in (s1, s2):
@@ -118,6 +118,10 @@ def test_teacher_two_students_and_dashboard(quiz_app):
                 votes = store.votes(code)
                 assert sorted(v.choice for v in votes) == ["A", "B"]
                 assert {v.round_index for v in votes} == {0} and len({v.voter_id for v in votes}) == 2
+            # One card per metric that scored the round: LPIPS on two nets, then the registry's others.
+            n_metrics = len(votes[0].metrics)
+            assert list(votes[0].metrics)[:4] == ["lpips_alex", "lpips_vgg", "psnr", "ssim"]
+            assert shown == [n_metrics, n_metrics]
 
             # The teacher's dashboard (prefilled after creating) shows them after a refresh.
             teacher.get_by_role("tab", name="Dashboard").click()
@@ -129,8 +133,8 @@ def test_teacher_two_students_and_dashboard(quiz_app):
             cards.nth(3).wait_for(timeout=60_000)  # the cards can arrive a moment after the text
             teacher.locator('[data-testid="stDataFrame"]').wait_for(timeout=60_000)
             wait_until_idle(teacher)
-            assert cards.count() == 4
-            values = [cards.nth(i).locator('[data-testid="stMetricValue"]').inner_text() for i in range(4)]
+            assert cards.count() == n_metrics
+            values = [cards.nth(i).locator('[data-testid="stMetricValue"]').inner_text() for i in range(n_metrics)]
             assert all(v == "50%" for v in values), values  # one vote each way: every metric agrees once
             teacher.screenshot(path=str(ARTIFACTS / "quiz_dashboard.png"))
             teacher.get_by_role("button", name="All judgments (CSV)").scroll_into_view_if_needed()

@@ -135,7 +135,7 @@ def test_compare_table(capsys, pair):
     rc, out, err = run_main(capsys, "compare", ref, dist, *CPU)
     assert rc == 0, err
     lines = out.splitlines()
-    lpips_line = next(line for line in lines if line.startswith("LPIPS alex v0.1"))
+    lpips_line = next(line for line in lines if line.startswith("LPIPS (alex v0.1)"))
     assert float(lpips_line.split()[3]) == pytest.approx(official_lpips(ref, dist), abs=6e-5)
     psnr_line = next(line for line in lines if line.startswith("PSNR (dB)"))
     assert float(psnr_line.split()[2]) == pytest.approx(sk_psnr(ref, dist), abs=6e-3)
@@ -404,3 +404,19 @@ def test_the_documented_import_command_parses(capsys, tmp_path, monkeypatch):
     except SystemExit as exc:
         pytest.fail(f"argparse rejected the documented command (exit {exc.code}): {capsys.readouterr().err}")
     assert rc == 2 and "b8a52dc0" in err  # parsed, then refused for its hash
+
+
+def test_console_script_is_the_same_command():
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("lpips-explorer")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the project is not installed in this environment (make setup installs it)")
+    script = Path(sys.executable).with_name("lpips-explorer")
+    assert script.exists(), f"{script} is missing: the [project.scripts] entry did not install"
+    result = subprocess.run([str(script), "metrics"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["lpips", "psnr", "ssim", "ms_ssim"]
+    usage = subprocess.run([str(script), "compare"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: lpips-explorer compare")

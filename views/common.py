@@ -125,8 +125,7 @@ def sidebar_settings() -> Settings:
                                     value=DEFAULT_MAX_SIDE if DEFAULT_MAX_SIDE in MAX_SIDE_CHOICES else 512,
                                     key="settings.max_side",
                                     help="Larger images are downscaled to this before computing (with a notice).")
-        st.caption("**LPIPS**: lower = more similar (0 = identical); higher = more different.  \n"
-                   "**PSNR / SSIM**: higher = more similar.")
+        st.caption(direction_caption())
     return Settings(net, version, bool(calibrated), ssim_mode, device, int(max_side), status[net])
 
 
@@ -228,12 +227,30 @@ def plain(text: str) -> str:
 
 
 def fmt_metric(name: str, value: float) -> str:
-    if value != value:  # NaN
-        return "n/a"
-    if name == "psnr":
-        return "∞ dB (identical)" if value == float("inf") else f"{value:.2f} dB"
-    return f"{value:.4f}"
+    """A metric's value as its registry spec formats it (``n/a``, ``∞ dB (identical)``, ``0.1234``)."""
+    from core import metrics
+
+    spec = metrics.get(name)
+    text = spec.format(value)
+    if value == spec.identical and value in (float("inf"), float("-inf")):
+        text += " (identical)"  # a bare ∞ reads like an error
+    return text
+
+
+def metric_context(engine: Engine | None, settings: Settings):
+    """The settings the metrics see (for their titles: "LPIPS (alex v0.1)", "SSIM (rgb)")."""
+    from core.metrics import MetricContext
+
+    return MetricContext(engine=engine, ssim_mode=settings.ssim_mode)
+
+
+def direction_caption() -> str:
+    """How to read every registered metric, one line each (the sidebar's legend)."""
+    from core import metrics
+
+    return "  \n".join(f"**{spec.label}**: {spec.meaning}." for spec in metrics.specs())
 
 
 __all__ = ["Settings", "PreparedImage", "sidebar_settings", "get_engine", "features_for", "prepare_upload",
-           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "plain", "UPLOAD_TYPES", "UPLOAD_MAX_MB"]
+           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "metric_context", "direction_caption", "plain",
+           "UPLOAD_TYPES", "UPLOAD_MAX_MB"]

@@ -20,12 +20,13 @@ import streamlit as st
 from core.errors import LpipsExplorerError
 from viz import charts, heatmaps
 from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, features_for, fmt_metric, get_engine,
-                          prepare_sample, prepare_upload, sample_catalogue, show_error, sidebar_settings)
+                          metric_context, prepare_sample, prepare_upload, sample_catalogue, show_error,
+                          sidebar_settings)
 
 if TYPE_CHECKING:
     from core import distortions
 
-# torch-based modules (core.distortions, core.analysis, core.tensors) are imported inside the
+# torch-based modules (core.distortions, core.comparison, core.tensors) are imported inside the
 # functions that use them, so the first controls render before torch has finished loading.
 
 DEFAULT_CHAIN = [("gaussian_blur", {"sigma": 1.5})]
@@ -234,23 +235,25 @@ def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: n
 @st.cache_data(show_spinner=False, max_entries=32)
 def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibrated: bool, ssim_mode: str,
                device: str, _engine, _features, _dist_pixels: np.ndarray) -> dict:
-    """Display-ready numbers and maps (numpy, CPU) for one pair."""
-    from core.analysis import compare
+    """Display-ready numbers and maps (numpy, CPU) for one pair, every registered metric."""
+    from core.comparison import compare
     from core.tensors import from_numpy
 
     # float32 SSIM (within ~1e-5 of float64; the cards show 4 decimals) keeps a move interactive.
     result = compare(_engine, _features, from_numpy(_dist_pixels), ssim_mode=ssim_mode, precise=False)
-    lp = result.lpips
     return {
         "row": result.row(0),
-        "layer_maps": [m[0, 0].numpy() for m in lp.layer_maps],
-        "map": lp.map[0, 0].numpy(),
-        "ssim_map": result.ssim_map[0, 0].numpy(),
-        "error_map": result.error_map[0, 0].numpy(),
+        "metrics": result.metrics,
+        "skipped": dict(result.skipped),
+        "layer_maps": [m[0, 0].numpy() for m in result.lpips.layer_maps],
+        "maps": {key: m[0, 0].numpy() for key, m in result.maps.items()},
     }
 
 
-def metric_cards(row: dict, settings: Settings, key: str) -> None:
+def metric_cards(data: dict, ctx, key: str) -> None:
+    from core import metrics
+
+    row = data["row"]
     previous = st.session_state.get("explore.previous")
     last = st.session_state.get("explore.last")
     if last is not None and last["key"] != key:
@@ -260,28 +263,25 @@ def metric_cards(row: dict, settings: Settings, key: str) -> None:
     prev_row = previous["row"] if previous and previous["key"] != key else None
 
     def delta(name: str, digits: int) -> str | None:
-        if prev_row is None:
+        if prev_row is None or name not in prev_row:
             return None
         a, b = row[name], prev_row[name]
         if any(math.isinf(v) or math.isnan(v) for v in (a, b)):
             return None
         return f"{a - b:+.{digits}f}"
 
-    cols = st.columns(4)
-    cols[0].metric(f"LPIPS ({settings.net} v{settings.version}{'' if settings.calibrated else ', baseline'})",
-                   fmt_metric("lpips", row["lpips"]), delta(("lpips"), 4), delta_color="inverse", border=True,
-                   help="Learned perceptual distance. Lower is better: 0 = identical, higher = more different. "
-                   "The arrow shows the change since the last setting.")
-    cols[1].metric("PSNR", fmt_metric("psnr", row["psnr"]), delta("psnr", 2), border=True,
-                   help="Peak signal-to-noise ratio on 8-bit RGB. Higher is better (more similar).")
-    cols[2].metric(f"SSIM ({settings.ssim_mode})", fmt_metric("ssim", row["ssim"]), delta("ssim", 4), border=True,
-                   help="Structural similarity, 11×11 Gaussian window. Higher is better; 1 = identical.")
-    cols[3].metric("MS-SSIM", fmt_metric("ms_ssim", row["ms_ssim"]), delta("ms_ssim", 4), border=True,
-                   help="Multi-scale SSIM over 5 scales. Higher is better. Needs at least 176 px per side.")
+    keys = data["metrics"]
+    for col, name in zip(st.columns(len(keys)), keys):
+        spec = metrics.get(name)
+        note = data["skipped"].get(name)
+        col.metric(spec.title(ctx), fmt_metric(name, row[name]), delta(name, spec.digits), border=True,
+                   delta_color="normal" if spec.higher_is_better else "inverse",
+                   help=(f"{spec.description} {note}." if note else spec.description)
+                   + " The arrow shows the change since the last setting.")
 
 
 def image_row(ref: PreparedImage, dist_pixels: np.ndarray, data: dict) -> None:
-    lp_map = data["map"]
+    lp_map = data["maps"]["lpips"]
     vmax = float(np.max(lp_map)) if np.max(lp_map) > 0 else 1.0
     heat = heatmaps.colorize(lp_map, 0.0, vmax)
     ctl_a, ctl_b = st.columns([1, 3], vertical_alignment="center")
@@ -306,20 +306,28 @@ def layer_view(ref: PreparedImage, data: dict) -> None:
     st.plotly_chart(heatmaps.layer_grid(data["layer_maps"], row["lpips_layer_names"], row["lpips_layers"],
                                         image_size=ref.size, shared_scale=shared),
                     key="chart.layers", config={"displaylogo": False}, theme=None)
-    left, mid, right = st.columns(3)
-    with left:
+    # LPIPS's own map sits beside the photos; every other metric's map goes here, from the registry.
+    others = [name for name in data["metrics"] if name != "lpips" and name in data["maps"]]
+    columns = st.columns(1 + len(others))
+    with columns[0]:
         st.plotly_chart(charts.layer_contributions(row["lpips_layer_names"], row["lpips_layers"], row["lpips"]),
                         key="chart.bars", config={"displaylogo": False}, theme=None)
-    with mid:
-        st.plotly_chart(heatmaps.single_map(data["ssim_map"], title="SSIM map (dark = less similar)", unit="SSIM",
-                                            image_size=ref.size, zmin=min(0.0, float(np.nanmin(data["ssim_map"]))),
-                                            zmax=1.0, colorscale="Viridis"),
-                        key="chart.ssim", config={"displaylogo": False}, theme=None)
-    with right:
-        emax = heatmaps.robust_max(data["error_map"])
-        st.plotly_chart(heatmaps.single_map(data["error_map"], title="Squared error (what PSNR averages)",
-                                            unit="error²", image_size=ref.size, zmin=0.0, zmax=emax),
-                        key="chart.error", config={"displaylogo": False}, theme=None)
+    for col, name in zip(columns[1:], others):
+        with col:
+            metric_map_chart(name, data["maps"][name], ref.size)
+
+
+def metric_map_chart(name: str, values: np.ndarray, image_size: tuple[int, int]) -> None:
+    from core import metrics
+
+    spec = metrics.get(name).map
+    low, high = spec.value_range
+    zmin = max(low, min(0.0, float(np.nanmin(values))))
+    zmax = high if math.isfinite(high) else heatmaps.robust_max(values)
+    colours = "Viridis" if spec.higher_is_better else heatmaps.DEFAULT_COLORSCALE  # dark = worse, both ways
+    st.plotly_chart(heatmaps.single_map(values, title=spec.title, unit=spec.unit, image_size=image_size,
+                                        zmin=zmin, zmax=zmax, colorscale=colours),
+                    key=f"chart.{name}", config={"displaylogo": False}, theme=None)
 
 
 def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int) -> None:
@@ -336,15 +344,19 @@ def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int) -
         return buf.getvalue().encode()
 
     def maps_zip() -> bytes:
+        from core import metrics
+
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
-            vmax = float(np.max(data["map"])) or 1.0
-            zf.writestr("lpips_map.png", heatmaps.encode(heatmaps.colorize(data["map"], 0, vmax), "PNG"))
+            for name, m in data["maps"].items():
+                spec = metrics.get(name).map
+                low, high = spec.value_range
+                colours = "Viridis" if spec.higher_is_better else heatmaps.DEFAULT_COLORSCALE
+                vmax = high if math.isfinite(high) else (float(np.nanmax(m)) or 1.0)
+                zf.writestr(f"{spec.file_stem}.png",
+                            heatmaps.encode(heatmaps.colorize(m, max(low, 0.0), vmax, colours), "PNG"))
             for name, m in zip(row["lpips_layer_names"], data["layer_maps"]):
                 zf.writestr(f"lpips_{name}.png", heatmaps.encode(heatmaps.colorize(m, 0, float(np.max(m)) or 1.0), "PNG"))
-            zf.writestr("ssim_map.png", heatmaps.encode(heatmaps.colorize(data["ssim_map"], 0, 1, "Viridis"), "PNG"))
-            zf.writestr("squared_error_map.png",
-                        heatmaps.encode(heatmaps.colorize(data["error_map"], 0, float(np.max(data["error_map"])) or 1.0), "PNG"))
             zf.writestr("raw_maps.npz", _npz(data))
         return buf.getvalue()
 
@@ -362,8 +374,10 @@ def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int) -
 
 
 def _npz(data: dict) -> bytes:
+    from core import metrics
+
     buf = io.BytesIO()
-    arrays = {"lpips_map": data["map"], "ssim_map": data["ssim_map"], "squared_error_map": data["error_map"]}
+    arrays = {metrics.get(name).map.file_stem: m for name, m in data["maps"].items()}
     arrays.update({f"lpips_{n}": m for n, m in zip(data["row"]["lpips_layer_names"], data["layer_maps"])})
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
@@ -411,7 +425,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
         return
     key = f"{ref.digest}|{dist_digest}|{settings.label}|{settings.ssim_mode}"
     with cards:
-        metric_cards(data["row"], settings, key)
+        metric_cards(data, metric_context(engine, settings), key)
     with results:
         st.caption(f"Distortion: {chain_text}")
         image_row(ref, dist_pixels, data)

@@ -15,20 +15,20 @@ import secrets
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import quiz
 from core.errors import LpipsExplorerError
 from core.tensors import to_uint8
+from store import BaseQuizStore, Summary, open_store
+from teach import quiz
 from views.common import engine_for, plain, show_error, weights_status
 from viz import heatmaps
 
-METRIC_LABELS = {"lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG16)", "psnr": "PSNR", "ssim": "SSIM"}
 ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
 
 
 @st.cache_resource(show_spinner=False)
-def quiz_store() -> quiz.QuizStore:
+def quiz_store() -> BaseQuizStore:
     """One store per server; it keeps one SQLite connection per thread."""
-    return quiz.QuizStore(os.environ.get("LPIPS_EXPLORER_QUIZ_DB") or None)
+    return open_store(os.environ.get("LPIPS_EXPLORER_QUIZ_DB") or None)
 
 
 @st.cache_data(show_spinner="Preparing the round…", max_entries=256)
@@ -52,7 +52,7 @@ def _voter_id() -> str:
     return st.session_state["quiz.voter"]
 
 
-def _store_or_none() -> quiz.QuizStore | None:
+def _store_or_none() -> BaseQuizStore | None:
     try:
         return quiz_store()
     except LpipsExplorerError as err:
@@ -135,10 +135,10 @@ def reveal(choice: str, metrics: dict) -> None:
         lower = name.startswith("lpips")
         agree = m["pick"] == choice
         verdict = "agrees with you" if agree else ("can't decide" if m["pick"] == "tie" else "disagrees")
-        col.metric(METRIC_LABELS.get(name, name), f"picks {m['pick']}", verdict,
+        col.metric(quiz.metric_label(name), f"picks {m['pick']}", verdict,
                    delta_color="normal" if agree else "inverse", delta_arrow="off", border=True,
                    help=("lower = closer" if lower else "higher = closer"))
-        unit = " dB" if name == "psnr" else ""
+        unit = f" {quiz.metric_unit(name)}" if quiz.metric_unit(name) else ""
         col.caption(f"A: {m['a']:.4g}{unit} · B: {m['b']:.4g}{unit}")
 
 
@@ -177,7 +177,7 @@ def teacher_view() -> None:
         dashboard(store)
 
 
-def dashboard(store: quiz.QuizStore) -> None:
+def dashboard(store: BaseQuizStore) -> None:
     code = st.text_input("Session code", key="quiz.dash.code")
     key = st.text_input("Teacher key", type="password", key="quiz.dash.key")
     if not code or not key:
@@ -205,14 +205,14 @@ def dashboard(store: quiz.QuizStore) -> None:
     cols = st.columns(max(1, len(summary.metrics)))
     for col, (name, agreement) in zip(cols, summary.metrics.items()):
         value = "–" if agreement.score is None else f"{100 * agreement.score:.0f}%"
-        col.metric(METRIC_LABELS.get(name, name), value, border=True,
+        col.metric(quiz.metric_label(name), value, border=True,
                    help=f"{agreement.n} judgments; 95% interval {100 * agreement.low:.0f}–{100 * agreement.high:.0f}% "
                         "(ties count half, as in the LPIPS paper).")
     if summary.by_family:
         st.plotly_chart(family_chart(summary), key="quiz.chart", config={"displaylogo": False}, theme=None)
     rows = [{"round": r.index + 1, "image": r.sample, "pair": r.pair, "votes A": r.votes_a, "votes B": r.votes_b,
              "majority": r.majority or "–",
-             **{METRIC_LABELS.get(k, k): r.metric_picks.get(k, "–") for k in summary.metrics}}
+             **{quiz.metric_label(k): r.metric_picks.get(k, "–") for k in summary.metrics}}
             for r in summary.rounds]
     st.dataframe(rows, hide_index=True, width="stretch")
 
@@ -225,13 +225,13 @@ def dashboard(store: quiz.QuizStore) -> None:
                        mime="text/csv", key="quiz.export", on_click="ignore", icon=":material/download:")
 
 
-def family_chart(summary: quiz.Summary) -> go.Figure:
+def family_chart(summary: Summary) -> go.Figure:
     fig = go.Figure()
     pairs = list(summary.by_family)
     for metric in summary.metrics:
         scores = [summary.by_family[p].get(metric) for p in pairs]
         fig.add_trace(go.Bar(
-            name=METRIC_LABELS.get(metric, metric), x=pairs,
+            name=quiz.metric_label(metric), x=pairs,
             y=[None if a is None or a.score is None else 100 * a.score for a in scores],
             error_y=dict(type="data", symmetric=False,
                          array=[0 if a is None or a.score is None else 100 * (a.high - a.score) for a in scores],

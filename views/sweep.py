@@ -7,11 +7,12 @@ import io
 
 import streamlit as st
 
-from core import distortions, sweeps
+from core import distortions
 from core.errors import LpipsExplorerError
 from core.tensors import from_numpy, to_uint8
+from teach import sweeps
 from viz import charts, heatmaps
-from views.common import (fmt_metric, get_engine, prepare_sample, sample_catalogue, show_error,
+from views.common import (direction_caption, fmt_metric, get_engine, prepare_sample, sample_catalogue, show_error,
                           sidebar_settings, features_for)
 
 PLOT_CONFIG = {"displaylogo": False,
@@ -36,6 +37,18 @@ def pick_sample(settings):
     except LpipsExplorerError as err:
         show_error(err, "The sample cannot be loaded")
         return None
+
+
+def _titles(keys) -> dict[str, str]:
+    """Each metric's chart title with its unit and direction: "PSNR, dB (higher = more similar)"."""
+    from core import metrics
+
+    titles = {}
+    for key in keys:
+        spec = metrics.get(key)
+        direction = "higher = more similar" if spec.higher_is_better else "lower = more similar"
+        titles[key] = f"{spec.label}{', ' + spec.unit if spec.unit else ''} ({direction})"
+    return titles
 
 
 def sweep_section(settings, engine, ref) -> None:
@@ -82,11 +95,11 @@ def sweep_section(settings, engine, ref) -> None:
     marks = [(d.a_index, d.b_index, d.describe()) for d in found[:6]]
     raw_tab, norm_tab = st.tabs(["Raw values", "Normalized (shared axis)"])
     with raw_tab:
-        st.plotly_chart(charts.sweep_raw(result.values, {"lpips": result.lpips, "psnr": result.psnr,
-                                                          "ssim": result.ssim}, xlabel=xlabel),
+        st.plotly_chart(charts.sweep_raw(result.values, result.scores, _titles(result.metrics), xlabel=xlabel),
                         key="sweep.chart.raw", config=PLOT_CONFIG, theme=None)
     with norm_tab:
-        st.plotly_chart(charts.sweep_normalized(result.values, result.normalized(), xlabel=xlabel, marks=marks),
+        st.plotly_chart(charts.sweep_normalized(result.values, result.normalized(), _titles(result.metrics),
+                                                xlabel=xlabel, marks=marks),
                         key="sweep.chart.norm", config=PLOT_CONFIG, theme=None)
     if found:
         st.markdown("**Where the metrics disagree** (which of two settings is worse):")
@@ -97,6 +110,12 @@ def sweep_section(settings, engine, ref) -> None:
     st.download_button("Sweep (CSV)", _csv(result.to_rows()), file_name=f"sweep-{result.name}.csv",
                        mime="text/csv", key="sweep.csv", on_click="ignore", icon=":material/download:")
     st.caption("The camera icon on each chart saves it as PNG.")
+
+
+def _label(key: str) -> str:
+    from core import metrics
+
+    return metrics.get(key).label
 
 
 def equal_psnr_section(settings, engine, ref) -> None:
@@ -129,8 +148,7 @@ def equal_psnr_section(settings, engine, ref) -> None:
     for col, entry in zip(cols[1:], result.entries):
         col.image(heatmaps.encode(to_uint8(entry.image)), width="stretch",
                   caption=f"{entry.label}: {entry.value:g} {entry.unit}".strip())
-        col.markdown(f"PSNR **{fmt_metric('psnr', entry.psnr)}**  \nSSIM **{entry.ssim:.3f}**  \n"
-                     f"LPIPS **{entry.lpips:.3f}**")
+        col.markdown("  \n".join(f"{_label(key)} **{fmt_metric(key, value)}**" for key, value in entry.scores.items()))
         if not entry.reached:
             col.caption(entry.message)
     label = {e.name: e.label for e in result.entries}
@@ -142,8 +160,7 @@ def equal_psnr_section(settings, engine, ref) -> None:
 
 def render() -> None:
     st.title("Sweeps", anchor=False)
-    st.caption("Why PSNR and SSIM fail where LPIPS does not. Higher LPIPS = more different; "
-               "higher PSNR/SSIM = more similar.")
+    st.caption("Why PSNR and SSIM fail where LPIPS does not. " + direction_caption().replace("  \n", " "))
     settings = sidebar_settings()
     if settings.net_problem:
         st.error(f"The {settings.net} network cannot be used here: {settings.net_problem}", icon=":material/error:")

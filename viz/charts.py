@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
@@ -29,46 +29,57 @@ def layer_contributions(names: Sequence[str], values: Sequence[float], total: fl
     return fig
 
 
-METRIC_STYLE = {
-    "lpips": ("LPIPS (lower = more similar)", "#7b3294"),
-    "psnr": ("PSNR, dB (higher = more similar)", "#1b7837"),
-    "ssim": ("SSIM (higher = more similar)", "#2166ac"),
-}
+# One colour per metric, by position in the order given (the registry's display order).
+PALETTE = ("#7b3294", "#1b7837", "#2166ac", "#e08214", "#b2182b", "#35978f", "#8c510a")
 
 
-def sweep_raw(values: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str) -> go.Figure:
-    """Each metric against severity on its own axis (three stacked panels)."""
+def _colours(names: Sequence[str]) -> dict[str, str]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def sweep_raw(values: Sequence[float], series: Mapping[str, Sequence[float]], titles: Mapping[str, str], *,
+              xlabel: str) -> go.Figure:
+    """Each metric against severity on its own axis (one stacked panel per metric, in ``titles`` order).
+
+    ``titles`` maps a metric key to its panel title (with unit and direction); infinite and NaN
+    values (PSNR of an identical image) are left as gaps.
+    """
     from plotly.subplots import make_subplots
 
-    names = [m for m in ("lpips", "psnr", "ssim") if m in series]
+    names = [m for m in titles if m in series]
+    colours = _colours(names)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[METRIC_STYLE[m][0] for m in names])
+                        subplot_titles=[titles[m] for m in names])
     for row, name in enumerate(names, start=1):
-        y = [None if v is None or v != v or v == float("inf") else v for v in series[name]]
-        fig.add_trace(go.Scatter(x=list(values), y=y, mode="lines+markers", name=name.upper(),
-                                 line=dict(color=METRIC_STYLE[name][1]),
-                                 hovertemplate=f"{xlabel}=%{{x:g}}<br>{name.upper()}=%{{y:.4f}}<extra></extra>"),
+        y = [None if v is None or v != v or v in (float("inf"), float("-inf")) else v for v in series[name]]
+        label = titles[name].split(" (")[0].split(",")[0]
+        fig.add_trace(go.Scatter(x=list(values), y=y, mode="lines+markers", name=label,
+                                 line=dict(color=colours[name]),
+                                 hovertemplate=f"{xlabel}=%{{x:g}}<br>{label}=%{{y:.4f}}<extra></extra>"),
                       row=row, col=1)
     fig.update_xaxes(title_text=xlabel, row=len(names), col=1)
     fig.update_layout(height=170 * len(names) + 60, showlegend=False, margin=dict(l=50, r=10, t=30, b=40))
     return fig
 
 
-def sweep_normalized(values: Sequence[float], normalized: dict[str, Sequence[float]], *, xlabel: str,
-                     marks: Sequence[tuple[int, int, str]] = ()) -> go.Figure:
+def sweep_normalized(values: Sequence[float], normalized: Mapping[str, Sequence[float]], titles: Mapping[str, str], *,
+                     xlabel: str, marks: Sequence[tuple[int, int, str]] = ()) -> go.Figure:
     """All metrics on one "how bad" axis (0 = mildest level, 1 = worst by that metric).
 
     ``marks`` are (level i, level j, text) pairs where two metrics disagree on which is worse;
-    they are drawn as a dotted connector with the text on hover.
+    they are drawn as a dotted connector on the first metric's curve with the text on hover.
     """
     fig = go.Figure()
-    for name in ("lpips", "psnr", "ssim"):
-        if name in normalized:
-            fig.add_trace(go.Scatter(x=list(values), y=list(normalized[name]), mode="lines+markers",
-                                     name=METRIC_STYLE[name][0], line=dict(color=METRIC_STYLE[name][1]),
-                                     hovertemplate=f"{xlabel}=%{{x:g}}<br>badness=%{{y:.2f}}<extra>{name.upper()}</extra>"))
+    names = [m for m in titles if m in normalized]
+    colours = _colours(names)
+    for name in names:
+        label = titles[name].split(" (")[0].split(",")[0]
+        fig.add_trace(go.Scatter(x=list(values), y=list(normalized[name]), mode="lines+markers",
+                                 name=titles[name], line=dict(color=colours[name]),
+                                 hovertemplate=f"{xlabel}=%{{x:g}}<br>badness=%{{y:.2f}}<extra>{label}</extra>"))
+    anchor = normalized[names[0]] if names else []
     for k, (i, j, text) in enumerate(marks):
-        fig.add_trace(go.Scatter(x=[values[i], values[j]], y=[normalized["lpips"][i], normalized["lpips"][j]],
+        fig.add_trace(go.Scatter(x=[values[i], values[j]], y=[anchor[i], anchor[j]],
                                  mode="markers+lines", line=dict(color="#d6604d", dash="dot", width=2),
                                  marker=dict(symbol="x", size=11, color="#d6604d"),
                                  name="metrics disagree" if k == 0 else None, showlegend=k == 0,

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .classic import psnr as classic_psnr
-from .classic import ssim as classic_ssim
-from .distortions import REGISTRY, DistortionParamError, Param, ParamValue, UnknownDistortionError, sweep
-from .lpips import Engine, ReferenceFeatures
-from .tensors import check_unit_batch, quantize_8bit
+from core import metrics as registry
+from core.comparison import compare, prepare_reference
+from core.distortions import REGISTRY, DistortionParamError, Param, ParamValue, UnknownDistortionError, sweep
+from core.lpips import Engine, ReferenceFeatures
+from core.metrics.psnr import psnr as classic_psnr
+from core.tensors import check_unit_batch, quantize_8bit
 
 __all__ = [
     "DEFAULT_EQUAL_PSNR_FAMILIES",
@@ -60,9 +61,6 @@ DEFAULT_TARGET_PSNR = 26.0
 # How far above the hardest family's lowest reachable PSNR an automatic target sits.
 TARGET_MARGIN = 1.0
 DEFAULT_EQUAL_PSNR_FAMILIES: tuple[str, ...] = ("gaussian_blur", "gaussian_noise", "translate", "jpeg")
-# Differences smaller than these are ties when looking for disagreements.
-DEFAULT_TIES: dict[str, float] = {"lpips": 1e-3, "psnr": 0.1, "ssim": 1e-3}
-_HIGHER_IS_WORSE = {"lpips": True, "psnr": False, "ssim": False}
 
 ProgressFn = Callable[[int, int], None]
 
@@ -182,7 +180,7 @@ class Disagreement:
     ``a_*`` and ``b_*`` describe the two levels: which result (index into the list given to
     :func:`disagreements_between`; 0 for :meth:`SweepResult.disagreements`), its distortion,
     level index and severity, and the scores. ``metric`` is the metric that contradicts
-    LPIPS ("psnr" or "ssim"). ``rank_gap`` measures how striking the clash is: the smaller of
+    LPIPS (any other registered metric: "psnr", "ssim"...). ``rank_gap`` measures how striking the clash is: the smaller of
     the two metrics' rank differences between the levels (in the pooled ranking), so it is
     large only when *both* metrics are confident, in opposite directions.
     """
@@ -227,8 +225,10 @@ class Disagreement:
 class SweepResult:
     """Metrics of one distortion at several severities (one entry per level, in sweep order).
 
-    ``values`` are the severities of ``param`` (in its natural ``unit``); ``lpips``, ``psnr``
-    (dB, ``inf`` for an identical image) and ``ssim`` are float64 arrays of the same length.
+    ``values`` are the severities of ``param`` (in its natural ``unit``); ``scores`` maps each
+    metric (:mod:`core.metrics` keys, display order) to a float64 array of the same length,
+    also reachable as an attribute (``result.lpips``, ``result.psnr``: dB, ``inf`` for an
+    identical image). A metric that cannot score images this small (MS-SSIM) is left out.
     ``seed`` and ``base_params`` are what rendered the images, so :meth:`image` can redraw one.
     The arrays are read-only.
     """
@@ -236,9 +236,7 @@ class SweepResult:
     name: str
     param: str
     values: np.ndarray
-    lpips: np.ndarray
-    psnr: np.ndarray
-    ssim: np.ndarray
+    scores: Mapping[str, np.ndarray]
     unit: str = ""
     integer: bool = False
     seed: int = 0
@@ -247,16 +245,32 @@ class SweepResult:
     net: str = ""
 
     def __post_init__(self) -> None:
-        arrays = {}
-        for key in ("values", "lpips", "psnr", "ssim"):
-            arr = np.array(getattr(self, key), dtype=np.float64).reshape(-1)
+        def frozen(values) -> np.ndarray:
+            arr = np.array(values, dtype=np.float64).reshape(-1)
             arr.setflags(write=False)
-            arrays[key] = arr
-            object.__setattr__(self, key, arr)
-        lengths = {k: len(v) for k, v in arrays.items()}
+            return arr
+
+        object.__setattr__(self, "values", frozen(self.values))
+        if "lpips" not in self.scores:
+            raise ValueError(f"SweepResult needs LPIPS scores (the axis the others are compared with), "
+                             f"got {list(self.scores)}.")
+        scores = {key: frozen(self.scores[key]) for key in _order(self.scores)}
+        object.__setattr__(self, "scores", scores)
+        lengths = {"values": len(self.values), **{k: len(v) for k, v in scores.items()}}
         if len(set(lengths.values())) != 1 or lengths["values"] == 0:
             raise ValueError(f"SweepResult arrays must be non-empty and of equal length, got {lengths}.")
         object.__setattr__(self, "base_params", dict(self.base_params))
+
+    def __getattr__(self, key: str) -> np.ndarray:
+        scores = self.__dict__.get("scores", {})
+        if key in scores:
+            return scores[key]
+        raise AttributeError(f"{type(self).__name__} has no attribute or metric {key!r}.")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics scored, in display order."""
+        return tuple(self.scores)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -264,22 +278,19 @@ class SweepResult:
     def normalized(self) -> dict[str, np.ndarray]:
         """Each metric rescaled to a shared *badness* axis in [0, 1], higher = worse.
 
-        Within this sweep: LPIPS ``(x - min) / (max - min)``; PSNR and SSIM are inverted,
-        ``(max - x) / (max - min)``, because for them higher means *more similar*. A metric
-        that is constant over the sweep maps to all zeros. An infinite PSNR (an identical
-        image, e.g. severity 0) is first replaced by ``max(PSNR_CAP, largest finite PSNR +
-        PSNR_CAP_MARGIN)`` = at least 60 dB, so it is the least bad level and finite values
-        keep their order; an all-infinite PSNR maps to zeros. The axis is relative: 1 is the
-        worst level *of this sweep*, not an absolute quality.
+        Within this sweep: a lower-is-better metric (LPIPS) maps ``(x - min) / (max - min)``;
+        a higher-is-better one (PSNR, SSIM) is inverted, ``(max - x) / (max - min)``. A metric
+        that is constant over the sweep maps to all zeros. An infinite value (the PSNR of an
+        identical image, e.g. severity 0) is first replaced by ``max(PSNR_CAP, largest finite
+        value + PSNR_CAP_MARGIN)`` = at least 60 dB, so it is the least bad level and finite
+        values keep their order; an all-infinite metric maps to zeros. The axis is relative:
+        1 is the worst level *of this sweep*, not an absolute quality.
         """
-        return {
-            "lpips": _badness(self.lpips, higher_is_worse=True),
-            "psnr": _badness(_cap_psnr(self.psnr), higher_is_worse=False),
-            "ssim": _badness(self.ssim, higher_is_worse=False),
-        }
+        return {key: _badness(_cap_infinite(values), higher_is_worse=not _higher_is_better(key))
+                for key, values in self.scores.items()}
 
     def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per level for CSV export: distortion, param, value, lpips, psnr, ssim.
+        """One dict per level for CSV export: distortion, param, value, then each metric.
 
         Integer parameters give ``int`` values; an identical image has ``psnr = inf``.
         """
@@ -288,11 +299,9 @@ class SweepResult:
                 "distortion": self.name,
                 "param": self.param,
                 "value": int(round(v)) if self.integer else float(v),
-                "lpips": float(lp),
-                "psnr": float(ps),
-                "ssim": float(ss),
+                **{key: float(values[i]) for key, values in self.scores.items()},
             }
-            for v, lp, ps, ss in zip(self.values, self.lpips, self.psnr, self.ssim)
+            for i, v in enumerate(self.values)
         ]
 
     def image(self, ref_image: torch.Tensor, index: int) -> torch.Tensor:
@@ -304,7 +313,7 @@ class SweepResult:
                        [float(self.values[index])], self.seed, self.base_params)
 
     def disagreements(
-        self, metrics: Sequence[str] = ("psnr", "ssim"), *, limit: int = 20,
+        self, metrics: Sequence[str] | None = None, *, limit: int = 20,
         ties: Mapping[str, float] | None = None,
     ) -> list[Disagreement]:
         """Pairs of levels ``(i, j)`` where LPIPS and a metric in ``metrics`` disagree on which is worse.
@@ -315,8 +324,24 @@ class SweepResult:
         return _find_disagreements([self], metrics, limit, ties, across_only=False)
 
 
-def _cap_psnr(values: np.ndarray) -> np.ndarray:
+def _order(names) -> list[str]:
+    """Registered metrics in display order, then any others (a metric no longer registered)."""
+    known = [k for k in registry.names() if k in names]
+    return known + sorted(set(names) - set(known))
+
+
+def _higher_is_better(key: str) -> bool:
+    try:
+        return registry.get(key).higher_is_better
+    except registry.UnknownMetricError:
+        raise ValueError(f"{key!r} is not a registered metric, so its direction is unknown; "
+                         f"the known metrics are {', '.join(registry.names())}.") from None
+
+
+def _cap_infinite(values: np.ndarray) -> np.ndarray:
     out = np.array(values, dtype=np.float64)
+    if not np.isposinf(out).any():
+        return out
     finite = out[np.isfinite(out)]
     if finite.size == 0:
         return np.zeros_like(out)  # nothing but identical images: no spread to show
@@ -363,9 +388,11 @@ def severity_sweep(
 
     ``ref_features_or_tensor`` is the reference as cached by ``engine.reference()`` (or the
     image, then it is cached here); ``ref_image`` is the 1×3×H×W image to distort and score
-    PSNR/SSIM against (``None``: the one in the features). Work is done ``batch_size`` levels
+    the other metrics against (``None``: the one in the features). Work is done ``batch_size`` levels
     at a time (rendering, LPIPS against the one cached reference, PSNR, SSIM), so memory stays
     bounded; ``progress(done, total)`` is called after each chunk, ending with ``done == total``.
+    Every registered metric is scored (:mod:`core.metrics`), except one that cannot take images
+    this small (MS-SSIM below 176 px).
 
     Distorted images are rounded to 8 bits before scoring; give an 8-bit reference too (as
     loaded from a file, or through ``quantize_8bit`` after resizing), or severity 0 scores a
@@ -395,22 +422,22 @@ def severity_sweep(
     if tuple(image.shape[-2:]) != ref.size:
         raise ValueError(f"`ref_image` is {tuple(image.shape[-2:])} but the reference features were computed "
                          f"on a {ref.size} image; pass the same image to both.")
-    classic_ref = image.detach().to(engine.device, torch.float32)
+    # Everything that depends only on the reference, once: LPIPS's features (given), SSIM's luma...
+    prepared = prepare_reference(engine, image, ssim_mode=ssim_mode, features=ref)
 
     total = len(severities)
-    lp, ps, ss = [], [], []
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in prepared.parts}
     for start in range(0, total, int(batch_size)):
         chunk = severities[start:start + int(batch_size)]
         dist = _render(image, name, p, chunk, seed, base).to(engine.device, torch.float32)
-        lp.append(engine.distance(ref, dist).double().numpy())
-        ps.append(classic_psnr(classic_ref, dist).double().cpu().numpy())
-        ss.append(classic_ssim(classic_ref, dist, mode=ssim_mode).double().cpu().numpy())
+        result = compare(engine, prepared, dist, metrics=tuple(parts), spatial=False)
+        for key in parts:
+            parts[key].append(result[key].double().numpy())
         if progress is not None:
             progress(min(start + len(chunk), total), total)
     return SweepResult(
-        name=name, param=p.name, values=severities, lpips=np.concatenate(lp), psnr=np.concatenate(ps),
-        ssim=np.concatenate(ss), unit=p.unit, integer=p.kind == "int", seed=seed, base_params=base,
-        ssim_mode=ssim_mode, net=engine.net,
+        name=name, param=p.name, values=severities, scores={k: np.concatenate(v) for k, v in parts.items()},
+        unit=p.unit, integer=p.kind == "int", seed=seed, base_params=base, ssim_mode=ssim_mode, net=engine.net,
     )
 
 
@@ -426,15 +453,16 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def disagreements_between(
-    results: Sequence[SweepResult], metrics: Sequence[str] = ("psnr", "ssim"), *, limit: int = 20,
+    results: Sequence[SweepResult], metrics: Sequence[str] | None = None, *, limit: int = 20,
     ties: Mapping[str, float] | None = None,
 ) -> list[Disagreement]:
-    """Pairs (a level of one result, a level of another) that LPIPS and PSNR/SSIM rank oppositely.
+    """Pairs (a level of one result, a level of another) that LPIPS and another metric rank oppositely.
 
-    For each metric in ``metrics`` ("psnr", "ssim"), a pair counts when LPIPS says one level is
-    worse and the metric says the other is (PSNR/SSIM: lower = worse), each by more than its
-    tie threshold (``ties``, defaults :data:`DEFAULT_TIES`: 0.001 LPIPS, 0.1 dB, 0.001 SSIM),
-    so near-equal scores never count. The classic case: a 1 px shift has a lower PSNR than
+    For each metric in ``metrics`` (default: every non-LPIPS metric all results have, e.g.
+    "psnr", "ssim"), a pair counts when LPIPS says one level is worse and the metric says the
+    other is (each in its own direction), each by more than its tie threshold (``ties``,
+    defaults from each metric's spec: 0.001 LPIPS, 0.1 dB PSNR, 0.001 SSIM), so near-equal
+    scores never count. The classic case: a 1 px shift has a lower PSNR than
     light noise, yet LPIPS calls the noise worse. Only pairs from *different* results are
     considered; at most ``limit`` are returned, most striking (largest ``rank_gap``, ranks
     pooled over all levels of all results) first.
@@ -452,19 +480,26 @@ def _find_disagreements(
     for r in results:
         if not isinstance(r, SweepResult):
             raise TypeError(f"expected SweepResult objects, got {type(r).__name__}.")
-    if isinstance(metrics, str):
+    common = [k for k in results[0].scores if all(k in r.scores for r in results)]
+    if metrics is None:
+        metrics = tuple(k for k in common if k != "lpips")
+    elif isinstance(metrics, str):
         metrics = (metrics,)
     metrics = tuple(metrics)
-    bad = [m for m in metrics if m not in ("psnr", "ssim")]
+    bad = [m for m in metrics if m not in common or m == "lpips"]
     if bad or not metrics:
-        raise ValueError(f"`metrics` must name 'psnr' and/or 'ssim' (compared with LPIPS), got {metrics!r}.")
+        choices = ", ".join(repr(k) for k in common if k != "lpips")
+        raise ValueError(f"`metrics` must name metrics to compare with LPIPS that every result has ({choices}), "
+                         f"got {metrics!r}.")
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
         raise ValueError(f"`limit` must be a positive integer, got {limit!r}.")
-    tie = {**DEFAULT_TIES, **dict(ties or {})}
+    defaults = {key: registry.get(key).tie for key in common}
+    tie = {**defaults, **dict(ties or {})}
     for key, value in tie.items():
-        if key not in DEFAULT_TIES or isinstance(value, bool) \
+        if key not in defaults or isinstance(value, bool) \
                 or not isinstance(value, (int, float, np.integer, np.floating)) or not value >= 0:
-            raise ValueError(f"`ties` maps 'lpips', 'psnr', 'ssim' to non-negative numbers, got {key!r}: {value!r}.")
+            raise ValueError(f"`ties` maps {', '.join(repr(k) for k in defaults)} to non-negative numbers, "
+                             f"got {key!r}: {value!r}.")
 
     owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(results)])
     index = np.concatenate([np.arange(len(r)) for r in results])
@@ -476,9 +511,9 @@ def _find_disagreements(
     r_lpips = _ranks(lpips)
     # Score every clash as arrays first; build objects only for the `limit` that are returned.
     hits: list[np.ndarray] = []  # rows: metric number, a, b, min rank gap, summed rank gap
-    scores = {m: np.concatenate([getattr(r, m) for r in results]) for m in metrics}
+    scores = {m: np.concatenate([r.scores[m] for r in results]) for m in metrics}
     for k, metric in enumerate(metrics):
-        badness = -scores[metric]  # PSNR and SSIM: lower = worse
+        badness = -scores[metric] if _higher_is_better(metric) else scores[metric]
         with np.errstate(invalid="ignore"):  # inf - inf: a tie, never a disagreement
             d_other = badness[:, None] - badness[None, :]
             clash = upper & (((d_lpips > tie["lpips"]) & (d_other < -tie[metric]))
@@ -688,25 +723,38 @@ def _match(probe: _PsnrProbe, target: float, mild: float, harsh: float, tol: flo
 
 @dataclass(frozen=True, eq=False)
 class EqualPSNREntry:
-    """One family in an :class:`EqualPSNRResult`: its severity, scores and image."""
+    """One family in an :class:`EqualPSNRResult`: its severity, scores and image.
+
+    ``scores`` holds every registered metric (display order) that can score the image; ``psnr``
+    is the one the family was tuned to (the search's own value, as its image is exactly that).
+    """
 
     name: str
     label: str
     param: str
     value: ParamValue
     unit: str
-    psnr: float
-    ssim: float
-    lpips: float
+    scores: Mapping[str, float]
     image: torch.Tensor = field(repr=False)
     reached: bool
     message: str = ""
 
+    @property
+    def psnr(self) -> float:
+        return self.scores["psnr"]
+
+    @property
+    def ssim(self) -> float:
+        return self.scores["ssim"]
+
+    @property
+    def lpips(self) -> float:
+        return self.scores["lpips"]
+
     def row(self) -> dict[str, Any]:
-        """Plain values for a table or CSV (no image)."""
+        """Plain values for a table or CSV (no image): the family, then every metric's score."""
         return {"distortion": self.name, "param": self.param, "value": self.value, "unit": self.unit,
-                "psnr": self.psnr, "ssim": self.ssim, "lpips": self.lpips, "reached": self.reached,
-                "message": self.message}
+                **self.scores, "reached": self.reached, "message": self.message}
 
 
 @dataclass(frozen=True, eq=False)
@@ -782,8 +830,9 @@ def equal_psnr_set(
     lowest PSNRs). Each family is searched with :func:`match_psnr` (``tol``, ``max_iter``,
     ``seed``); a family that cannot reach the target (a 1 px shift may already be below it on
     a detailed image, and JPEG quality is an integer) keeps its closest severity and says so
-    in its ``message``. The images are then scored with LPIPS in one batch against the cached
-    reference (``ref_features``, computed here if not given) and with SSIM (``ssim_mode``).
+    in its ``message``. The images are then scored in one batch with every registered metric:
+    LPIPS against the cached reference (``ref_features``, computed here if not given), SSIM
+    in ``ssim_mode``.
     """
     if isinstance(families, str) or not isinstance(families, Sequence) or not families:
         raise ValueError(f"`families` must be a non-empty sequence of distortion names, got {families!r}.")
@@ -818,14 +867,14 @@ def equal_psnr_set(
                for probe, (mild, harsh) in zip(probes, ranges)]
 
     dist = torch.cat([m.image for m in matches]).to(engine.device, torch.float32)
-    lpips = engine.distance(ref_features, dist).double().numpy()
-    ssims = classic_ssim(image.detach().to(engine.device, torch.float32), dist, mode=ssim_mode)
-    ssims = ssims.double().cpu().numpy()
+    prepared = prepare_reference(engine, image, ssim_mode=ssim_mode, features=ref_features)
+    scored = compare(engine, prepared, dist, spatial=False)
+    keys = [k for k in scored.metrics if k not in scored.skipped]
     entries = tuple(
         EqualPSNREntry(name=m.name, label=REGISTRY[m.name].label, param=m.param, value=m.value, unit=m.unit,
-                       psnr=m.psnr, ssim=float(s), lpips=float(lp), image=m.image, reached=m.reached,
-                       message=m.message)
-        for m, s, lp in zip(matches, ssims, lpips)
+                       scores={k: (m.psnr if k == "psnr" else float(scored[k][i])) for k in keys},
+                       image=m.image, reached=m.reached, message=m.message)
+        for i, m in enumerate(matches)
     )
     ranking = tuple(e.name for e in sorted(entries, key=lambda e: e.lpips))
     notes = " ".join(e.message for e in entries if e.message)

@@ -1,6 +1,6 @@
 """Benchmark: our :class:`~core.lpips.Engine` against the official ``lpips==0.1.4`` package.
 
-``python -m core bench [--sizes 256,512,1024] [--nets alex,vgg,squeeze] [--repeats 5]
+``python -m bench.engine [--sizes 256,512,1024] [--nets alex,vgg,squeeze] [--repeats 5]
 [--device cpu|cuda|auto|cpu,cuda] [--out bench/results.json] [--quick] [--full] [--no-memory]``
 
 Both implementations run in the same process with the SAME weights (the official model is built
@@ -37,6 +37,7 @@ To keep the default CPU run under ~10 minutes on two cores, VGG at 1024² and ba
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime as _dt
 import json
@@ -55,9 +56,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import weights
-from .lpips import Engine, LpipsNetwork, build_network, get_network, resolve_device
-from .nets import Backbone
+from core import weights
+from core.lpips import Engine, LpipsNetwork, build_network, get_network, resolve_device
+from core.nets import Backbone
 
 TOL = 1e-5
 BATCH = 16
@@ -276,7 +277,7 @@ def machine_info(devices) -> dict:
 
 def _photo() -> torch.Tensor:
     """The gallery's astronaut (512×512) as 1×3×H×W in [0, 1]."""
-    from .samples import load_sample
+    from core.samples import load_sample
 
     return load_sample("astronaut")
 
@@ -640,7 +641,7 @@ class _MemoryRunner:
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from core.bench import memory_server; memory_server()"],
+            [sys.executable, "-c", "from bench.engine import memory_server; memory_server()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
         self.ready = self.proc.stdout.readline().strip() == "ready"  # imports done: no overlap with timing
 
@@ -817,7 +818,24 @@ def header(machine: dict, cfg: Settings, device: torch.device) -> list[str]:
     return lines
 
 
-def main(args) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.engine",
+                                description="Benchmark against the official lpips package (prints a table, writes JSON).")
+    p.add_argument("--sizes", default="256,512,1024")
+    p.add_argument("--nets", default="alex,vgg,squeeze")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="bench/results.json")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto, or a list such as cpu,cuda")
+    p.add_argument("--quick", action="store_true", help="sizes up to 512, 3 repeats (a few minutes on 2 cores)")
+    p.add_argument("--full", action="store_true", help="also VGG at 1024² and batches above 512²")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    return p
+
+
+def main(argv: list[str] | argparse.Namespace | None = None) -> int:
+    """Run the benchmark; ``argv`` is a list of command-line arguments (default ``sys.argv[1:]``)
+    or an already parsed :class:`argparse.Namespace`."""
+    args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     cfg = settings_from_args(args)
     for note in cfg.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -871,3 +889,7 @@ def main(args) -> int:
     cfg.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {cfg.out}")
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

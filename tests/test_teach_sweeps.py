@@ -1,4 +1,4 @@
-"""core.sweeps: severity sweeps, the badness axis, disagreements, and equal-PSNR matching."""
+"""teach.sweeps: severity sweeps, the badness axis, disagreements, and equal-PSNR matching."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
-from core import classic
+from core.metrics.psnr import psnr as core_psnr
+from core.metrics.ssim import ssim as core_ssim
 from core.distortions import REGISTRY, DistortionParamError, UnknownDistortionError, sweep
 from core.imageio import downscale_to_fit
 from core.lpips import Engine
 from core.samples import load_sample
-from core.sweeps import (
+from core.tensors import quantize_8bit, to_uint8
+from teach.sweeps import (
     MAX_LEVELS,
     SweepResult,
     default_range,
@@ -24,7 +26,6 @@ from core.sweeps import (
     severity_levels,
     severity_sweep,
 )
-from core.tensors import quantize_8bit, to_uint8
 
 TOL = 0.05
 
@@ -127,8 +128,8 @@ def test_sweep_matches_metrics_computed_directly(engine, ref, blur_sweep):
     images = quantize_8bit(sweep("gaussian_blur", "sigma", result.values.tolist(), ref))
     lpips = engine.distance(engine.reference(ref), images).double().numpy()
     np.testing.assert_allclose(result.lpips, lpips, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(result.psnr, classic.psnr(ref, images).double().numpy())
-    np.testing.assert_allclose(result.ssim, classic.ssim(ref, images).double().numpy(), rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(result.psnr, core_psnr(ref, images).double().numpy())
+    np.testing.assert_allclose(result.ssim, core_ssim(ref, images).double().numpy(), rtol=0, atol=1e-7)
     assert math.isinf(result.psnr[0]) and result.ssim[0] == 1.0 and result.lpips[0] < 1e-6
     assert np.all(np.diff(result.lpips) > 0) and np.all(np.diff(result.psnr) < 0)
     # One redrawn level is the image that was scored.
@@ -170,7 +171,8 @@ def test_normalized_is_a_badness_axis_with_inf_psnr_handled(blur_sweep):
 
 
 def synthetic(name: str, values, lpips, psnr, ssim, integer: bool = False) -> SweepResult:
-    return SweepResult(name=name, param="p", values=values, lpips=lpips, psnr=psnr, ssim=ssim, integer=integer)
+    return SweepResult(name=name, param="p", values=values, scores={"lpips": lpips, "psnr": psnr, "ssim": ssim},
+                       integer=integer)
 
 
 def test_normalized_edge_cases():
@@ -322,7 +324,7 @@ def test_equal_psnr_set_puts_the_families_at_one_psnr(engine, ref, ref_features)
     images = torch.cat([e.image for e in result.entries])
     lpips = engine.distance(ref_features, images).numpy()
     np.testing.assert_allclose([e.lpips for e in result.entries], lpips, atol=1e-6)
-    np.testing.assert_allclose([e.ssim for e in result.entries], classic.ssim(ref, images).numpy(), atol=1e-6)
+    np.testing.assert_allclose([e.ssim for e in result.entries], core_ssim(ref, images).numpy(), atol=1e-6)
     assert sorted(result.ranking) == sorted(names)
     assert [result[n].lpips for n in result.ranking] == sorted(e.lpips for e in result.entries)
     # The point of the demonstration: equal PSNR, very different LPIPS.

@@ -1,4 +1,4 @@
-"""core.quiz: reproducible 2AFC rounds, their scores, and the SQLite vote store under stress."""
+"""store: the SQLite vote store (sessions, votes, summary, CSV) under stress."""
 
 from __future__ import annotations
 
@@ -17,43 +17,24 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from core import quiz
-from core.classic import psnr, ssim
-from core.distortions import REGISTRY, chain_to_dict
-from core.errors import LpipsExplorerError, WeightsError
-from core.lpips import Engine
-from core.quiz import (
+from core.distortions import chain_to_dict
+from core.errors import LpipsExplorerError
+from store import (
     CODE_ALPHABET,
     CSV_COLUMNS,
-    MIGRATIONS,
-    QUIZ_LEVELS,
-    SCHEMA_VERSION,
     QuizError,
     QuizInputError,
     QuizSessionNotFoundError,
     QuizStorageError,
     QuizStore,
     QuizVoteError,
-    RoundSpec,
-    default_db_path,
-    make_round,
-    pair_label,
-    render_round,
-    score_round,
-    wilson_interval,
+    base,
 )
+from store.sqlite import MIGRATIONS, SCHEMA_VERSION, default_db_path, migrate
+from teach.quiz import make_round
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def alex() -> Engine:
-    try:
-        return Engine("alex", "0.1", True, "cpu")
-    except WeightsError as exc:
-        pytest.skip(f"AlexNet LPIPS weights are not provisioned here: {exc}")
 
 
 @pytest.fixture
@@ -83,103 +64,6 @@ def count_votes(path: Path) -> int:
         return conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
     finally:
         conn.close()
-
-
-# --------------------------------------------------------------------------------------
-# Rounds
-# --------------------------------------------------------------------------------------
-
-
-def test_rounds_are_reproducible_from_seed_and_index():
-    for index in range(8):
-        assert make_round(2024, index) == make_round(2024, index)
-    assert [make_round(1, i) for i in range(5)] != [make_round(2, i) for i in range(5)]
-    spec = make_round(2024, 0)
-    assert isinstance(spec, RoundSpec) and hash(spec) == hash(make_round(2024, 0))  # immutable
-
-
-def test_rounds_are_varied_and_never_trivial():
-    specs = [make_round(99, i) for i in range(40)]
-    pairs = {(s.chain_a[0].name, s.chain_b[0].name) for s in specs}
-    assert len(pairs) >= 20
-    assert len({s.sample for s in specs}) >= 4
-    assert len({s.pair for s in specs}) >= 8
-    for spec in specs:
-        assert spec.chain_a != spec.chain_b
-        assert spec.chain_a[0].name != spec.chain_b[0].name
-        for chain, family in ((spec.chain_a, spec.family_a), (spec.chain_b, spec.family_b)):
-            (step,) = chain
-            distortion = REGISTRY[step.name]
-            assert step.name in QUIZ_LEVELS and distortion.family == family
-            main = distortion.main
-            value = step.params[main.name]
-            assert value != main.identity
-            assert main.min <= value <= main.max
-
-
-def test_quiz_levels_stay_in_range_and_off_identity():
-    import random
-
-    for name, (lo, hi) in QUIZ_LEVELS.items():
-        assert name in REGISTRY and 0 < lo < hi <= 1
-        main = REGISTRY[name].main
-        for level in (0.0, 0.5, 1.0):
-            for seed in range(4):  # both directions of signed parameters
-                value = quiz._main_value(name, level, random.Random(seed))
-                assert value != main.identity and main.min <= value <= main.max
-
-
-def test_make_round_rejects_bad_arguments():
-    for seed, index in ((-1, 0), (0, -1), (True, 0), (0, 1.5), ("1", 0)):
-        with pytest.raises(QuizInputError):
-            make_round(seed, index)
-
-
-def test_render_round_is_deterministic_8bit_and_small():
-    spec = make_round(7, 2)
-    ref, a, b = render_round(spec, max_side=64)
-    assert max(ref.shape[-2:]) == 64 and ref.shape == a.shape == b.shape and ref.shape[:2] == (1, 3)
-    for image in (ref, a, b):
-        assert torch.equal(image, image.mul(255).round().div(255))  # what is measured is what is shown
-    assert not torch.equal(a, ref) and not torch.equal(b, ref) and not torch.equal(a, b)
-    again = render_round(spec, max_side=64)
-    assert all(torch.equal(x, y) for x, y in zip((ref, a, b), again))
-    with pytest.raises(QuizInputError):
-        render_round(spec, max_side=8)
-
-
-@pytest.mark.parametrize("index", [0, 5])
-def test_score_round_agrees_with_direct_metric_calls(alex, index):
-    spec = make_round(31, index)
-    ref, a, b = render_round(spec, max_side=96)
-    scores = score_round(spec, ref, a, b, {"alex": alex})
-    assert list(scores) == ["lpips_alex", "psnr", "ssim"]
-    direct = {
-        "lpips_alex": (alex.distance(ref, a).item(), alex.distance(ref, b).item(), True),
-        "psnr": (psnr(ref, a).item(), psnr(ref, b).item(), False),
-        "ssim": (ssim(ref, a).item(), ssim(ref, b).item(), False),
-    }
-    for metric, (value_a, value_b, lower_is_closer) in direct.items():
-        entry = scores[metric]
-        assert entry["a"] == pytest.approx(value_a, rel=1e-5, abs=1e-6)
-        assert entry["b"] == pytest.approx(value_b, rel=1e-5, abs=1e-6)
-        a_closer = value_a < value_b if lower_is_closer else value_a > value_b
-        assert entry["pick"] == ("A" if a_closer else "B")
-    json.dumps(scores)  # stored as JSON
-
-
-def test_score_round_ties_and_engine_checks(alex):
-    spec = make_round(31, 0)
-    ref, a, _ = render_round(spec, max_side=64)
-    scores = score_round(spec, ref, a, a.clone(), {"lpips_alex": alex})
-    assert {m: e["pick"] for m, e in scores.items()} == {"lpips_alex": "tie", "psnr": "tie", "ssim": "tie"}
-    assert list(score_round(spec, ref, a, a, {})) == ["psnr", "ssim"]  # only the engines given
-    with pytest.raises(QuizInputError, match="vgg"):
-        score_round(spec, ref, a, a, {"vgg": alex})
-
-
-def test_pair_label_is_order_free():
-    assert pair_label("noise", "blur") == pair_label("blur", "noise") == "blur vs noise"
 
 
 # --------------------------------------------------------------------------------------
@@ -225,13 +109,13 @@ def test_create_session_validates(store):
 def test_teacher_key_check_is_constant_time(store, monkeypatch):
     code, key = store.create_session("Class", seed=1)
     calls = []
-    real = quiz.hmac.compare_digest
+    real = base.hmac.compare_digest
 
     def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(quiz.hmac, "compare_digest", spy)
+    monkeypatch.setattr(base.hmac, "compare_digest", spy)
     assert store.check_teacher_key(code, key)
     assert store.check_teacher_key(code.lower(), f" {key} ")
     assert not store.check_teacher_key(code, key[:-1] + ("A" if key[-1] != "A" else "B"))
@@ -290,20 +174,12 @@ def test_revote_replaces_the_earlier_choice(store):
 
 
 def wilson_by_formula(s: float, n: int) -> tuple[float, float]:
+    # The same as in test_teach_quiz.py, where teach.quiz.wilson_interval is tested against it.
     z = 1.959963984540054
     p = s / n
     center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
     return center - half, center + half
-
-
-@pytest.mark.parametrize("s, n", [(3, 6), (3.5, 6), (8, 10), (1, 1), (0, 5), (49.5, 100)])
-def test_wilson_interval_matches_the_formula(s, n):
-    low, high = wilson_interval(s, n)
-    want_low, want_high = wilson_by_formula(s, n)
-    assert low == pytest.approx(max(0.0, want_low), abs=1e-12)
-    assert high == pytest.approx(min(1.0, want_high), abs=1e-12)
-    assert low <= s / n <= high
 
 
 def test_summary_against_a_hand_computation(store):
@@ -429,10 +305,10 @@ def test_eight_threads_never_lose_a_vote(store):
 
 def test_four_processes_never_lose_a_vote(store):
     # Fresh interpreters with their own connections, as with "spawn"; a forkserver that has
-    # imported core.quiz once forks them, because four spawned imports of torch take 30-70 s
+    # imported teach.quiz and store once forks them, because four spawned imports of torch take 30-70 s
     # on a 2-core machine. The server never opens the database, so nothing is inherited.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["core.quiz", _write_votes.__module__])
+    context.set_forkserver_preload(["teach.quiz", "store", _write_votes.__module__])
     code, _ = store.create_session("Processes", n_rounds=VOTES_PER_WRITER, seed=9)
     barrier = context.Barrier(4)
     processes = [
@@ -452,7 +328,8 @@ def test_four_processes_never_lose_a_vote(store):
 
 KILL_SCRIPT = """
 import sys
-from core.quiz import QuizStore, make_round
+from store import QuizStore
+from teach.quiz import make_round
 store = QuizStore(sys.argv[1])
 code = sys.argv[2]
 specs = [make_round(77, i) for i in range(20)]
@@ -528,7 +405,7 @@ def test_a_failing_migration_leaves_the_database_untouched(store):
     conn = store._conn()
     broken = MIGRATIONS + ["CREATE TABLE extra (x); CREATE TABLE broken ("]
     with pytest.raises(sqlite3.Error):
-        quiz.migrate(conn, broken)
+        migrate(conn, broken)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchone() is None
 
@@ -590,6 +467,7 @@ def test_full_disk_raises_storage_error_and_loses_nothing(store):
     assert integrity(store.path) == "ok"
 
 
-def test_core_quiz_does_not_import_streamlit():
-    source = (REPO / "core" / "quiz.py").read_text(encoding="utf-8")
-    assert "streamlit" not in source
+def test_quiz_rounds_and_store_do_not_import_streamlit():
+    for path in [REPO / "teach" / "quiz.py", *sorted((REPO / "store").glob("*.py"))]:
+        source = path.read_text(encoding="utf-8")
+        assert "streamlit" not in source, path

@@ -1,0 +1,51 @@
+"""8-bit levels and working precision, shared by PSNR and the SSIM family.
+
+Published PSNR/SSIM numbers are measured on 8-bit files, so both images are first rounded to
+the 256 levels a PNG stores; a float image and its saved PNG then score the same.
+
+Computation runs on the inputs' device, in float64 (float32 only on Apple MPS, which has no
+float64): the variance terms E[x²] - E[x]² of 0-255 data lose digits to cancellation, about
+1e-4 of SSIM in float32, and CUDA convolutions in float32 default to TF32, which would lose
+far more. ``precise=False`` trades that for speed on the CPU (about 5× faster, within ~1e-5).
+"""
+
+from __future__ import annotations
+
+import torch
+
+PEAK = 255.0
+
+# MATLAB rgb2gray: the first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]),
+# not the rounded Rec. 601 weights (0.299, 0.587, 0.114); they differ by one grey level on
+# some pixels, which is enough to move SSIM in the fifth decimal.
+MATLAB_LUMA = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def work_dtype(image: torch.Tensor, precise: bool = True) -> torch.dtype:
+    """float64 (exact enough to match the reference implementations to 1e-6), or float32 on
+    MPS and, with ``precise=False``, on the CPU (what an interactive view needs)."""
+    if image.device.type == "mps" or (not precise and image.device.type == "cpu"):
+        return torch.float32
+    return torch.float64
+
+
+def out_dtype(image: torch.Tensor) -> torch.dtype:
+    """Half-precision results would round SSIM 0.9995 to 1.0; report at least float32."""
+    return torch.float64 if image.dtype == torch.float64 else torch.float32
+
+
+def quantize(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[0, 1] floats → 8-bit grey levels 0..255 (as floats), rounding like ``to_uint8``."""
+    # Rounded in the input's precision: k/255 stored as float32 maps back to exactly k.
+    return image.clamp(0.0, 1.0).mul(255.0).round().to(dtype)
+
+
+def matlab_luma(levels: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W 8-bit levels → N×1×H×W 8-bit luma, as MATLAB ``rgb2gray`` on uint8 input."""
+    # MPS has no float64; elsewhere the weighted sum is formed in float64 so that the
+    # rounding below falls on the same side as MATLAB's double arithmetic.
+    dtype = torch.float32 if levels.device.type == "mps" else torch.float64
+    weights = torch.tensor(MATLAB_LUMA, dtype=dtype, device=levels.device).view(1, 3, 1, 1)
+    luma = (levels.to(dtype) * weights).sum(dim=1, keepdim=True)
+    # MATLAB rounds halves away from zero (round() in torch rounds them to even).
+    return torch.floor(luma + 0.5).clamp(0.0, 255.0).to(levels.dtype)

@@ -1,0 +1,93 @@
+"""MS-SSIM (Wang, Simoncelli & Bovik 2003): SSIM's contrast-structure term over five scales."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..tensors import check_dist, check_unit_batch
+from .registry import MetricContext, MetricScore, MetricSpec, register
+from .ssim import SSIM_WINDOW, SSIMMode, SSIMReference, check_mode, pair_planes, prepare_planes, ssim_maps
+
+__all__ = ["MS_SSIM_MIN_SIZE", "MS_SSIM_WEIGHTS", "ms_ssim", "prepare_reference", "score"]
+
+# Wang, Simoncelli & Bovik (2003), Table 1: finest scale first.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+# The coarsest of the five scales (four 2× reductions) must still hold one 11×11 window.
+MS_SSIM_MIN_SIZE = SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
+
+
+def _downsample(x: torch.Tensor) -> torch.Tensor:
+    """2×2 mean, as ``msssim.m``: imfilter(ones(2)/4, 'symmetric') then every other pixel."""
+    # An odd last row/column is averaged with its mirror (itself) rather than with zeros,
+    # which would darken the border the way zero-padded average pooling does.
+    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return F.avg_pool2d(x, kernel_size=2)
+
+
+def _ms_ssim(prepared: SSIMReference, dist: torch.Tensor) -> torch.Tensor:
+    x, y = pair_planes(prepared, dist)
+    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=x.dtype, device=x.device)
+    terms = []
+    for scale in range(len(MS_SSIM_WEIGHTS)):
+        ssim_map, cs_map = ssim_maps(x, y)
+        last = scale == len(MS_SSIM_WEIGHTS) - 1
+        terms.append((ssim_map if last else cs_map).mean(dim=(2, 3)))
+        if not last:
+            x, y = _downsample(x), _downsample(y)
+    stacked = torch.stack(terms).clamp(min=0.0)  # scales × N × C
+    per_channel = stacked.pow(weights.view(-1, 1, 1)).prod(dim=0)
+    return per_channel.mean(dim=1).to(prepared.out_dtype)
+
+
+@torch.no_grad()
+def ms_ssim(ref: torch.Tensor, dist: torch.Tensor, mode: SSIMMode = "reference", precise: bool = True) -> torch.Tensor:
+    """Multi-scale SSIM (Wang, Simoncelli & Bovik 2003), one value per image (shape N).
+
+    Five scales with weights ``MS_SSIM_WEIGHTS``, 2×2 mean downsampling between them and the
+    window and constants of :func:`~core.metrics.ssim.ssim`; on the 8-bit luma
+    (``"reference"``) or per RGB channel, averaged (``"rgb"``). The result is
+    ``prod(cs_1..cs_4 ** w_1..w_4) * ssim_5 ** w_5``, each term the mean of its map.
+    A term below zero (anti-correlated images) is clamped to 0 before the fractional power,
+    as pytorch_msssim does, so the result is 0 rather than NaN. The short side must be at
+    least 176 px (11 · 2⁴), so that the coarsest scale holds one window. ``precise`` as in
+    :func:`~core.metrics.ssim.ssim`.
+
+    >>> ref = torch.rand(1, 3, 176, 176, generator=torch.Generator().manual_seed(0))
+    >>> ms_ssim(ref, ref).item()
+    1.0
+    """
+    check_mode(mode)
+    check_dist(check_unit_batch(ref, "ref"), dist)
+    return _ms_ssim(prepare_planes(ref, mode, precise, MS_SSIM_MIN_SIZE, "MS-SSIM"), dist)
+
+
+@torch.no_grad()
+def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> SSIMReference:
+    """What MS-SSIM needs of the reference (its 8-bit planes), computed once."""
+    ctx = ctx or MetricContext()
+    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, MS_SSIM_MIN_SIZE, "MS-SSIM")
+
+
+@torch.no_grad()
+def score(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> MetricScore:
+    """MS-SSIM of each image in ``dist`` against the prepared reference (no map)."""
+    return MetricScore(values=_ms_ssim(prepared, dist).float().cpu())
+
+
+SPEC = register(MetricSpec(
+    key="ms_ssim",
+    label="MS-SSIM",
+    higher_is_better=True,
+    prepare=prepare_reference,
+    score=score,
+    description="Multi-scale SSIM over 5 scales. Higher is better. Needs at least 176 px per side.",
+    value_range=(0.0, 1.0),
+    identical=1.0,
+    differentiable=False,  # scored on 8-bit levels
+    min_size=MS_SSIM_MIN_SIZE,
+    small_images="nan",
+    settings=("ssim_mode",),
+))

@@ -1,0 +1,250 @@
+"""The metric registry: one immutable :class:`MetricSpec` per metric, looked up by key.
+
+A spec says what a metric is (key, label, direction, unit, range, map, differentiability,
+minimum size) and how to compute it in two steps: ``prepare`` does the work that depends only
+on the reference (LPIPS's features, SSIM's 8-bit luma), and ``score`` scores a batch of
+distorted images against that prepared reference. Everything that lists metrics (the app's
+cards, the sweeps, the quiz dashboard, the command line's columns) iterates :func:`names`.
+
+>>> from core import metrics
+>>> metrics.names()[:2]
+('lpips', 'psnr')
+>>> metrics.get("ssim").higher_is_better
+True
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from ..errors import LpipsExplorerError
+
+if TYPE_CHECKING:
+    from ..lpips import Engine
+
+__all__ = [
+    "MapSpec", "MetricContext", "MetricScore", "MetricSpec", "UnknownMetricError",
+    "get", "names", "register", "registered", "resolve", "specs", "unregister",
+]
+
+
+class UnknownMetricError(LpipsExplorerError, KeyError):
+    """A metric key that no spec is registered under."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """Everything besides the images that a metric may read.
+
+    ``engine`` is the LPIPS engine (the network, its version and device); ``ssim_mode`` and
+    ``precise`` are the SSIM family's settings; ``spatial`` asks for maps. Metrics run on
+    ``device``: the engine's when there is one.
+    """
+
+    engine: Engine | None = None
+    ssim_mode: str = "reference"
+    precise: bool = True
+    spatial: bool = True
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device if self.engine is not None else torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    """One metric's verdict on N distorted images: ``values`` (N,) and, where it has one and
+    maps were asked for, ``map`` (N×1×h×w); ``detail`` is whatever else the metric returns
+    (LPIPS: its :class:`~core.lpips.LpipsResult` with layers). Tensors are on the CPU."""
+
+    values: torch.Tensor
+    map: torch.Tensor | None = None
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """A metric's per-pixel map, as a viewer needs to show it.
+
+    ``higher_is_better`` is the map's own direction (PSNR's map is the squared error: lower is
+    better although PSNR is higher-is-better); ``value_range`` its bounds (infinite where open);
+    ``file_stem`` names it in downloads (``ssim_map.png``, ``raw_maps.npz``'s keys).
+    """
+
+    title: str
+    unit: str
+    file_stem: str
+    higher_is_better: bool
+    value_range: tuple[float, float] = (0.0, math.inf)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is and how to compute it.
+
+    ``map`` describes the per-pixel map where the metric has one. ``prepare(ref, ctx)`` takes
+    the reference (N×3×H×W in [0, 1] on ``ctx.device``) and returns what
+    ``score(prepared, dist, ctx)`` needs; ``score`` returns a :class:`MetricScore`.
+    ``min_size`` is the smallest side accepted (a callable of the context where it depends on
+    it, like LPIPS's network). Below it, ``small_images="nan"`` makes :func:`core.compare` report
+    NaN with the reason instead of raising. ``settings`` names the :class:`MetricContext` fields
+    the values depend on (they travel with the values into CSV and JSON). ``tie`` is the
+    smallest difference that counts when rankings are compared (teaching sweeps). ``extras(detail, i)``
+    adds metric-specific fields to image ``i``'s row (LPIPS's layers).
+    """
+
+    key: str
+    label: str
+    higher_is_better: bool
+    prepare: Callable[[torch.Tensor, MetricContext], Any]
+    score: Callable[[Any, torch.Tensor, MetricContext], MetricScore]
+    description: str = ""
+    unit: str = ""
+    value_range: tuple[float, float] = (-math.inf, math.inf)
+    identical: float = math.nan  # the value two identical images get
+    map: MapSpec | None = None
+    differentiable: bool = False
+    min_size: int | Callable[[MetricContext], int] = 1
+    small_images: Literal["error", "nan"] = "error"
+    digits: int = 4
+    tie: float = 1e-3  # differences below this are ties when metrics are compared with each other
+    settings: tuple[str, ...] = ()
+    title_detail: Callable[[MetricContext], str] | None = field(default=None, repr=False)
+    extras: Callable[[Any, int], dict[str, Any]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.key.isidentifier() or self.key != self.key.lower():
+            raise ValueError(f"A metric key must be a lower-case identifier (a CSV column), got {self.key!r}.")
+        unknown = [s for s in self.settings if s not in MetricContext.__dataclass_fields__]
+        if unknown:
+            raise ValueError(f"`settings` of {self.key!r} names unknown context fields {unknown}.")
+
+    @property
+    def has_map(self) -> bool:
+        """Whether :attr:`score` returns a per-pixel map (described by :attr:`map`)."""
+        return self.map is not None
+
+    def minimum(self, ctx: MetricContext) -> int:
+        """The smallest image side this metric accepts under ``ctx``."""
+        return int(self.min_size(ctx)) if callable(self.min_size) else int(self.min_size)
+
+    def title(self, ctx: MetricContext | None = None) -> str:
+        """The label with the settings that shape the value: ``"LPIPS (alex v0.1)"``, ``"SSIM (rgb)"``."""
+        detail = self.title_detail(ctx) if (self.title_detail is not None and ctx is not None) else ""
+        return f"{self.label} ({detail})" if detail else self.label
+
+    @property
+    def direction(self) -> str:
+        """How to read the value, in words."""
+        if self.higher_is_better:
+            return "higher = more similar"
+        return "lower = more similar, higher = more different"
+
+    @property
+    def meaning(self) -> str:
+        """The direction and, where known, what identical images score."""
+        if math.isnan(self.identical):
+            return self.direction
+        same = ("∞" if self.identical > 0 else "-∞") if math.isinf(self.identical) else f"{self.identical:g}"
+        return f"{self.direction} ({same} = identical)"
+
+    def format(self, value: float, *, unit: bool = True) -> str:
+        """A value as shown to people: ``n/a`` for NaN, ``∞`` for infinity, ``digits`` decimals."""
+        if math.isnan(value):
+            return "n/a"
+        text = ("∞" if value > 0 else "-∞") if math.isinf(value) else f"{value:.{self.digits}f}"
+        return f"{text} {self.unit}" if unit and self.unit else text
+
+
+_lock = threading.Lock()
+_registry: dict[str, MetricSpec] = {}
+
+
+def register(spec: MetricSpec, *, replace: bool = False) -> MetricSpec:
+    """Add ``spec`` to the registry (at the end of the display order); returns it."""
+    if not isinstance(spec, MetricSpec):
+        raise TypeError(f"register() takes a MetricSpec, got {type(spec).__name__}.")
+    with _lock:
+        if spec.key in _registry and not replace:
+            raise ValueError(f"A metric {spec.key!r} is already registered; pass replace=True to replace it.")
+        _registry[spec.key] = spec
+    return spec
+
+
+def unregister(key: str) -> MetricSpec:
+    """Remove and return the spec registered under ``key``."""
+    with _lock:
+        if key not in _registry:
+            raise UnknownMetricError(_unknown_message(key))
+        return _registry.pop(key)
+
+
+@contextmanager
+def registered(spec: MetricSpec) -> Iterator[MetricSpec]:
+    """Register ``spec`` for the duration of a ``with`` block (tests, experiments)."""
+    register(spec)
+    try:
+        yield spec
+    finally:
+        unregister(spec.key)
+
+
+def names() -> tuple[str, ...]:
+    """The registered keys, in display order."""
+    with _lock:
+        return tuple(_registry)
+
+
+def specs() -> tuple[MetricSpec, ...]:
+    """The registered specs, in display order."""
+    with _lock:
+        return tuple(_registry.values())
+
+
+def _unknown_message(key: object) -> str:
+    return f"Unknown metric {key!r}; the known metrics are {', '.join(names())}."
+
+
+def get(key: str) -> MetricSpec:
+    """The spec registered under ``key``; an unknown key raises an error listing the known ones.
+
+    >>> get("psnr").unit
+    'dB'
+    >>> get("nope")
+    Traceback (most recent call last):
+    ...
+    core.metrics.registry.UnknownMetricError: Unknown metric 'nope'; the known metrics are lpips, psnr, ssim, ms_ssim.
+    """
+    with _lock:
+        spec = _registry.get(key)
+    if spec is None:
+        raise UnknownMetricError(_unknown_message(key))
+    return spec
+
+
+def resolve(metrics: str | Mapping | Any | None) -> tuple[str, ...]:
+    """``None`` → every key; a comma-separated string or a sequence → those keys, checked,
+    in display order, without repeats.
+
+    >>> resolve("ssim, lpips")
+    ('lpips', 'ssim')
+    """
+    if metrics is None:
+        return names()
+    wanted = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    wanted = [m for m in wanted if m != ""]
+    if not wanted:
+        raise ValueError(f"No metric named; choose from {', '.join(names())}.")
+    for key in wanted:
+        get(key)
+    return tuple(k for k in names() if k in wanted)

@@ -1,0 +1,270 @@
+"""The SQLite quiz store: one database file shared by every thread and process of the app.
+
+The file is in WAL mode with ``synchronous=FULL``: when :meth:`QuizStore.record_vote`
+returns, the vote is in the database file on disk and survives the process being killed or
+the machine losing power. Many threads and processes may write at once; writers wait for
+each other (up to ``busy_timeout``) instead of failing. Storage problems (read-only folder,
+full disk, damaged file) raise :class:`~store.errors.QuizStorageError`, whose message starts
+with "the quiz cannot ...", never a raw ``sqlite3`` error.
+
+Everything but the SQL (validation, join codes, CSV, the summary) is in
+:class:`store.base.BaseQuizStore`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from store.base import BaseQuizStore, Ballot, SessionInfo, _now
+from store.errors import QuizStorageError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "QuizStore", "default_db_path", "migrate"]
+
+#: Schema migrations: ``MIGRATIONS[k]`` takes a database from version ``k`` to ``k + 1``
+#: (``PRAGMA user_version``). Each runs in one transaction with the version bump, so a
+#: database is always at a whole version. Append new scripts; never edit old ones.
+MIGRATIONS: list[str] = [
+    # 1: the initial schema.
+    """
+    CREATE TABLE sessions (
+        code TEXT PRIMARY KEY,
+        teacher_key_hash TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        n_rounds INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        title TEXT NOT NULL
+    );
+    CREATE TABLE votes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_code TEXT NOT NULL REFERENCES sessions(code),
+        round_index INTEGER NOT NULL,
+        voter_id TEXT NOT NULL,
+        choice TEXT NOT NULL CHECK (choice IN ('A', 'B')),
+        created TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        sample TEXT NOT NULL,
+        family_a TEXT NOT NULL,
+        family_b TEXT NOT NULL,
+        chain_a TEXT NOT NULL,
+        chain_b TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        UNIQUE (session_code, round_index, voter_id)
+    );
+    """,
+    # 2: look up a student's votes across sessions (and show how a migration looks).
+    """
+    CREATE INDEX votes_by_voter ON votes (voter_id);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    """``$LPIPS_EXPLORER_DATA/quiz.sqlite3``, else ``$XDG_DATA_HOME/lpips-explorer/quiz.sqlite3``
+    (``~/.local/share/lpips-explorer/quiz.sqlite3``): outside the source tree.
+
+    >>> default_db_path().name
+    'quiz.sqlite3'
+    """
+    data = os.environ.get("LPIPS_EXPLORER_DATA")
+    if data:
+        return Path(data).expanduser() / "quiz.sqlite3"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "lpips-explorer" / "quiz.sqlite3"
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split an SQL script into statements (``sqlite3.complete_statement`` handles triggers)."""
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\r\n;"):
+                yield buffer.strip()
+            buffer = ""
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> int:
+    """Bring the database of ``conn`` (in autocommit mode) up to date; returns its version.
+
+    The version is read inside a write transaction, so two processes opening an old
+    database at once migrate it once.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(migrations):
+            raise QuizStorageError(
+                f"the quiz cannot use this database: it has schema version {version}, written by a newer "
+                f"LPIPS Explorer (this one knows up to {len(migrations)}). Update the app or use another file."
+            )
+        for target in range(version + 1, len(migrations) + 1):
+            for statement in _statements(migrations[target - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(target)}")  # PRAGMAs take no parameters
+        conn.execute("COMMIT")
+        return max(version, len(migrations))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class QuizStore(BaseQuizStore):
+    """The quiz database: one SQLite file shared by every thread and process of the app.
+
+    * WAL journal, ``synchronous=FULL``: a vote acknowledged (``record_vote`` returned) is on
+      disk; readers never block writers.
+    * ``busy_timeout`` (10 s by default): concurrent writers queue instead of failing; writes
+      take the lock up front (``BEGIN IMMEDIATE``) so no transaction has to give up midway.
+    * One connection per thread (and per process, after a fork); :meth:`close` closes the
+      calling thread's.
+    * ``read_only=True`` opens an existing, current database for reading only (a dashboard).
+    * A re-vote (same session, round and voter) **replaces** the earlier choice: the last
+      answer counts, the row keeps its id and gets the new time.
+
+    Every ``sqlite3``/filesystem failure becomes a :class:`QuizStorageError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0,
+                 read_only: bool = False) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.busy_timeout = float(busy_timeout)
+        self.read_only = bool(read_only)
+        self._local = threading.local()
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise QuizStorageError(
+                    f"the quiz cannot save votes: the folder {self.path.parent} cannot be created ({exc}). "
+                    "Point LPIPS_EXPLORER_QUIZ_DB at a writable file path, or LPIPS_EXPLORER_DATA at a "
+                    "writable folder."
+                ) from None
+        with self._guard("open its database"):
+            conn = self._conn()
+            if self.read_only:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    raise QuizStorageError(
+                        f"the quiz cannot read {self.path}: its schema version is {version}, this app needs "
+                        f"{SCHEMA_VERSION}. Open it once for writing to migrate it."
+                    )
+            else:
+                migrate(conn)
+
+    # -- connections -------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+        else:
+            conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if not self.read_only:
+                # Persistent in the file; a filesystem without WAL support keeps its old mode.
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "conn", None) is None or local.pid != os.getpid():
+            local.conn, local.pid = self._open(), os.getpid()
+        return local.conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise QuizStorageError(
+                f"the quiz cannot {action}: {exc} (database {self.path}). Check that the folder is "
+                "writable and the disk has free space."
+            ) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the lock from the start; commits or rolls back."""
+        with self._guard("save votes"):
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._guard("read its database"):
+            return self._conn().execute(sql, params).fetchall()
+
+    # -- the SQL behind BaseQuizStore ---------------------------------------------------
+
+    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str) -> bool:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM sessions WHERE code = ?", (code,)).fetchone():
+                return False  # taken; the transaction just commits nothing
+            conn.execute(
+                "INSERT INTO sessions (code, teacher_key_hash, seed, n_rounds, created, title) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (code, key_hash, seed, n_rounds, _now(), title),
+            )
+            return True
+
+    def _fetch_session(self, code: str) -> SessionInfo | None:
+        rows = self._read("SELECT code, title, seed, n_rounds, created FROM sessions WHERE code = ?", (code,))
+        return SessionInfo(*rows[0]) if rows else None
+
+    def _fetch_teacher_key_hash(self, code: str) -> str | None:
+        rows = self._read("SELECT teacher_key_hash FROM sessions WHERE code = ?", (code,))
+        return rows[0][0] if rows else None
+
+    def _upsert_vote(self, ballot: Ballot) -> int:
+        spec = ballot.spec
+        with self._write() as conn:
+            row = conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?", (ballot.session_code,)).fetchone()
+            seed = self._check_ballot(ballot, row)
+            (vote_id,) = conn.execute(
+                "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, "
+                "family_a, family_b, chain_a, chain_b, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (session_code, round_index, voter_id) DO UPDATE SET choice = excluded.choice, "
+                "created = excluded.created, sample = excluded.sample, family_a = excluded.family_a, "
+                "family_b = excluded.family_b, chain_a = excluded.chain_a, chain_b = excluded.chain_b, "
+                "metrics = excluded.metrics RETURNING id",
+                (ballot.session_code, ballot.round_index, ballot.voter_id, ballot.choice, _now(), seed, spec.sample,
+                 spec.family_a, spec.family_b, ballot.chain_a, ballot.chain_b, ballot.metrics),
+            ).fetchone()
+        return int(vote_id)
+
+    def _fetch_vote_rows(self, code: str) -> list[tuple[Any, ...]]:
+        return self._read(
+            "SELECT id, session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b, "
+            "chain_a, chain_b, metrics FROM votes WHERE session_code = ? ORDER BY round_index, id",
+            (code,),
+        )

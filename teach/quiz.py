@@ -1,0 +1,414 @@
+"""A two-alternative forced-choice (2AFC) class quiz, as in the LPIPS paper's BAPPS data: its rounds and statistics.
+
+Each round shows a reference and two distorted versions, A and B, and each person picks the
+one closer to the reference. Rounds are not stored: :func:`make_round` rebuilds round
+``index`` of a session from the session's seed (for a fixed sample gallery and distortion
+registry), :func:`render_round` draws its images and :func:`score_round` measures them with
+every metric. :func:`wilson_interval` and :class:`Agreement` say how often a metric agrees
+with the people (the 2AFC score, ties counting half).
+
+Sessions and votes live in the quiz store (:mod:`store`, :class:`store.QuizStore`), which
+uses the types here (:class:`RoundSpec`, :func:`metric_order`, :class:`Agreement`); nothing here
+touches a database, and this module does not import :mod:`store`. :class:`QuizError` and
+:class:`QuizInputError` are defined here; the store's own errors derive from them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import torch
+
+from core import metrics
+from core.comparison import compare
+from core.distortions import REGISTRY, Param, ParamValue, Step, apply
+from core.errors import LpipsExplorerError
+from core.imageio import downscale_to_fit
+from core.lpips import Engine
+from core.names import NET_LABELS
+from core.samples import list_samples, load_sample
+from core.tensors import quantize_8bit
+
+__all__ = [
+    "QUIZ_LEVELS",
+    "QUIZ_NETS",
+    "Agreement",
+    "QuizError",
+    "QuizInputError",
+    "RoundSpec",
+    "agreement",
+    "check_int",
+    "make_round",
+    "metric_label",
+    "metric_order",
+    "quiz_metrics",
+    "pair_label",
+    "render_round",
+    "score_round",
+    "wilson_interval",
+]
+
+Pick = Literal["A", "B", "tie"]
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class QuizError(LpipsExplorerError):
+    """Something about the quiz went wrong; ``str(err)`` says what and what to do."""
+
+
+class QuizInputError(QuizError, ValueError):
+    """An argument (title, number of rounds, seed, image size, engines) is not acceptable."""
+
+
+# --------------------------------------------------------------------------------------
+# Rounds
+# --------------------------------------------------------------------------------------
+
+#: LPIPS is scored once per network here (``lpips_alex``, ``lpips_vgg``): the class sees
+#: whether the networks agree with each other as well as with the people.
+QUIZ_NETS: tuple[str, ...] = ("alex", "vgg")
+
+
+def quiz_metrics() -> dict[str, bool]:
+    """The metrics a round is scored with, in display order, and whether lower means closer:
+    LPIPS once per :data:`QUIZ_NETS` network, then every other registered metric.
+
+    >>> list(quiz_metrics())[:3]
+    ['lpips_alex', 'lpips_vgg', 'psnr']
+    """
+    out = {f"lpips_{net}": True for net in QUIZ_NETS}
+    out.update({spec.key: not spec.higher_is_better for spec in metrics.specs() if spec.key != "lpips"})
+    return out
+
+
+def metric_order(names: set[str] | list[str]) -> list[str]:
+    """``names`` in display order: the quiz's metrics first, then any others (older records) sorted."""
+    known = [m for m in quiz_metrics() if m in names]
+    return known + sorted(set(names) - set(known))
+
+
+def metric_label(name: str) -> str:
+    """A quiz metric's label: ``"LPIPS (AlexNet)"``, ``"PSNR"``; an unknown name as it is."""
+    if name.startswith("lpips_") and name.removeprefix("lpips_") in NET_LABELS:
+        return f"LPIPS ({NET_LABELS[name.removeprefix('lpips_')]})"
+    try:
+        return metrics.get(name).label
+    except metrics.UnknownMetricError:
+        return name
+
+
+def metric_unit(name: str) -> str:
+    """A quiz metric's unit (``"dB"`` for PSNR), empty for LPIPS and unknown names."""
+    try:
+        return metrics.get(name).unit
+    except metrics.UnknownMetricError:
+        return ""
+
+#: Distortions used in the quiz and the moderate part of each one's range: the main
+#: parameter runs from ``lo`` to ``hi`` of the way from its identity value to the end of its
+#: range (either end, for parameters that go both ways). Milder settings are invisible at
+#: quiz sizes, stronger ones make the choice obvious. A distortion missing here (a future
+#: one, say) is not used until it is given a range.
+QUIZ_LEVELS: dict[str, tuple[float, float]] = {
+    "lightness": (0.10, 0.40),  # 5-20 ΔL*
+    "color_shift": (0.05, 0.25),  # 9-45°
+    "contrast": (0.15, 0.45),  # ×0.85-0.55 or ×1.3-1.9
+    "gaussian_noise": (0.10, 0.40),  # σ 5-20 grey levels
+    "salt_pepper": (0.02, 0.15),  # 0.5-3 % of pixels
+    "gaussian_blur": (0.08, 0.30),  # σ 0.6-2.4 px
+    "motion_blur": (0.10, 0.40),  # 3-12 px
+    "translate": (0.03, 0.20),  # 0.5-3.25 px
+    "rotate": (0.10, 0.50),  # 1-5°
+    "ghosting": (0.20, 0.70),  # strength 0.1-0.35
+    "chromatic_aberration": (0.06, 0.35),  # 0.5-2.75 px
+    "jpeg": (0.45, 0.92),  # quality 57-13
+    "resample": (0.08, 0.45),  # ×1.5-4.25
+    "posterize": (0.35, 0.85),  # 6-3 bits
+    "unsharp": (0.20, 0.80),  # amount 0.6-2.4
+}
+
+# Share of rounds that pit two distortions of the same family against each other
+# (Gaussian vs motion blur, say); the others pair two different families.
+_SAME_FAMILY_SHARE = 0.2
+# Strength level of A in [0, 1] (position inside its QUIZ_LEVELS range), and how far B's
+# level sits from it: similar, but never equal.
+_LEVEL_A = (0.2, 0.8)
+_LEVEL_GAP = (0.1, 0.3)
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """Round ``index`` of the session with seed ``seed``: a reference sample and two chains.
+
+    ``noise_seed`` seeds the random distortions (:func:`core.distortions.apply`), so the
+    noise pattern is part of the round too. Chains are tuples so the spec stays immutable.
+    """
+
+    index: int
+    seed: int
+    sample: str
+    chain_a: tuple[Step, ...]
+    chain_b: tuple[Step, ...]
+    family_a: str
+    family_b: str
+    noise_seed: int = 0
+
+    @property
+    def pair(self) -> str:
+        """The families of the pair, order-free, e.g. ``'blur vs noise'``."""
+        return pair_label(self.family_a, self.family_b)
+
+
+def pair_label(family_a: str, family_b: str) -> str:
+    """Name a pair of distortion families independently of which side was A.
+
+    >>> pair_label("noise", "blur"), pair_label("blur", "noise"), pair_label("blur", "blur")
+    ('blur vs noise', 'blur vs noise', 'blur vs blur')
+    """
+    first, second = sorted((family_a, family_b))
+    return f"{first} vs {second}"
+
+
+def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) in ``[low, high]``, else :class:`QuizInputError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        upper = f" and at most {high}" if high is not None else ""
+        raise QuizInputError(f"{name} must be an integer of at least {low}{upper}, got {value!r}.")
+    return int(value)
+
+
+def _quiz_families() -> dict[str, list[str]]:
+    """Family → quiz distortion names, in registry order."""
+    families: dict[str, list[str]] = {}
+    for name, distortion in REGISTRY.items():
+        if name in QUIZ_LEVELS:
+            families.setdefault(distortion.family, []).append(name)
+    return families
+
+
+def _snap(param: Param, value: float, toward: float) -> ParamValue:
+    """Round ``value`` to the parameter's step, keep it in range and off the identity value."""
+    step = 1.0 if param.kind == "int" else float(param.step or 0.0)
+    if step:
+        value = round(round(value / step) * step, 6)
+    value = min(max(value, float(param.min)), float(param.max))  # type: ignore[arg-type]
+    if param.identity is not None and value == param.identity:
+        value += math.copysign(step or 1e-3, toward - float(param.identity))
+    return param.validate(int(round(value)) if param.kind == "int" else value)
+
+
+def _main_value(name: str, level: float, rng: random.Random) -> ParamValue:
+    """The main parameter of ``name`` at ``level`` (0 = mildest, 1 = strongest quiz setting)."""
+    param = REGISTRY[name].main
+    identity = float(param.identity)  # type: ignore[arg-type]
+    ends = [float(e) for e in (param.min, param.max) if e is not None and float(e) != identity]
+    end = rng.choice(ends)  # either direction for signed parameters (lighter / darker)
+    lo, hi = QUIZ_LEVELS[name]
+    fraction = lo + level * (hi - lo)
+    return _snap(param, identity + fraction * (end - identity), end)
+
+
+def _other_params(name: str, rng: random.Random) -> dict[str, ParamValue]:
+    """Secondary parameters: a random direction where one exists, otherwise the defaults."""
+    if name == "motion_blur":
+        return {"angle": float(rng.randrange(0, 180, 15))}
+    if name == "translate":
+        return {"direction": float(rng.randrange(0, 360, 15))}
+    if name == "ghosting":
+        return {"offset": float(rng.choice((3, 4, 6, 8, 12)))}
+    if name == "resample":
+        return {"method": rng.choice(("bilinear", "bicubic"))}
+    return {}
+
+
+def _step(name: str, level: float, rng: random.Random) -> Step:
+    main = REGISTRY[name].main.name
+    return Step(name, {main: _main_value(name, level, rng), **_other_params(name, rng)})
+
+
+def _pick_pair(rng: random.Random) -> tuple[str, str]:
+    """Two different quiz distortions: same family now and then, different families mostly."""
+    families = _quiz_families()
+    shared = sorted(f for f, names in families.items() if len(names) >= 2)
+    if shared and rng.random() < _SAME_FAMILY_SHARE:
+        name_a, name_b = rng.sample(families[rng.choice(shared)], 2)
+        return name_a, name_b
+    family_a, family_b = rng.sample(sorted(families), 2)
+    return rng.choice(families[family_a]), rng.choice(families[family_b])
+
+
+def make_round(seed: int, index: int) -> RoundSpec:
+    """Round ``index`` of the session with ``seed``; the same arguments give the same round.
+
+    The two chains use two different distortions at similar, never equal, strength levels
+    inside their moderate :data:`QUIZ_LEVELS` ranges, on a sample drawn from the gallery.
+
+    >>> make_round(7, 3) == make_round(7, 3), make_round(7, 3) == make_round(7, 4)
+    (True, False)
+    """
+    seed = check_int(seed, "The session seed", 0)
+    index = check_int(index, "The round index", 0)
+    rng = random.Random(f"{seed}:{index}")
+    samples = list_samples()
+    sample = rng.choice(samples).key
+    name_a, name_b = _pick_pair(rng)
+    level_a = rng.uniform(*_LEVEL_A)
+    gap = rng.uniform(*_LEVEL_GAP) * rng.choice((-1, 1))
+    level_b = level_a + gap if 0.0 <= level_a + gap <= 1.0 else level_a - gap
+    step_a, step_b = _step(name_a, level_a, rng), _step(name_b, level_b, rng)
+    return RoundSpec(
+        index=index,
+        seed=seed,
+        sample=sample,
+        chain_a=(step_a,),
+        chain_b=(step_b,),
+        family_a=REGISTRY[name_a].family,
+        family_b=REGISTRY[name_b].family,
+        noise_seed=rng.randrange(2**31),
+    )
+
+
+@lru_cache(maxsize=16)
+def _reference(sample: str, max_side: int) -> torch.Tensor:
+    image, _ = downscale_to_fit(load_sample(sample), max_side)
+    return quantize_8bit(image)
+
+
+def render_round(spec: RoundSpec, max_side: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The round's reference, A and B as 1×3×H×W tensors in [0, 1], all 8-bit exact.
+
+    The sample is shrunk to fit ``max_side`` first, then distorted, then quantized, so the
+    images shown (and saved as PNG) are exactly the ones :func:`score_round` measures.
+    """
+    if not isinstance(spec, RoundSpec):
+        raise QuizInputError(f"render_round() needs a RoundSpec from make_round(), got {type(spec).__name__}.")
+    max_side = check_int(max_side, "max_side", 32)
+    ref = _reference(spec.sample, max_side).clone()
+    dist_a = quantize_8bit(apply(spec.chain_a, ref, seed=spec.noise_seed))
+    dist_b = quantize_8bit(apply(spec.chain_b, ref, seed=spec.noise_seed))
+    return ref, dist_a, dist_b
+
+
+def _pick(value_a: float, value_b: float, lower_is_closer: bool) -> Pick:
+    """Which image the metric calls closer to the reference.
+
+    >>> _pick(0.1, 0.2, True), _pick(30.0, 25.0, False), _pick(1.0, 1.0, False)
+    ('A', 'A', 'tie')
+    """
+    if value_a == value_b or math.isclose(value_a, value_b, rel_tol=1e-12, abs_tol=1e-12):
+        return "tie"
+    a_closer = value_a < value_b if lower_is_closer else value_a > value_b
+    return "A" if a_closer else "B"
+
+
+def _metric_entry(value_a: float, value_b: float, lower_is_closer: bool) -> dict[str, Any]:
+    return {"a": float(value_a), "b": float(value_b), "pick": _pick(float(value_a), float(value_b), lower_is_closer)}
+
+
+def score_round(
+    spec: RoundSpec,
+    ref: torch.Tensor,
+    dist_a: torch.Tensor,
+    dist_b: torch.Tensor,
+    engines: Mapping[str, Engine],
+) -> dict[str, dict[str, Any]]:
+    """Each metric's values for A and B and its pick, keyed by metric name.
+
+    ``engines`` maps a network name (``"alex"``, ``"vgg"``; ``"lpips_alex"`` works too) to an
+    :class:`~core.lpips.Engine`; only the LPIPS variants given are computed (an empty dict
+    gives just the other registered metrics). The result looks like
+    ``{"lpips_alex": {"a": 0.21, "b": 0.34, "pick": "A"}, "psnr": {...}, "ssim": {...}}``:
+    each metric's direction comes from :mod:`core.metrics` (SSIM in reference luma mode); equal values
+    give the pick ``"tie"``. ``spec`` is the round the images belong to (for the record).
+    """
+    if not isinstance(spec, RoundSpec):
+        raise QuizInputError(f"score_round() needs the RoundSpec of the images, got {type(spec).__name__}.")
+    if not isinstance(engines, Mapping):
+        raise QuizInputError(f"engines must be a dict of network name to Engine, got {type(engines).__name__}.")
+    pair = torch.cat([dist_a, dist_b])
+    scores: dict[str, dict[str, Any]] = {}
+    for key, engine in engines.items():
+        net = key.removeprefix("lpips_") if isinstance(key, str) else key
+        if not isinstance(engine, Engine) or engine.net != net:
+            raise QuizInputError(
+                f"engines[{key!r}] must be an Engine for the {net!r} network, got {engine!r}; "
+                "use {'alex': Engine('alex')} and the like."
+            )
+        values = engine.distance(ref, pair)
+        scores[f"lpips_{net}"] = _metric_entry(values[0].item(), values[1].item(), True)
+    # Every other registered metric (reference SSIM mode); one that cannot score images this
+    # small (MS-SSIM below 176 px) sits the round out rather than voting with NaN.
+    others = tuple(k for k in metrics.names() if k != "lpips")
+    result = compare(None, ref, pair, metrics=others, spatial=False)
+    for key in others:
+        if key not in result.skipped:
+            values = result[key]
+            scores[key] = _metric_entry(values[0].item(), values[1].item(), not metrics.get(key).higher_is_better)
+    return {name: scores[name] for name in metric_order(set(scores))}
+
+
+# --------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------
+
+_Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def wilson_interval(successes: float, n: int, z: float = _Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion; ``successes`` may be fractional (ties = ½).
+
+    >>> low, high = wilson_interval(8, 10)
+    >>> round(low, 4), round(high, 4)
+    (0.4902, 0.9433)
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often a metric picked what the people picked: the 2AFC score over judgments.
+
+    ``score = (agree + ties / 2) / n`` (a metric tie counts half, as in the LPIPS paper);
+    ``low``/``high`` is its 95 % Wilson interval. ``score`` is ``None`` when ``n == 0``.
+    """
+
+    metric: str
+    n: int
+    agree: int
+    ties: int
+    score: float | None
+    low: float
+    high: float
+
+
+def agreement(metric: str, credits: list[float]) -> Agreement:
+    """The :class:`Agreement` of ``metric`` from one credit per judgment (1 agree, ½ tie, 0 not)."""
+    n = len(credits)
+    total = sum(credits)
+    low, high = wilson_interval(total, n)
+    return Agreement(
+        metric=metric,
+        n=n,
+        agree=sum(1 for c in credits if c == 1.0),
+        ties=sum(1 for c in credits if c == 0.5),
+        score=total / n if n else None,
+        low=low,
+        high=high,
+    )

@@ -1,0 +1,84 @@
+"""Screenshots of every page, as a person sees them: desktop (1280×800) and phone (390×844).
+
+    .venv/bin/python tools/screenshots.py --out /tmp/shots [--root OTHER_CHECKOUT]
+
+Starts the app of ``--root`` (default: this checkout) on a free loopback port with Debian's
+Chromium, opens Explore (waits for the metric cards), Sweeps (runs the equal-PSNR comparison and
+a severity sweep) and the Class quiz (a teacher creates a session, a student votes once), and
+saves full-page PNGs named ``<page>-<width>.png``. Used to look at the pages before and after a
+change; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import browser  # noqa: E402
+
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def shoot(page, out: Path, name: str) -> None:
+    browser.wait_until_idle(page, 180_000)
+    page.wait_for_timeout(800)  # charts finish their layout animation
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(path)
+
+
+def explore(page, url: str, out: Path, tag: str) -> None:
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=180_000)
+    shoot(page, out, f"explore-{tag}")
+
+
+def sweeps(page, url: str, out: Path, tag: str) -> None:
+    page.goto(url + "/sweeps")
+    button = page.get_by_role("button", name="Show equal-PSNR comparison")
+    button.wait_for(timeout=180_000)
+    button.click()
+    page.get_by_text("ranks them, most similar first").first.wait_for(timeout=300_000)
+    shoot(page, out, f"sweeps-equal-{tag}")
+    page.get_by_role("tab", name="Severity sweep").click()
+    page.get_by_role("button", name="Run sweep").click()
+    page.get_by_role("button", name="Sweep (CSV)").wait_for(timeout=300_000)
+    shoot(page, out, f"sweeps-sweep-{tag}")
+
+
+def quiz(page, url: str, out: Path, tag: str) -> None:
+    page.goto(url + "/quiz")
+    page.get_by_text("The teacher").first.wait_for(timeout=180_000)
+    shoot(page, out, f"quiz-join-{tag}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--root", type=Path, default=browser.ROOT)
+    parser.add_argument("--pages", default="explore,sweeps,quiz")
+    parser.add_argument("--sizes", default="desktop,phone")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    browser.ROOT = args.root.resolve()
+    from playwright.sync_api import sync_playwright
+
+    pages = {"explore": explore, "sweeps": sweeps, "quiz": quiz}
+    with browser.running_app(timeout=180) as (url, _proc, _start), sync_playwright() as p:
+        chromium = browser.launch_browser(p)
+        for size in args.sizes.split(","):
+            width, height = SIZES[size]
+            context = chromium.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            for name in args.pages.split(","):
+                pages[name](page, url, args.out, f"{width}")
+            context.close()
+        chromium.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
