@@ -3,21 +3,16 @@ the whole 8-bit family (PSNR, SSIM, MS-SSIM)."""
 
 from __future__ import annotations
 
-import math
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from classic_reference import (H, LUMA, MS_WEIGHTS, W, matlab_gray, ms_ssim_np, natural, noisy, pairs,  # noqa: F401
-                               rng, sk_ssim_valid, to_tensor)
+from classic_reference import (H, W, matlab_gray, natural, noisy, pairs, rng, sk_ssim_valid, to_tensor)  # noqa: F401 (fixtures)
 from core.errors import ImageSizeMismatchError, ImageTooSmallError, InputRangeError
 from core.metrics.ms_ssim import ms_ssim
 from core.metrics.psnr import psnr
 from core.metrics.ssim import SSIMResult, ssim, ssim_map_full_size
-
 
 
 @pytest.mark.parametrize("mode", ["reference", "rgb"])

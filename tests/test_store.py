@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import multiprocessing
 import os
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wilson_by_formula
 from core.distortions import chain_to_dict
 from core.errors import LpipsExplorerError
 from store import (
@@ -172,14 +172,6 @@ def test_revote_replaces_the_earlier_choice(store):
     store.record_vote(code, 0, "ben", "A", spec, fake_metrics())
     assert len(store.votes(code)) == 2
 
-
-def wilson_by_formula(s: float, n: int) -> tuple[float, float]:
-    # The same as in test_teach_quiz.py, where teach.quiz.wilson_interval is tested against it.
-    z = 1.959963984540054
-    p = s / n
-    center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return center - half, center + half
 
 
 def test_summary_against_a_hand_computation(store):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
 
+from conftest import wilson_by_formula
 from core.metrics.psnr import psnr
 from core.metrics.ssim import ssim
 from core.distortions import REGISTRY
@@ -135,13 +135,6 @@ def test_pair_label_is_order_free():
 # Statistics
 # --------------------------------------------------------------------------------------
 
-
-def wilson_by_formula(s: float, n: int) -> tuple[float, float]:
-    z = 1.959963984540054
-    p = s / n
-    center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return center - half, center + half
 
 
 @pytest.mark.parametrize("s, n", [(3, 6), (3.5, 6), (8, 10), (1, 1), (0, 5), (49.5, 100)])

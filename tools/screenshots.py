@@ -22,12 +22,25 @@ import browser  # noqa: E402
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
-def shoot(page, out: Path, name: str) -> None:
+# Streamlit scrolls its main section, not the document: full_page=True would show one screen.
+_SCROLLER = """() => [...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')]
+    .concat([document.scrollingElement]).find(el => el && el.scrollHeight > el.clientHeight + 4)"""
+
+
+def shoot(page, out: Path, name: str, max_screens: int = 6) -> None:
+    """One PNG per screenful, top to bottom: ``name.png``, ``name-2.png``..."""
     browser.wait_until_idle(page, 180_000)
     page.wait_for_timeout(800)  # charts finish their layout animation
-    path = out / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    print(path)
+    height = page.viewport_size["height"]
+    total = page.evaluate(f"() => {{ const el = ({_SCROLLER})(); return el ? el.scrollHeight : 0; }}")
+    screens = max(1, min(max_screens, -(-int(total) // height)))
+    for k in range(screens):
+        page.evaluate(f"(y) => {{ const el = ({_SCROLLER})(); if (el) el.scrollTop = y; }}", k * height)
+        page.wait_for_timeout(400)
+        path = out / (f"{name}.png" if k == 0 else f"{name}-{k + 1}.png")
+        page.screenshot(path=str(path))
+        print(path)
+    page.evaluate(f"() => {{ const el = ({_SCROLLER})(); if (el) el.scrollTop = 0; }}")
 
 
 def explore(page, url: str, out: Path, tag: str) -> None:

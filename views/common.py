@@ -244,6 +244,19 @@ def metric_context(engine: Engine | None, settings: Settings):
     return MetricContext(engine=engine, ssim_mode=settings.ssim_mode)
 
 
+def direction_summary() -> str:
+    """One sentence for every registered metric: "Higher LPIPS = more different; higher PSNR,
+    SSIM, MS-SSIM = more similar." """
+    from core import metrics
+
+    lower = [s.label for s in metrics.specs() if not s.higher_is_better]
+    higher = [s.label for s in metrics.specs() if s.higher_is_better]
+    parts = [f"higher {', '.join(lower)} = more different"] if lower else []
+    parts += [f"higher {', '.join(higher)} = more similar"] if higher else []
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
 def direction_caption() -> str:
     """How to read every registered metric, one line each (the sidebar's legend)."""
     from core import metrics
@@ -252,5 +265,5 @@ def direction_caption() -> str:
 
 
 __all__ = ["Settings", "PreparedImage", "sidebar_settings", "get_engine", "features_for", "prepare_upload",
-           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "metric_context", "direction_caption", "plain",
+           "prepare_sample", "sample_catalogue", "show_error", "fmt_metric", "metric_context", "direction_caption", "direction_summary", "plain",
            "UPLOAD_TYPES", "UPLOAD_MAX_MB"]

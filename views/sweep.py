@@ -12,7 +12,7 @@ from core.errors import LpipsExplorerError
 from core.tensors import from_numpy, to_uint8
 from teach import sweeps
 from viz import charts, heatmaps
-from views.common import (direction_caption, fmt_metric, get_engine, prepare_sample, sample_catalogue, show_error,
+from views.common import (direction_summary, fmt_metric, get_engine, prepare_sample, sample_catalogue, show_error,
                           sidebar_settings, features_for)
 
 PLOT_CONFIG = {"displaylogo": False,
@@ -160,7 +160,7 @@ def equal_psnr_section(settings, engine, ref) -> None:
 
 def render() -> None:
     st.title("Sweeps", anchor=False)
-    st.caption("Why PSNR and SSIM fail where LPIPS does not. " + direction_caption().replace("  \n", " "))
+    st.caption("Why PSNR and SSIM fail where LPIPS does not. " + direction_summary())
     settings = sidebar_settings()
     if settings.net_problem:
         st.error(f"The {settings.net} network cannot be used here: {settings.net_problem}", icon=":material/error:")
