@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test setup setup-test weights browser bench bench-app bench-load clean-venv
+.PHONY: run test setup setup-test weights browser bench bench-move bench-app bench-load clean-venv
 
 run: setup weights
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
@@ -49,6 +49,10 @@ browser:
 
 bench: setup-test weights
 	$(PY) -m bench.engine
+
+# One slider move's server work, stage by stage, against one backbone pass (bench/move.py).
+bench-move: setup weights
+	$(PY) -m bench.move
 
 bench-app: setup-test weights browser
 	$(PY) bench/app_loop.py

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -169,16 +169,19 @@ def _as_prepared(engine: Engine | None, ref, keys: tuple[str, ...], ssim_mode: s
 
 
 def compare(engine: Engine | None, ref: PreparedReference | ReferenceFeatures | torch.Tensor, dist: torch.Tensor, *,
-            metrics: str | Sequence[str] | None = None, ssim_mode: str = "reference", spatial: bool = True,
-            precise: bool = True) -> Comparison:
+            metrics: str | Sequence[str] | None = None, ssim_mode: str | None = None,
+            spatial: bool | Sequence[str] = True, precise: bool | None = None) -> Comparison:
     """Each metric of each image in ``dist`` (N×3×H×W in [0, 1]) against ``ref``.
 
     ``ref`` is an image batch, LPIPS's :class:`~core.lpips.ReferenceFeatures`, or a
     :class:`PreparedReference` (then each new image costs one backbone pass plus the classic
     metrics' own work). ``metrics`` (default: all registered, see :func:`core.metrics.names`)
-    picks which; ``engine`` is needed for LPIPS. ``spatial`` adds maps; ``precise=False``
+    picks which; ``engine`` is needed for LPIPS. ``spatial`` adds maps (``True``: every metric
+    that has one; a sequence of keys: only those, e.g. ``("lpips",)`` while other maps are not on
+    screen); ``precise=False``
     computes SSIM and MS-SSIM in float32 on the CPU (within ~1e-5, about 5× faster): for
-    interactive views; the command line keeps the float64 default.
+    interactive views; the command line keeps the float64 default. A prepared reference brings
+    its own ``ssim_mode`` and ``precise``; asking for others is an error.
 
     >>> import torch, core
     >>> ref = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -190,9 +193,16 @@ def compare(engine: Engine | None, ref: PreparedReference | ReferenceFeatures | 
         keys = ref.metrics
     else:
         keys = registry.resolve(metrics)
+    if isinstance(ref, PreparedReference):  # its own settings, unless others are asked for
+        ssim_mode = ref.context.ssim_mode if ssim_mode is None else ssim_mode
+        precise = ref.context.precise if precise is None else precise
+    ssim_mode = "reference" if ssim_mode is None else ssim_mode
+    precise = True if precise is None else precise
     prepared = _as_prepared(engine, ref, keys, ssim_mode, precise)
     base = prepared.context
-    ctx = _context(base.engine if base.engine is not None else engine, base.ssim_mode, base.precise, spatial)
+    mapped = set(keys) if spatial is True else set() if spatial is False else set(registry.resolve(spatial))
+    ctx = _context(base.engine if base.engine is not None else engine, base.ssim_mode, base.precise, bool(mapped))
+    scratch: dict = {}  # one call's shared work (SSIM's full-scale maps, reused by MS-SSIM)
     # The metrics run where the engine runs (the GPU when there is one).
     batch = check_dist(prepared.image, dist).detach().to(ctx.device, torch.float32)
     n = max(batch.shape[0], prepared.image.shape[0])
@@ -203,9 +213,10 @@ def compare(engine: Engine | None, ref: PreparedReference | ReferenceFeatures | 
         if key in prepared.skipped:
             values[key] = torch.full((n,), math.nan)
             continue
-        scored = registry.get(key).score(prepared.parts[key], batch, ctx)
+        call_ctx = replace(ctx, spatial=key in mapped, scratch=scratch)
+        scored = registry.get(key).score(prepared.parts[key], batch, call_ctx)
         values[key] = scored.values
-        if spatial and scored.map is not None:
+        if key in mapped and scored.map is not None:
             maps[key] = scored.map
         if scored.detail is not None:
             details[key] = scored.detail

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from classic_reference import matlab_gray, ms_ssim_np, natural, noisy, pairs, to_tensor  # noqa: F401 (fixtures)
+from classic_reference import H, W, matlab_gray, ms_ssim_np, natural, noisy, pairs, to_tensor  # noqa: F401 (fixtures)
 from core.errors import ImageSizeMismatchError, InputRangeError
 from core.metrics.ms_ssim import ms_ssim
 
@@ -57,3 +57,28 @@ def test_size_mismatch_is_rejected(metric):
     a = torch.rand(1, 3, 200, 200)
     with pytest.raises(ImageSizeMismatchError):
         metric(a, a[..., :199])
+
+
+def test_ssim_and_ms_ssim_share_their_first_scale_in_one_compare_call(pairs, monkeypatch):
+    import core
+    from core.metrics import ms_ssim as ms_module
+    from core.metrics import ssim as ssim_module
+
+    ref, dist = to_tensor(pairs[1][0]), to_tensor(pairs[1][1])
+    separate = {k: float(core.compare(None, ref, dist, metrics=k)[k][0]) for k in ("ssim", "ms_ssim")}
+    calls = []
+    original = ssim_module.moments_maps
+
+    def counting(moments, y):
+        calls.append(tuple(y.shape[-2:]))
+        return original(moments, y)
+
+    monkeypatch.setattr(ssim_module, "moments_maps", counting)
+    monkeypatch.setattr(ms_module, "moments_maps", counting)
+    together = core.compare(None, ref, dist, metrics="ssim,ms_ssim")
+    assert len(calls) == 5 and calls[0] == (H, W)  # the full-resolution scale once, not twice
+    assert float(together["ssim"][0]) == separate["ssim"]
+    assert float(together["ms_ssim"][0]) == separate["ms_ssim"]
+    # ... and both still match the independent float64 reference
+    assert separate["ms_ssim"] == pytest.approx(ms_ssim_np(matlab_gray(pairs[1][0]), matlab_gray(pairs[1][1])),
+                                                abs=1e-6)

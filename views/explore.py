@@ -19,8 +19,9 @@ import streamlit as st
 
 from core.errors import LpipsExplorerError
 from viz import charts, heatmaps
-from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, features_for, fmt_metric, get_engine,
-                          metric_context, prepare_sample, prepare_upload, sample_catalogue, show_error,
+from views import explore_model as model
+from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, fmt_metric, get_engine,
+                          metric_context, prepare_sample, prepared_for, prepare_upload, sample_catalogue, show_error,
                           sidebar_settings)
 
 if TYPE_CHECKING:
@@ -234,20 +235,16 @@ def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: n
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibrated: bool, ssim_mode: str,
-               device: str, _engine, _features, _dist_pixels: np.ndarray) -> dict:
-    """Display-ready numbers and maps (numpy, CPU) for one pair, every registered metric."""
+               device: str, metrics: tuple[str, ...], all_maps: bool, _engine, _prepared,
+               _dist_pixels: np.ndarray) -> dict:
+    """Display-ready numbers and maps (numpy, CPU) for one pair: the metrics shown, LPIPS's map
+    always (it sits beside the photos) and the other maps only when they are on screen."""
     from core.comparison import compare
     from core.tensors import from_numpy
 
-    # float32 SSIM (within ~1e-5 of float64; the cards show 4 decimals) keeps a move interactive.
-    result = compare(_engine, _features, from_numpy(_dist_pixels), ssim_mode=ssim_mode, precise=False)
-    return {
-        "row": result.row(0),
-        "metrics": result.metrics,
-        "skipped": dict(result.skipped),
-        "layer_maps": [m[0, 0].numpy() for m in result.lpips.layer_maps],
-        "maps": {key: m[0, 0].numpy() for key, m in result.maps.items()},
-    }
+    result = compare(_engine, _prepared, from_numpy(_dist_pixels), metrics=metrics,
+                     spatial=True if all_maps else ("lpips",))
+    return model.explore_data(result)
 
 
 def metric_cards(data: dict, ctx, key: str) -> None:
@@ -281,31 +278,47 @@ def metric_cards(data: dict, ctx, key: str) -> None:
 
 
 def image_row(ref: PreparedImage, dist_pixels: np.ndarray, data: dict) -> None:
-    lp_map = data["maps"]["lpips"]
-    vmax = float(np.max(lp_map)) if np.max(lp_map) > 0 else 1.0
-    heat = heatmaps.colorize(lp_map, 0.0, vmax)
     ctl_a, ctl_b = st.columns([1, 3], vertical_alignment="center")
     overlay_on = ctl_a.toggle("Overlay", key="view.overlay", persist_state="session")
     opacity = ctl_b.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="view.opacity", disabled=not overlay_on,
                            persist_state="session", label_visibility="collapsed",
                            help="Opacity of the LPIPS map over the distorted image")
-    shown = heatmaps.overlay(dist_pixels, heat, opacity) if overlay_on else heat
+    pictures = model.images(dist_pixels, data, overlay_on, opacity)
     cols = st.columns(3)
-    cols[0].image(heatmaps.encode(ref.pixels), caption="Reference", width="stretch")
-    cols[1].image(heatmaps.encode(dist_pixels), caption="Distorted", width="stretch")
-    cols[2].image(heatmaps.encode(shown), width="stretch",
-                  caption=f"LPIPS map (bright = more different; max {vmax:.3f})")
+    cols[0].image(reference_jpeg(ref.digest, ref.pixels), caption="Reference", width="stretch")
+    cols[1].image(pictures["distorted"], caption="Distorted", width="stretch")
+    cols[2].image(pictures["lpips_map"], width="stretch",
+                  caption=f"LPIPS map (bright = more different; max {pictures['vmax']:.3f})")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def reference_jpeg(digest: str, _pixels: np.ndarray) -> bytes:
+    """The reference changes only with the image: encode it once."""
+    return heatmaps.encode(_pixels)
+
+
+LAYER_VIEW = "Which layers and which regions drive the distance"
+
+
+def layers_open() -> bool:
+    """Whether the layer view is open: its maps are computed only then."""
+    return bool(st.session_state.get("view.layers", False))
 
 
 def layer_view(ref: PreparedImage, data: dict) -> None:
+    # Collapsed, nothing below is computed; opening it reruns the fragment with every map.
+    with st.expander(f"**{LAYER_VIEW}**", key="view.layers", on_change="rerun", icon=":material/layers:"):
+        if layers_open():
+            layer_view_body(ref, data)
+
+
+def layer_view_body(ref: PreparedImage, data: dict) -> None:
     row = data["row"]
-    st.markdown("##### Which layers and which regions drive the distance")
     shared = st.toggle("Shared colour scale across layers", value=True, key="view.shared_scale",
                        persist_state="session",
                        help="On: compare layers with each other. Off: see each layer's own pattern.")
-    st.plotly_chart(heatmaps.layer_grid(data["layer_maps"], row["lpips_layer_names"], row["lpips_layers"],
-                                        image_size=ref.size, shared_scale=shared),
-                    key="chart.layers", config={"displaylogo": False}, theme=None)
+    st.plotly_chart(model.layer_figure(data, ref.size, shared, figure_cache()), key="chart.layers",
+                    config={"displaylogo": False}, theme=None)
     # LPIPS's own map sits beside the photos; every other metric's map goes here, from the registry.
     others = [name for name in data["metrics"] if name != "lpips" and name in data["maps"]]
     columns = st.columns(1 + len(others))
@@ -317,20 +330,17 @@ def layer_view(ref: PreparedImage, data: dict) -> None:
             metric_map_chart(name, data["maps"][name], ref.size)
 
 
+def figure_cache() -> dict:
+    """This session's figures: built once per layout, then only their data changes per move."""
+    return st.session_state.setdefault("explore.figures", {})
+
+
 def metric_map_chart(name: str, values: np.ndarray, image_size: tuple[int, int]) -> None:
-    from core import metrics
-
-    spec = metrics.get(name).map
-    low, high = spec.value_range
-    zmin = max(low, min(0.0, float(np.nanmin(values))))
-    zmax = high if math.isfinite(high) else heatmaps.robust_max(values)
-    colours = "Viridis" if spec.higher_is_better else heatmaps.DEFAULT_COLORSCALE  # dark = worse, both ways
-    st.plotly_chart(heatmaps.single_map(values, title=spec.title, unit=spec.unit, image_size=image_size,
-                                        zmin=zmin, zmax=zmax, colorscale=colours),
-                    key=f"chart.{name}", config={"displaylogo": False}, theme=None)
+    st.plotly_chart(model.map_figure(name, values, image_size, figure_cache()), key=f"chart.{name}",
+                    config={"displaylogo": False}, theme=None)
 
 
-def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int) -> None:
+def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int, full_data) -> None:
     row = data["row"]
     record = {**row, "distortions": chain_text, "seed": seed}
 
@@ -346,12 +356,13 @@ def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int) -
     def maps_zip() -> bytes:
         from core import metrics
 
+        data = full_data()  # the maps not on screen are computed now, when asked for
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             for name, m in data["maps"].items():
                 spec = metrics.get(name).map
                 low, high = spec.value_range
-                colours = "Viridis" if spec.higher_is_better else heatmaps.DEFAULT_COLORSCALE
+                colours = model.map_scale(name, m)[2]
                 vmax = high if math.isfinite(high) else (float(np.nanmax(m)) or 1.0)
                 zf.writestr(f"{spec.file_stem}.png",
                             heatmaps.encode(heatmaps.colorize(m, max(low, 0.0), vmax, colours), "PNG"))
@@ -392,6 +403,12 @@ def _jsonable(record: dict) -> dict:
 
 
 @st.fragment
+def metrics_names() -> tuple[str, ...]:
+    from core import metrics
+
+    return metrics.names()
+
+
 def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     from core import distortions
 
@@ -416,10 +433,15 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
                 st.caption(f"Second image: {note}")
     if engine is None:
         return
+    shown = settings.metrics or tuple(metrics_names())
+
+    def compute(all_maps: bool) -> dict:
+        return comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
+                          settings.ssim_mode, settings.device, shown, all_maps, engine,
+                          prepared_for(engine, settings, ref, shown), dist_pixels)
+
     try:
-        data = comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
-                          settings.ssim_mode, settings.device, engine, features_for(engine, settings, ref),
-                          dist_pixels)
+        data = compute(layers_open())
     except LpipsExplorerError as err:
         show_error(err, "The metrics could not be computed")
         return
@@ -429,9 +451,8 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     with results:
         st.caption(f"Distortion: {chain_text}")
         image_row(ref, dist_pixels, data)
-    st.divider()
     layer_view(ref, data)
-    downloads(dist_pixels, data, chain_text, seed)
+    downloads(dist_pixels, data, chain_text, seed, lambda: compute(True))
 
 
 def render() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..tensors import check_dist, check_unit_batch
 from .registry import MetricContext, MetricScore, MetricSpec, register
-from .ssim import SSIM_WINDOW, SSIMMode, SSIMReference, check_mode, pair_planes, prepare_planes, ssim_maps
+from .ssim import (SSIM_WINDOW, SSIMMode, SSIMReference, check_mode, dist_planes, downsample, first_scale_maps,
+                   moments_maps, prepare_planes)
 
 __all__ = ["MS_SSIM_MIN_SIZE", "MS_SSIM_WEIGHTS", "ms_ssim", "prepare_reference", "score"]
 
@@ -17,26 +17,18 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_MIN_SIZE = SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
-def _downsample(x: torch.Tensor) -> torch.Tensor:
-    """2×2 mean, as ``msssim.m``: imfilter(ones(2)/4, 'symmetric') then every other pixel."""
-    # An odd last row/column is averaged with its mirror (itself) rather than with zeros,
-    # which would darken the border the way zero-padded average pooling does.
-    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    return F.avg_pool2d(x, kernel_size=2)
-
-
-def _ms_ssim(prepared: SSIMReference, dist: torch.Tensor) -> torch.Tensor:
-    x, y = pair_planes(prepared, dist)
-    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=x.dtype, device=x.device)
+def _ms_ssim(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> torch.Tensor:
+    y = dist_planes(prepared, dist)
+    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=y.dtype, device=y.device)
     terms = []
-    for scale in range(len(MS_SSIM_WEIGHTS)):
-        ssim_map, cs_map = ssim_maps(x, y)
+    for scale, ref in enumerate(prepared.scales):
         last = scale == len(MS_SSIM_WEIGHTS) - 1
+        if scale == 0:  # the finest scale is SSIM's own: shared with it within one compare call
+            ssim_map, cs_map = first_scale_maps(prepared, y, ctx)
+        else:
+            y = downsample(y)
+            ssim_map, cs_map = moments_maps(ref, y)
         terms.append((ssim_map if last else cs_map).mean(dim=(2, 3)))
-        if not last:
-            x, y = _downsample(x), _downsample(y)
     stacked = torch.stack(terms).clamp(min=0.0)  # scales × N × C
     per_channel = stacked.pow(weights.view(-1, 1, 1)).prod(dim=0)
     return per_channel.mean(dim=1).to(prepared.out_dtype)
@@ -61,20 +53,20 @@ def ms_ssim(ref: torch.Tensor, dist: torch.Tensor, mode: SSIMMode = "reference",
     """
     check_mode(mode)
     check_dist(check_unit_batch(ref, "ref"), dist)
-    return _ms_ssim(prepare_planes(ref, mode, precise, MS_SSIM_MIN_SIZE, "MS-SSIM"), dist)
+    return _ms_ssim(prepare_planes(ref, mode, precise, MS_SSIM_MIN_SIZE, "MS-SSIM", len(MS_SSIM_WEIGHTS)), dist)
 
 
 @torch.no_grad()
 def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> SSIMReference:
     """What MS-SSIM needs of the reference (its 8-bit planes), computed once."""
     ctx = ctx or MetricContext()
-    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, MS_SSIM_MIN_SIZE, "MS-SSIM")
+    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, MS_SSIM_MIN_SIZE, "MS-SSIM", len(MS_SSIM_WEIGHTS))
 
 
 @torch.no_grad()
 def score(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> MetricScore:
     """MS-SSIM of each image in ``dist`` against the prepared reference (no map)."""
-    return MetricScore(values=_ms_ssim(prepared, dist).float().cpu())
+    return MetricScore(values=_ms_ssim(prepared, dist, ctx).float().cpu())
 
 
 SPEC = register(MetricSpec(

@@ -55,6 +55,9 @@ class MetricContext:
     ssim_mode: str = "reference"
     precise: bool = True
     spatial: bool = True
+    # Work one metric can hand to another within a single compare() call (SSIM's full-scale
+    # maps, which MS-SSIM's finest scale also needs); None outside such a call.
+    scratch: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def device(self) -> torch.device:

@@ -23,7 +23,7 @@ from ._levels import PEAK, matlab_luma, out_dtype, quantize, work_dtype
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
 
 __all__ = [
-    "SSIM_BORDER", "SSIM_MIN_SIZE", "SSIMMode", "SSIMReference", "SSIMResult",
+    "SSIM_BORDER", "SSIM_MIN_SIZE", "SSIMMode", "SSIMReference", "SSIMResult", "ScaleMoments",
     "prepare_reference", "score", "ssim", "ssim_map_full_size",
 ]
 
@@ -54,14 +54,26 @@ class SSIMResult:
 
 
 @dataclass(frozen=True)
+class ScaleMoments:
+    """The reference's side of SSIM at one scale: its centred planes and their filtered
+    mean and second moment, which every distorted image reuses."""
+
+    planes: torch.Tensor  # N×C×h×w, 8-bit levels minus mid-grey
+    mu: torch.Tensor  # Gaussian-filtered planes (valid region)
+    e_xx: torch.Tensor  # Gaussian-filtered squares (valid region)
+
+
+@dataclass(frozen=True)
 class SSIMReference:
     """The reference as the SSIM family sees it: 8-bit planes (luma, or R, G, B) in the
-    working precision, with the settings they were made under."""
+    working precision, with the settings they were made under, and the reference's moments
+    at each scale that was asked for (one for SSIM, five for MS-SSIM)."""
 
     planes: torch.Tensor  # N×C×H×W, 0..255
     mode: str
     precise: bool
     out_dtype: torch.dtype
+    scales: tuple[ScaleMoments, ...] = ()
 
 
 def _gaussian_1d(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -79,23 +91,39 @@ def _filter_valid(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
-def ssim_maps(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SSIM and contrast-structure maps (valid region) of N×C×H×W 0-255 images, per channel."""
-    c1 = (SSIM_K1 * PEAK) ** 2
-    c2 = (SSIM_K2 * PEAK) ** 2
-    channels = x.shape[1]
+def scale_moments(x: torch.Tensor) -> ScaleMoments:
+    """The reference's moments at one scale (``x``: N×C×h×w 8-bit levels)."""
     # Centring on mid-grey first shrinks E[x²] - E[x]² cancellation 4× (it matters in float32);
     # (co)variances are shift-invariant, and the means get the offset back below.
-    x, y = x - _MID_GREY, y - _MID_GREY
-    # One grouped convolution filters all five moments at once.
-    moments = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1))
-    mu_x, mu_y, e_xx, e_yy, e_xy = moments.split(channels, dim=1)
+    x = x - _MID_GREY
+    mu, e_xx = _filter_valid(torch.cat([x, x * x], dim=1)).split(x.shape[1], dim=1)
+    return ScaleMoments(x, mu, e_xx)
+
+
+def moments_maps(ref: ScaleMoments, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and contrast-structure maps (valid region) of distorted 8-bit planes ``y`` against
+    the reference's moments at the same scale, per channel. Only ``y``'s three moments are
+    filtered here; the reference's two were filtered once."""
+    c1 = (SSIM_K1 * PEAK) ** 2
+    c2 = (SSIM_K2 * PEAK) ** 2
+    channels = y.shape[1]
+    x = ref.planes
+    y = y - _MID_GREY
+    x, y = torch.broadcast_tensors(x, y)
+    # One grouped convolution filters the three moments that depend on y at once.
+    mu_y, e_yy, e_xy = _filter_valid(torch.cat([y, y * y, x * y], dim=1)).split(channels, dim=1)
+    mu_x, e_xx = ref.mu.expand_as(mu_y), ref.e_xx.expand_as(e_yy)
     var_x, var_y, cov = e_xx - mu_x * mu_x, e_yy - mu_y * mu_y, e_xy - mu_x * mu_y
     mu_x, mu_y = mu_x + _MID_GREY, mu_y + _MID_GREY
     mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
     cs_map = (2.0 * cov + c2) / (var_x + var_y + c2)
     ssim_map = (2.0 * mu_xy + c1) / (mu_xx + mu_yy + c1) * cs_map
     return ssim_map, cs_map
+
+
+def ssim_maps(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and contrast-structure maps (valid region) of N×C×H×W 0-255 images, per channel."""
+    return moments_maps(scale_moments(x), y)
 
 
 def check_mode(mode: str) -> None:
@@ -109,8 +137,10 @@ def planes(batch: torch.Tensor, mode: str, dtype: torch.dtype) -> torch.Tensor:
     return matlab_luma(levels) if mode == "reference" else levels
 
 
-def prepare_planes(ref: torch.Tensor, mode: str, precise: bool, min_size: int, metric: str) -> SSIMReference:
-    """Validate the reference and make its planes (shared by SSIM and MS-SSIM)."""
+def prepare_planes(ref: torch.Tensor, mode: str, precise: bool, min_size: int, metric: str,
+                   scales: int = 1) -> SSIMReference:
+    """Validate the reference and make its planes and its moments at ``scales`` scales
+    (shared by SSIM, one scale, and MS-SSIM, five)."""
     check_mode(mode)
     ref_b = check_unit_batch(ref, "ref")
     height, width = ref_b.shape[-2:]
@@ -119,15 +149,44 @@ def prepare_planes(ref: torch.Tensor, mode: str, precise: bool, min_size: int, m
             f"{metric} needs images of at least {min_size}×{min_size} pixels, got {width}×{height}. "
             "Use larger images (or PSNR, which has no minimum size)."
         )
-    return SSIMReference(planes(ref_b, mode, work_dtype(ref_b, precise)), mode, precise, out_dtype(ref_b))
+    x = planes(ref_b, mode, work_dtype(ref_b, precise))
+    moments = []
+    level = x
+    for scale in range(scales):
+        if scale:
+            level = downsample(level)
+        moments.append(scale_moments(level))
+    return SSIMReference(x, mode, precise, out_dtype(ref_b), tuple(moments))
 
 
-def pair_planes(prepared: SSIMReference, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference's and the distorted images' planes, batch sizes broadcast."""
+def downsample(x: torch.Tensor) -> torch.Tensor:
+    """2×2 mean, as ``msssim.m``: imfilter(ones(2)/4, 'symmetric') then every other pixel."""
+    # An odd last row/column is averaged with its mirror (itself) rather than with zeros,
+    # which would darken the border the way zero-padded average pooling does.
+    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return F.avg_pool2d(x, kernel_size=2)
+
+
+def dist_planes(prepared: SSIMReference, dist: torch.Tensor) -> torch.Tensor:
+    """The distorted images' 8-bit planes, checked against the reference."""
     dist_b = check_dist(prepared.planes, dist).to(prepared.planes.device)
-    y = planes(dist_b, prepared.mode, prepared.planes.dtype)
-    x, y = torch.broadcast_tensors(prepared.planes, y)
-    return x, y
+    return planes(dist_b, prepared.mode, prepared.planes.dtype)
+
+
+def first_scale_maps(prepared: SSIMReference, y: torch.Tensor,
+                     ctx: MetricContext | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and cs maps at full resolution. SSIM and MS-SSIM both need them: within one
+    :func:`core.compare` call (``ctx.scratch``) the second metric reuses the first one's."""
+    key = ("ssim.first_scale", prepared.mode, prepared.precise, tuple(prepared.planes.shape))
+    scratch = ctx.scratch if ctx is not None else None
+    if scratch is not None and key in scratch:
+        return scratch[key]
+    maps = moments_maps(prepared.scales[0], y)
+    if scratch is not None:
+        scratch[key] = maps
+    return maps
 
 
 @torch.no_grad()
@@ -137,9 +196,8 @@ def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> SS
     return prepare_planes(ref, ctx.ssim_mode, ctx.precise, SSIM_MIN_SIZE, "SSIM")
 
 
-def _ssim(prepared: SSIMReference, dist: torch.Tensor) -> SSIMResult:
-    x, y = pair_planes(prepared, dist)
-    ssim_map, _ = ssim_maps(x, y)
+def _ssim(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> SSIMResult:
+    ssim_map, _ = first_scale_maps(prepared, dist_planes(prepared, dist), ctx)
     ssim_map = ssim_map.mean(dim=1, keepdim=True)
     value = ssim_map.mean(dim=(1, 2, 3)).to(prepared.out_dtype)
     return SSIMResult(value=value, map=ssim_map.to(prepared.out_dtype))
@@ -148,7 +206,7 @@ def _ssim(prepared: SSIMReference, dist: torch.Tensor) -> SSIMResult:
 @torch.no_grad()
 def score(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> MetricScore:
     """SSIM of each image in ``dist`` against the prepared reference, with the valid-region map."""
-    result = _ssim(prepared, dist)
+    result = _ssim(prepared, dist, ctx)
     want_map = ctx is None or ctx.spatial
     return MetricScore(values=result.value.float().cpu(), map=result.map.float().cpu() if want_map else None)
 

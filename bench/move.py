@@ -1,0 +1,135 @@
+"""One slider move on the Explore page, stage by stage, against its floor (one backbone pass).
+
+    .venv/bin/python -m bench.move [--size 512] [--net alex] [--moves 15]
+
+Replays the server work of the Explore page for one new slider value — exactly the functions
+the page calls, without Streamlit — and prints the median time of each stage, their sum, and
+the ratio to one LPIPS backbone pass of the new image (the floor: what no implementation can
+avoid). Stages: the distortion; the metrics (LPIPS with its maps, then every other registered
+metric against the prepared reference); the figures as the page builds them (Plotly objects
+serialized to JSON, as Streamlit sends them); the JPEG images. Run it on a quiet machine:
+ratios are measured within one run, absolute times move with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.move", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512, help="compute size (longest side), as the sidebar's limit")
+    parser.add_argument("--net", default="alex")
+    parser.add_argument("--moves", type=int, default=15, help="slider values timed per stage (median)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import plotly.io as pio
+
+    from core import distortions
+    from core.comparison import compare, prepare_reference
+    from core.imageio import downscale_to_fit
+    from core.lpips import Engine
+    from core.samples import load_sample
+    from core.tensors import from_numpy, quantize_8bit, to_uint8
+    from views import explore_model as render
+    from viz import charts, heatmaps
+
+    ref_t, _ = downscale_to_fit(load_sample("astronaut"), args.size)
+    ref_px = to_uint8(ref_t)
+    ref = from_numpy(ref_px)
+    engine = Engine(args.net, device="cpu")
+    prepared = prepare_reference(engine, ref, precise=True)  # cached per reference by the page
+    sigmas = np.linspace(0.6, 3.0, args.moves)
+    state = {"i": 0}
+
+    def next_chain():
+        state["i"] = (state["i"] + 1) % len(sigmas)
+        return [distortions.Step("gaussian_blur", {"sigma": float(sigmas[state["i"]])})]
+
+    # Warm-up: first calls allocate, JIT-select kernels, fill caches.
+    for _ in range(3):
+        dist = quantize_8bit(distortions.apply(next_chain(), ref, seed=0))
+        compare(engine, prepared, dist)
+        engine.network.taps(dist * 2 - 1)
+
+    n = max(3, args.moves)
+    with torch.inference_mode():
+        floor, _ = _timed(lambda: engine.network.taps(dist * 2 - 1), n)
+
+    # What the page does for one slider value, in its order (views/explore.py).
+    rows: list[tuple[str, float, str]] = []  # stage, ms, when
+    t, dist_px = _timed(lambda: to_uint8(quantize_8bit(distortions.apply(next_chain(), ref, seed=0))), n)
+    rows.append(("distortion (apply, 8-bit)", t, "always"))
+    dist = from_numpy(dist_px)
+    t, closed = _timed(lambda: compare(engine, prepared, dist, spatial=("lpips",)), n)
+    rows.append(("metrics, one call (LPIPS map only)", t, "collapsed"))
+    t, opened = _timed(lambda: compare(engine, prepared, dist, spatial=True), n)
+    rows.append(("metrics, one call (every map)", t, "open"))
+    data_closed, data = render.explore_data(closed), render.explore_data(opened)
+    t, _ = _timed(lambda: render.images(dist_px, data_closed), n)
+    rows.append(("JPEG images (distorted, LPIPS map)", t, "always"))
+    figures: dict = {}  # as the page keeps them per session: built on the first move only
+    render.layer_figure(data, ref_px.shape[:2], True, figures)
+    for k in data["maps"]:
+        if k != "lpips":
+            render.map_figure(k, data["maps"][k], ref_px.shape[:2], figures)
+    t, _ = _timed(lambda: pio.to_json(render.layer_figure(data, ref_px.shape[:2], True, figures), validate=False), n)
+    rows.append(("per-layer figure (update + JSON)", t, "open"))
+    t, _ = _timed(lambda: pio.to_json(charts.layer_contributions(data["row"]["lpips_layer_names"],
+                                                                 data["row"]["lpips_layers"],
+                                                                 data["row"]["lpips"]), validate=False), n)
+    rows.append(("layer bars (build + JSON)", t, "open"))
+    t, _ = _timed(lambda: [pio.to_json(render.map_figure(k, data["maps"][k], ref_px.shape[:2], figures),
+                                       validate=False) for k in data["maps"] if k != "lpips"], n)
+    rows.append(("other maps' figures (update + JSON)", t, "open"))
+
+    # Where the metrics' time goes (each alone; in one call SSIM and MS-SSIM share a scale).
+    detail: list[tuple[str, float]] = []
+    for key in prepared.parts:  # not those too small to score (MS-SSIM below 176 px)
+        t, _ = _timed(lambda key=key: compare(engine, prepared, dist, metrics=key, spatial=("lpips",)), n)
+        detail.append((key, t))
+
+    collapsed = sum(t for _, t, when in rows if when in ("always", "collapsed"))
+    opened_total = sum(t for _, t, when in rows if when in ("always", "open"))
+    print(f"One slider move on Explore: {args.net} at {ref_px.shape[1]}×{ref_px.shape[0]}, CPU, "
+          f"{torch.get_num_threads()} threads, median of {n}")
+    print(f"  {'stage':<40}{'ms':>8}{'× pass':>9}   when")
+    for name, t, when in rows:
+        print(f"  {name:<40}{t:>8.1f}{t / floor:>9.2f}   {when}")
+    print(f"  {'total, layer view collapsed (default)':<40}{collapsed:>8.1f}{collapsed / floor:>9.2f}")
+    print(f"  {'total, layer view open':<40}{opened_total:>8.1f}{opened_total / floor:>9.2f}")
+    print(f"  {'floor: one backbone pass':<40}{floor:>8.1f}{1.0:>9.2f}")
+    print("  metrics alone: " + ", ".join(f"{k} {t:.1f} ms ({t / floor:.2f}×)" for k, t in detail))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"stages_ms": {name: t for name, t, _ in rows}, "when": {name: w for name, _, w in rows},
+                       "metrics_alone_ms": dict(detail), "total_collapsed_ms": collapsed,
+                       "total_open_ms": opened_total, "floor_ms": floor, "ratio_collapsed": collapsed / floor,
+                       "ratio_open": opened_total / floor, "size": list(ref_px.shape[:2]), "net": args.net,
+                       "threads": torch.get_num_threads()}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
