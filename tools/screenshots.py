@@ -47,6 +47,9 @@ def explore(page, url: str, out: Path, tag: str) -> None:
     page.goto(url)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=180_000)
     shoot(page, out, f"explore-{tag}")
+    page.get_by_text("Which layers and which regions drive the distance").click()  # open the layer view
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=180_000)
+    shoot(page, out, f"explore-layers-{tag}")
 
 
 def sweeps(page, url: str, out: Path, tag: str) -> None:

@@ -85,10 +85,24 @@ def _gaussian_1d(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 def _filter_valid(x: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian filtering of every channel, 'valid' region only (no padding)."""
-    channels = x.shape[1]
-    g = _gaussian_1d(x.dtype, x.device)
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    if x.device.type != "cpu":  # accelerators: one grouped convolution per direction
+        channels = x.shape[1]
+        g = _gaussian_1d(x.dtype, x.device)
+        x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+        return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    # On the CPU, eleven shifted multiply-adds per direction are 2-4× faster than PyTorch's
+    # depthwise convolution (which has no fast float64 kernel) and give the same sums.
+    taps = [float(v) for v in _gaussian_1d(torch.float64, torch.device("cpu"))]
+    return _taps(_taps(x, taps, -1), taps, -2)
+
+
+def _taps(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
+    """``sum_k taps[k] * x[..., k : k + n]`` along ``dim`` (a 'valid' 1-D correlation)."""
+    n = x.shape[dim] - len(taps) + 1
+    out = x.narrow(dim, 0, n) * taps[0]
+    for k in range(1, len(taps)):
+        out.add_(x.narrow(dim, k, n), alpha=taps[k])
+    return out
 
 
 def scale_moments(x: torch.Tensor) -> ScaleMoments:
