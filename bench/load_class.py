@@ -9,7 +9,10 @@ protocol a browser speaks: binary ``BackMsg`` protobufs up, ``ForwardMsg`` proto
 1. opens the app (a full run of the Explore page) and finds the blur slider ``dist.0.sigma``;
 2. moves it ``--moves`` times (as a browser does: a *fragment* rerun, ``fragment_id`` set, with
    the slider's new value in the widget states), timing send → updated LPIPS card and send →
-   ``script_finished``, and checking that the card shows a new number;
+   ``script_finished``, and checking that the card shows a new number; with ``--drag N`` each
+   move is a drag: N-1 values on the way are sent ``--drag-step`` s apart without waiting, and
+   the report compares the values sent with the comparisons the server really computed
+   (counted through ``LPIPS_EXPLORER_COUNT_FILE``): a stale value should not be computed;
 3. opens the Class quiz page (``page_script_hash`` of the quiz page), types the session code
    (``quiz.code``) and presses "A is closer" (``quiz.pick.A``).
 
@@ -291,6 +294,18 @@ class Student:
             await asyncio.to_thread(self._fetch, run.media)
         return run
 
+    async def send_only(self, fragment_id: str, widgets: tuple[WidgetState, ...]) -> None:
+        """Send a rerun without waiting for it, as a browser does while a slider is dragged."""
+        for w in widgets:
+            self.states[w.id] = w
+        back = BackMsg()
+        cs = back.rerun_script
+        cs.page_script_hash = self.page_hash
+        cs.fragment_id = fragment_id
+        cs.widget_states.widgets.extend(list(self.states.values()))
+        cs.cached_message_hashes.extend(self.cache)
+        await self.ws.send(back.SerializeToString())
+
     def _fetch(self, urls: list[str]) -> None:
         for url in urls:
             try:
@@ -338,10 +353,20 @@ async def student(idx: int, args, base: str, code: str, errors: list, moves_out:
         sigma = 1.5
         for m in range(args.moves):
             await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
-            sigma = sigma_for(idx, m, sigma)
+            start_sigma, sigma = sigma, sigma_for(idx, m, sigma)
+            frag = "" if args.full_reruns else slider.fragment_id
+            # A drag: the values on the way are sent without waiting, like a browser while the
+            # thumb moves; only the last one is awaited. The server should compute few of them.
+            for j in range(1, args.drag):
+                on_the_way = round(start_sigma + (sigma - start_sigma) * j / args.drag, 3)
+                passing = WidgetState(id=slider.id)
+                passing.double_array_value.data.append(on_the_way)
+                await s.send_only(frag, (passing,))
+                result["values_sent"] = result.get("values_sent", 0) + 1
+                await asyncio.sleep(args.drag_step)
             state = WidgetState(id=slider.id)
             state.double_array_value.data.append(sigma)
-            frag = "" if args.full_reruns else slider.fragment_id
+            result["values_sent"] = result.get("values_sent", 0) + 1
             run = await s.rerun(f"move {m + 1} σ={sigma}", fragment_id=frag, widgets=(state,))
             lp = next((v for k, v in run.metrics.items() if k.startswith("LPIPS (")), None)
             rec = {"session": idx, "move": m, "sigma": sigma, "finished_ms": run.ms(run.t_end),
@@ -679,6 +704,9 @@ def print_report(rep: dict, args) -> None:
         ("quiz page / code / vote", f"p50 {fmt(rep['quiz_page_ms'], 'p50')} / {fmt(rep['quiz_round_ms'], 'p50')} / "
                                      f"{fmt(rep['vote_ms'], 'p50')}; p95 {fmt(rep['quiz_page_ms'], 'p95')} / "
                                      f"{fmt(rep['quiz_round_ms'], 'p95')} / {fmt(rep['vote_ms'], 'p95')}"),
+        ("slider values sent / computed", f"{rep.get('slider_values_sent', '–')} / "
+                                           f"{rep.get('comparisons_computed', '–')} (computed includes the "
+                                           f"{rep['sessions_opened']} page opens; drags of {args.drag} values)"),
         ("bytes per move (ws)", f"p50 {rep['bytes_per_move'].get('p50', '–')}, "
                                  f"cached refs p50 {rep['refs_per_move'].get('p50', '–')}"),
         ("votes stored / sent", f"{rep['votes_stored']} / {rep['votes_sent']} "
@@ -708,6 +736,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
     parser.add_argument("--cap", type=float, default=1200.0, help="overall time cap, seconds")
     parser.add_argument("--full-reruns", action="store_true", help="full-app reruns instead of fragment reruns")
+    parser.add_argument("--drag", type=int, default=1,
+                        help="slider values per move: the first N-1 are sent without waiting (a drag)")
+    parser.add_argument("--drag-step", type=float, default=0.05, help="seconds between the values of a drag")
     parser.add_argument("--no-media", action="store_true", help="do not fetch the images over HTTP")
     parser.add_argument("--verbose", action="store_true", help="print every message (for one or two sessions)")
     parser.add_argument("--keep-log", default=None, help="copy the server log here")
@@ -736,7 +767,9 @@ def main() -> int:
         log_path = Path(tmp) / "server.log"
         t_start = time.monotonic()
         profile_out = Path(tmp) / "profile.json" if args.profile else None
-        proc = start_server(port, {**server_env, "LPIPS_EXPLORER_QUIZ_DB": str(db)}, log_path, profile_out=profile_out)
+        count_file = Path(tmp) / "computations.txt"  # one line per comparison the server really computed
+        proc = start_server(port, {**server_env, "LPIPS_EXPLORER_QUIZ_DB": str(db),
+                                   "LPIPS_EXPLORER_COUNT_FILE": str(count_file)}, log_path, profile_out=profile_out)
         startup = time.monotonic() - t_start
         base = f"http://127.0.0.1:{port}"
         print(f"server pid {proc.pid} on {base} healthy after {startup:.1f} s; quiz code {code}", flush=True)
@@ -749,6 +782,9 @@ def main() -> int:
                 shutil.copy(log_path, args.keep_log)
         if profile_out is not None and profile_out.exists():
             rep["profile"] = json.loads(profile_out.read_text())
+        computed = count_file.read_text().count("comparison") if count_file.exists() else 0
+        sent = sum(r.get("values_sent", 0) for r in rep["sessions"])
+        rep.update(slider_values_sent=sent, comparisons_computed=computed, drag=args.drag)
         tracebacks = log_text.count("Traceback (most recent call last)")
         rep["server_log_tracebacks"] = tracebacks
         if tracebacks:

@@ -65,6 +65,16 @@ class PreparedImage:
         return self.pixels.shape[0], self.pixels.shape[1]
 
 
+def note_computation(kind: str) -> None:
+    """Count a computation that really ran (a cache miss) in the file named by
+    ``LPIPS_EXPLORER_COUNT_FILE``, if set: the class-load benchmark compares it with the slider
+    values it sent, to show that stale values are skipped. Off (a no-op) otherwise."""
+    path = os.environ.get("LPIPS_EXPLORER_COUNT_FILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:  # one short line: an atomic append
+            fh.write(kind + "\n")
+
+
 def show_error(err: Exception, what: str) -> None:
     """A message a person can act on; never a traceback."""
     if isinstance(err, LpipsExplorerError):

@@ -21,7 +21,7 @@ from core.errors import LpipsExplorerError
 from viz import charts, heatmaps
 from views import explore_model as model
 from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, fmt_metric, get_engine,
-                          metric_context, prepare_sample, prepared_for, prepare_upload, sample_catalogue, show_error,
+                          metric_context, note_computation, prepare_sample, prepared_for, prepare_upload, sample_catalogue, show_error,
                           sidebar_settings)
 
 if TYPE_CHECKING:
@@ -242,6 +242,7 @@ def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibr
     from core.comparison import compare
     from core.tensors import from_numpy
 
+    note_computation("comparison")
     result = compare(_engine, _prepared, from_numpy(_dist_pixels), metrics=metrics,
                      spatial=True if all_maps else ("lpips",))
     return model.explore_data(result)
