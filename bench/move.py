@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.samples import load_sample
     from core.tensors import from_numpy, quantize_8bit, to_uint8
     from views import explore_model as render
-    from viz import charts, heatmaps
+    from viz import charts
 
     ref_t, _ = downscale_to_fit(load_sample("astronaut"), args.size)
     ref_px = to_uint8(ref_t)

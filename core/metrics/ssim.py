@@ -135,11 +135,6 @@ def moments_maps(ref: ScaleMoments, y: torch.Tensor) -> tuple[torch.Tensor, torc
     return ssim_map, cs_map
 
 
-def ssim_maps(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SSIM and contrast-structure maps (valid region) of N×C×H×W 0-255 images, per channel."""
-    return moments_maps(scale_moments(x), y)
-
-
 def check_mode(mode: str) -> None:
     if mode not in ("reference", "rgb"):
         raise ValueError(f"`mode` must be 'reference' (MATLAB luma) or 'rgb' (per channel), got {mode!r}.")
