@@ -1,9 +1,12 @@
-"""The command line: ``python -m core compare|dirs|allpairs|weights`` (installed: ``lpips-explorer``).
+"""The command line: ``python -m core compare|dirs|allpairs|metrics|weights`` (installed: ``lpips-explorer``).
 
 The metrics, their ``--metrics`` names, JSON keys and CSV columns come from :mod:`core.metrics`.
+Every option is checked by the parser itself (its type and range), so a bad value is a usage
+error with a message, never a PyTorch traceback.
 
-Exit codes: 0 success; 1 a comparison or file failed (the run goes on and reports it);
-2 bad usage or missing weights.
+Exit codes: 0 success; 1 a comparison or file failed (the run goes on, writes every good row and
+an error row for each failure) or there was nothing to compare; 2 bad usage (an option, a
+folder that does not exist, an output that cannot be written) or missing weights.
 """
 
 from __future__ import annotations
@@ -28,6 +31,45 @@ from .errors import LpipsExplorerError, WeightsError
 # Shared helpers.
 # ---------------------------------------------------------------------------------------------
 
+EXIT_CODES = ("exit status: 0 done; 1 some inputs failed (good rows and error rows are written) or "
+              "there was nothing to compare; 2 bad usage, an output that cannot be written, or missing weights")
+MAX_BATCH = 256
+
+
+class UsageError(LpipsExplorerError):
+    """The command line asks for something that cannot be done as asked (exit status 2)."""
+
+
+def _device_arg(text: str) -> str:
+    from .lpips import resolve_device
+
+    try:
+        resolve_device(text)
+    except LpipsExplorerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _batch_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_BATCH}, got {text!r}") from None
+    if not 1 <= value <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_BATCH} pairs per batch, got {value}")
+    return value
+
+
+def _out_arg(text: str) -> str:
+    if text == "-":
+        return text
+    path = Path(text)
+    if not text.strip() or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder or no name; give a file name such as out.csv, "
+                                         "or '-' for standard output")
+    return text
+
+
 def _metrics_arg(text: str) -> tuple[str, ...]:
     from . import metrics
 
@@ -49,7 +91,16 @@ def _metric_args(parser: argparse.ArgumentParser) -> None:
                         help="reference: luma as Wang et al.'s code (default); rgb: mean over channels")
     parser.add_argument("--resize-to-ref", action="store_true",
                         help="resize DIST to REF's size when they differ (otherwise that is an error)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--device", type=_device_arg, default="auto",
+                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps (those present here)")
+
+
+def _batch_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--out", type=_out_arg, required=True, help="CSV file to write ('-' for stdout)")
+    parser.add_argument("--parents", action="store_true", help="create the output file's folder if it is missing")
+    parser.add_argument("--batch-size", type=_batch_arg, default=8, help=f"pairs per batch, 1 to {MAX_BATCH} (default 8)")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="accept a run with nothing to compare (exit 0, empty CSV) instead of an error")
 
 
 def _wanted(args) -> tuple[str, ...]:
@@ -206,9 +257,27 @@ def _score_groups(engine, groups: Iterable[tuple[torch.Tensor, torch.Tensor, lis
         yield from rows
 
 
-def _write_rows(path: str, rows: Iterable[dict], fields: Sequence[str]) -> tuple[int, int]:
+def _open_output(path: str, make_parents: bool) -> TextIO:
+    """The CSV's file (or standard output), opened before any work so a bad place fails first."""
+    if path == "-":
+        return sys.stdout
+    target = Path(path)
+    if not target.parent.is_dir():
+        if not make_parents:
+            raise UsageError(f"cannot write {path}: the folder {target.parent} does not exist "
+                             "(create it, or pass --parents to create it).")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the folder {target.parent}: {exc.strerror or exc}.") from None
+    try:
+        return open(target, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}. Choose another output file.") from None
+
+
+def _write_rows(out: TextIO, rows: Iterable[dict], fields: Sequence[str]) -> tuple[int, int]:
     ok = failed = 0
-    out = sys.stdout if path == "-" else open(path, "w", newline="")
     try:
         writer = csv.DictWriter(out, fieldnames=list(fields), restval="")
         writer.writeheader()
@@ -224,17 +293,27 @@ def _write_rows(path: str, rows: Iterable[dict], fields: Sequence[str]) -> tuple
     return ok, failed
 
 
-def _finish(out: str, rows: Iterable[dict], fields: Sequence[str], progress: Progress) -> int:
+def _finish(out: TextIO, name: str, rows: Iterable[dict], fields: Sequence[str], progress: Progress) -> int:
     """Write the CSV, report the counts; exit code 1 if any pair failed."""
     ok, failed = _write_rows(out, rows, fields)
     progress.close()
-    print(f"{ok} pairs scored, {failed} failed → {out}", file=sys.stderr)
+    print(f"{ok} pairs scored, {failed} failed → {name}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _nothing_to_do(args, reason: str) -> int | None:
+    """A run with nothing to compare is an error (exit 1), unless --allow-empty asked for it."""
+    if args.allow_empty:
+        print(f"nothing to compare: {reason} (--allow-empty: an empty CSV is written)", file=sys.stderr)
+        return None
+    print(f"error: nothing to compare: {reason}. Pass --allow-empty to accept an empty result.", file=sys.stderr)
+    return 1
 
 
 def _images_in(directory: Path) -> list[Path]:
     if not directory.is_dir():
-        raise LpipsExplorerError(f"{directory} is not a folder.")
+        what = "a file" if directory.is_file() else "missing"
+        raise UsageError(f"{directory} is not a folder ({what}); give a folder of images.")
     from PIL import Image
 
     # Files Pillow would not even try (notes, CSVs) are not pairs; a damaged image still is.
@@ -266,8 +345,14 @@ def cmd_dirs(args) -> int:
     dir0, dir1 = Path(args.dir0), Path(args.dir1)
     files0 = {p.name: p for p in _images_in(dir0)}
     files1 = {p.name: p for p in _images_in(dir1)}
-    engine = _engine(args)
     pairs = [(files0[n], files1[n]) for n in sorted(files0) if n in files1]
+    if not pairs:
+        reason = (f"{dir0} and {dir1} have no image file names in common" if files0 and files1
+                  else f"{dir0 if not files0 else dir1} holds no images")
+        if (code := _nothing_to_do(args, reason)) is not None:
+            return code
+    out = _open_output(args.out, args.parents)
+    engine = _engine(args) if pairs else None
     missing = ([_error_row(str(files0[n]), "", f"no file named {n} in {dir1}") for n in sorted(set(files0) - set(files1))]
                + [_error_row("", str(files1[n]), f"no file named {n} in {dir0}") for n in sorted(set(files1) - set(files0))])
     progress = Progress(len(pairs), "dirs")
@@ -279,7 +364,7 @@ def cmd_dirs(args) -> int:
         yield from load_errors
         yield from missing
 
-    return _finish(args.out, rows(), _fields(args, engine), progress)
+    return _finish(out, args.out, rows(), _fields(args, engine), progress)
 
 
 def _fields(args, engine) -> list[str]:
@@ -290,7 +375,12 @@ def cmd_allpairs(args) -> int:
     from .imageio import load_image
 
     files = _images_in(Path(args.dir))
-    engine = _engine(args)
+    if len(files) < 2:
+        if (code := _nothing_to_do(args, f"{args.dir} holds {len(files)} image{'s' if len(files) != 1 else ''}; "
+                                         "allpairs needs at least two")) is not None:
+            return code
+    out = _open_output(args.out, args.parents)
+    engine = _engine(args) if len(files) >= 2 else None
     images: dict[Path, torch.Tensor] = {}
     errors: list[dict] = []
     for path in files:
@@ -321,7 +411,7 @@ def cmd_allpairs(args) -> int:
         yield from _score_groups(engine, groups(), _wanted(args), args.ssim_mode, progress)
         yield from errors
 
-    return _finish(args.out, rows(), _fields(args, engine), progress)
+    return _finish(out, args.out, rows(), _fields(args, engine), progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,30 +467,28 @@ def cmd_metrics(args) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog or "python -m core",
+    parser = argparse.ArgumentParser(prog=prog or "python -m core", epilog=EXIT_CODES,
                                      description="LPIPS, PSNR, SSIM and MS-SSIM from the command line. "
                                                  "Higher LPIPS = more different; higher PSNR/SSIM = more similar.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("compare", help="compare two images")
+    p = sub.add_parser("compare", help="compare two images", epilog=EXIT_CODES)
     p.add_argument("ref")
     p.add_argument("dist")
     _metric_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("dirs", help="pairs with the same file name in two folders (like lpips_2dirs.py)")
+    p = sub.add_parser("dirs", help="pairs with the same file name in two folders (like lpips_2dirs.py)", epilog=EXIT_CODES)
     p.add_argument("dir0")
     p.add_argument("dir1")
-    p.add_argument("-o", "--out", required=True, help="CSV file to write ('-' for stdout)")
-    p.add_argument("--batch-size", type=int, default=8)
+    _batch_args(p)
     _metric_args(p)
     p.set_defaults(func=cmd_dirs)
 
-    p = sub.add_parser("allpairs", help="every pair of images in one folder (like lpips_1dir_allpairs.py)")
+    p = sub.add_parser("allpairs", help="every pair of images in one folder (like lpips_1dir_allpairs.py)", epilog=EXIT_CODES)
     p.add_argument("dir")
-    p.add_argument("-o", "--out", required=True, help="CSV file to write ('-' for stdout)")
-    p.add_argument("--batch-size", type=int, default=8)
+    _batch_args(p)
     _metric_args(p)
     p.set_defaults(func=cmd_allpairs)
 
@@ -429,7 +517,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except WeightsError as exc:
+    except (WeightsError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (LpipsExplorerError, ValueError) as exc:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from . import metrics as registry
+from .errors import InvalidArgumentError
 from .lpips import Engine, LpipsResult, ReferenceFeatures
 from .metrics import MetricContext
 from .tensors import check_dist, check_unit_batch
@@ -119,7 +120,7 @@ def prepare_reference(engine: Engine | None, ref: torch.Tensor, *, metrics: str 
     """
     if features is not None:
         if tuple(features.image.shape[-2:]) != tuple(ref.shape[-2:]):
-            raise ValueError(f"`features` were computed on a {features.size} image but `ref` is "
+            raise InvalidArgumentError(f"`features` were computed on a {features.size} image but `ref` is "
                              f"{tuple(ref.shape[-2:])}; pass the same image to both.")
         keys = registry.resolve(metrics)
         prepared = prepare_reference(engine, ref, metrics=[k for k in keys if k != "lpips"],
@@ -152,16 +153,16 @@ def _as_prepared(engine: Engine | None, ref, keys: tuple[str, ...], ssim_mode: s
     if isinstance(ref, PreparedReference):
         missing = [k for k in keys if k not in ref.parts and k not in ref.skipped]
         if missing:
-            raise ValueError(f"This prepared reference has no {', '.join(missing)}; "
+            raise InvalidArgumentError(f"This prepared reference has no {', '.join(missing)}; "
                              "prepare it with those metrics (prepare_reference(..., metrics=...)).")
         ctx = ref.context
         if (ctx.ssim_mode, ctx.precise) != (ssim_mode, bool(precise)) and any(
                 "ssim_mode" in registry.get(k).settings for k in keys):
-            raise ValueError(f"This reference was prepared with ssim_mode={ctx.ssim_mode!r}, precise={ctx.precise}; "
+            raise InvalidArgumentError(f"This reference was prepared with ssim_mode={ctx.ssim_mode!r}, precise={ctx.precise}; "
                              f"asked for ssim_mode={ssim_mode!r}, precise={bool(precise)}. Prepare it again.")
         if engine is not None and ctx.engine is not None and engine is not ctx.engine and "lpips" in keys:
             if (engine.net, engine.version, engine.lpips) != (ctx.engine.net, ctx.engine.version, ctx.engine.lpips):
-                raise ValueError("This reference was prepared with another LPIPS network; prepare it again.")
+                raise InvalidArgumentError("This reference was prepared with another LPIPS network; prepare it again.")
         return ref
     if isinstance(ref, ReferenceFeatures):  # LPIPS features already computed: reuse them
         return prepare_reference(engine, ref.image, metrics=keys, ssim_mode=ssim_mode, precise=precise, features=ref)

@@ -50,3 +50,8 @@ class InputRangeError(LpipsExplorerError, ValueError):
 
 class InputShapeError(LpipsExplorerError, ValueError):
     """A tensor does not have the expected N×C×H×W layout or channel count."""
+
+
+class InvalidArgumentError(LpipsExplorerError, ValueError):
+    """An option (a mode, a network name, a device, a size limit...) has a value the function
+    does not accept; the message lists the accepted ones."""

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from .errors import ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, InputShapeError
+from .errors import ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, InputShapeError, InvalidArgumentError
 from .tensors import as_batch, check_unit_batch, from_numpy, to_uint8
 
 __all__ = [
@@ -162,7 +162,7 @@ def load_image_info(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX
     [1.0, 1.0, 1.0]
     """
     if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
-        raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}.")
+        raise InvalidArgumentError(f"max_pixels must be a positive integer or None, got {max_pixels!r}.")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = f"'{path.name or path}'"
@@ -461,7 +461,7 @@ def downscale_to_fit(image: torch.Tensor, max_side: int, min_side: int = 1) -> t
     (1, 3, 31, 372)
     """
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
-        raise ValueError(f"max_side must be a positive integer (pixels), got {max_side!r}.")
+        raise InvalidArgumentError(f"max_side must be a positive integer (pixels), got {max_side!r}.")
     batch = as_batch(image)
     height, width = batch.shape[-2:]
     short, long = sorted((height, width))
@@ -492,7 +492,7 @@ def match_size(ref: torch.Tensor, dist: torch.Tensor, how: Literal["resize", "cr
     ((1, 3, 32, 48), (1, 3, 32, 48))
     """
     if how not in ("resize", "crop"):
-        raise ValueError(f"how must be 'resize' or 'crop', got {how!r}.")
+        raise InvalidArgumentError(f"how must be 'resize' or 'crop', got {how!r}.")
     ref_b = as_batch(ref, "ref")
     dist_b = check_unit_batch(dist, "dist")
     height, width = ref_b.shape[-2:]
@@ -543,7 +543,7 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 9
     extensions = Image.registered_extensions()
     fmt = extensions.get(target.suffix.lower())
     if fmt is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Cannot tell the image format from '{target.name}': use an extension such as "
             ".png (lossless), .jpg or .webp."
         )
@@ -554,7 +554,7 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 9
     try:
         pil.save(target, fmt, **options)
     except KeyError:
-        raise ValueError(f"Pillow cannot write {fmt} files; save '{target.name}' as .png instead.") from None
+        raise InvalidArgumentError(f"Pillow cannot write {fmt} files; save '{target.name}' as .png instead.") from None
     return target
 
 

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import weights
-from .errors import ImageTooSmallError, InputShapeError
+from .errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
 from .nets import CHANNELS, MIN_SIDE, TAP_NAMES, Backbone
-from .tensors import as_batch, check_range, check_same_size
+from .tensors import as_batch, check_batch_sizes, check_range, check_same_size
 
 NetName = Literal["alex", "vgg", "squeeze"]
 Version = Literal["0.1", "0.0"]
@@ -47,21 +47,50 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def available_devices() -> list[str]:
+    """The device names this machine accepts: ``auto``, ``cpu``, then ``cuda``/``cuda:N`` and
+    ``mps`` only where present."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        names += ["cuda"] + [f"cuda:{i}" for i in range(count)]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` → :func:`default_device`; otherwise the device named, if available."""
+    """``None``/``"auto"`` → :func:`default_device`; otherwise the device named, if available here.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    core.errors.InvalidArgumentError: Unknown device 'gpu'; on this machine use one of: auto, cpu.
+    """
     if device is None or device == "auto":
         return default_device()
-    dev = torch.device(device)
+    here = ", ".join(available_devices())
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidArgumentError(f"Unknown device {device!r}; on this machine use one of: {here}.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("Device 'cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'.")
+        raise InvalidArgumentError(f"Device {device!r} was requested but no CUDA GPU is available; use one of: {here}.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InvalidArgumentError(f"Device {device!r} does not exist here; use one of: {here}.")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("Device 'mps' was requested but Apple's MPS is not available; use 'cpu' or 'auto'.")
+        raise InvalidArgumentError(f"Device {device!r} was requested but Apple's MPS is not available; use one of: {here}.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InvalidArgumentError(f"Device {device!r} is not supported; use one of: {here}.")
     return dev
 
 
 def _check_choice(name: str, value, choices: Sequence) -> None:
     if value not in choices:
-        raise ValueError(f"Argument `{name}` must be one of {tuple(choices)}, got {value!r}.")
+        raise InvalidArgumentError(f"Argument `{name}` must be one of {tuple(choices)}, got {value!r}.")
 
 
 def check_min_size(net: str, height: int, width: int) -> None:
@@ -101,7 +130,7 @@ class LpipsNetwork(nn.Module):
         self.head_weights = nn.ParameterList()
         if lpips:
             if heads is None:
-                raise ValueError("lpips=True needs linear-head weights.")
+                raise InvalidArgumentError("lpips=True needs linear-head weights.")
             for k, channels in enumerate(CHANNELS[net]):
                 key = f"lin{k}.model.1.weight"
                 if key not in heads:
@@ -279,7 +308,7 @@ class Engine:
         if not isinstance(ref, ReferenceFeatures):
             ref = self.reference(ref)
         elif (ref.net, ref.version) != (self.net, self.version):
-            raise ValueError(f"These reference features were computed with {ref.net} v{ref.version}; "
+            raise InvalidArgumentError(f"These reference features were computed with {ref.net} v{ref.version}; "
                              f"this engine is {self.net} v{self.version}. Call engine.reference() again.")
         batch = self._prepare(dist, "dist")
         check_same_size(ref.image, batch)
@@ -353,7 +382,7 @@ class LPIPS(nn.Module):
         _check_choice("net", net, weights.NETS)
         _check_choice("version", version, weights.VERSIONS)
         if pnet_tune:
-            raise ValueError("pnet_tune=True (training the backbone) is not supported; use the official package to train.")
+            raise InvalidArgumentError("pnet_tune=True (training the backbone) is not supported; use the official package to train.")
         backbone_state = None if pnet_rand else weights.load_backbone(net)
         heads = None
         if lpips:
@@ -376,11 +405,14 @@ class LPIPS(nn.Module):
             check_range(batch, -1.0, 1.0, name, hint=(
                 " LPIPS expects [-1, 1] by default: pass normalize=True for [0, 1] data, or use x / 127.5 - 1 for 0-255 data."))
         check_min_size(self.pnet_type, batch.shape[-2], batch.shape[-1])
-        return batch
+        # The network computes in its own precision (float32): float64/half inputs are converted,
+        # as the Engine does, instead of failing inside a convolution. Gradients flow through.
+        return batch.to(self.network.shift.dtype)
 
     def forward(self, in0: torch.Tensor, in1: torch.Tensor, retPerLayer: bool = False, normalize: bool = False):
         in0, in1 = self._check(in0, "in0", normalize), self._check(in1, "in1", normalize)
         check_same_size(in0, in1)
+        check_batch_sizes(in0, in1, ("in0", "in1"))
         if normalize:
             in0, in1 = 2 * in0 - 1, 2 * in1 - 1
         maps = self.network.layer_maps(self.network.features(in0), self.network.features(in1))

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torchvision.models.squeezenet import Fire
 
+from .errors import InvalidArgumentError
+
 # Layer names as the LPIPS paper and the official code call them.
 TAP_NAMES: dict[str, tuple[str, ...]] = {
     "alex": ("relu1", "relu2", "relu3", "relu4", "relu5"),
@@ -78,7 +80,7 @@ def build_features(net: str) -> nn.Sequential:
     """An uninitialised copy of torchvision's ``<net>.features`` (same indices and shapes)."""
     builders = {"alex": _alexnet_features, "vgg": _vgg16_features, "squeeze": _squeezenet1_1_features}
     if net not in builders:
-        raise ValueError(f"Argument `net` must be one of {tuple(builders)}, got {net!r}.")
+        raise InvalidArgumentError(f"Argument `net` must be one of {tuple(builders)}, got {net!r}.")
     with torch.device("meta"):
         features = builders[net]()
     return features

@@ -101,12 +101,17 @@ def check_dist(ref_b: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     """Validate ``dist`` against an already checked reference batch; returns the dist batch."""
     dist_b = check_unit_batch(dist, "dist")
     check_same_size(ref_b, dist_b)
-    if ref_b.shape[0] != dist_b.shape[0] and 1 not in (ref_b.shape[0], dist_b.shape[0]):
+    check_batch_sizes(ref_b, dist_b)
+    return dist_b
+
+
+def check_batch_sizes(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str] = ("ref", "dist")) -> None:
+    """Raise :class:`InputShapeError` unless the batch sizes are equal or one of them is 1."""
+    if a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0]):
         raise InputShapeError(
-            f"`ref` has batch size {ref_b.shape[0]} and `dist` {dist_b.shape[0]}; they must be "
+            f"`{names[0]}` has batch size {a.shape[0]} and `{names[1]}` {b.shape[0]}; they must be "
             "equal, or one of them 1 (one reference against many distorted images)."
         )
-    return dist_b
 
 
 def from_numpy(array: np.ndarray) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InvalidArgumentError
 from ..lpips import LpipsResult, ReferenceFeatures
 from ..nets import MIN_SIDE
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
@@ -21,7 +22,7 @@ __all__ = ["prepare_reference", "score"]
 
 def _engine(ctx: MetricContext):
     if ctx.engine is None:
-        raise ValueError("LPIPS needs a network: pass `engine=core.Engine(net)` (or leave 'lpips' out of `metrics`).")
+        raise InvalidArgumentError("LPIPS needs a network: pass `engine=core.Engine(net)` (or leave 'lpips' out of `metrics`).")
     return ctx.engine
 
 

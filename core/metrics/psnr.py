@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InvalidArgumentError
 from ..tensors import check_dist, check_pair, check_unit_batch
 from ._levels import PEAK, out_dtype, quantize, work_dtype
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
@@ -42,7 +43,7 @@ def psnr(
     48.13
     """
     if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"`data_range` must be a positive number (1.0 for [0, 1] images), got {data_range!r}."
         )
     ref_b, dist_b = check_pair(ref, dist)

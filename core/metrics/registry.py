@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from ..errors import LpipsExplorerError
+from ..errors import InvalidArgumentError, LpipsExplorerError
 
 if TYPE_CHECKING:
     from ..lpips import Engine
@@ -127,10 +127,10 @@ class MetricSpec:
 
     def __post_init__(self) -> None:
         if not self.key.isidentifier() or self.key != self.key.lower():
-            raise ValueError(f"A metric key must be a lower-case identifier (a CSV column), got {self.key!r}.")
+            raise InvalidArgumentError(f"A metric key must be a lower-case identifier (a CSV column), got {self.key!r}.")
         unknown = [s for s in self.settings if s not in MetricContext.__dataclass_fields__]
         if unknown:
-            raise ValueError(f"`settings` of {self.key!r} names unknown context fields {unknown}.")
+            raise InvalidArgumentError(f"`settings` of {self.key!r} names unknown context fields {unknown}.")
 
     @property
     def has_map(self) -> bool:
@@ -179,7 +179,7 @@ def register(spec: MetricSpec, *, replace: bool = False) -> MetricSpec:
         raise TypeError(f"register() takes a MetricSpec, got {type(spec).__name__}.")
     with _lock:
         if spec.key in _registry and not replace:
-            raise ValueError(f"A metric {spec.key!r} is already registered; pass replace=True to replace it.")
+            raise InvalidArgumentError(f"A metric {spec.key!r} is already registered; pass replace=True to replace it.")
         _registry[spec.key] = spec
     return spec
 
@@ -247,7 +247,7 @@ def resolve(metrics: str | Mapping | Any | None) -> tuple[str, ...]:
     wanted = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     wanted = [m for m in wanted if m != ""]
     if not wanted:
-        raise ValueError(f"No metric named; choose from {', '.join(names())}.")
+        raise InvalidArgumentError(f"No metric named; choose from {', '.join(names())}.")
     for key in wanted:
         get(key)
     return tuple(k for k in names() if k in wanted)

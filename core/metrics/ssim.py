@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..errors import ImageTooSmallError, InputShapeError
+from ..errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
 from ..tensors import check_dist, check_unit_batch
 from ._levels import PEAK, matlab_luma, out_dtype, quantize, work_dtype
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
@@ -137,7 +137,7 @@ def moments_maps(ref: ScaleMoments, y: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def check_mode(mode: str) -> None:
     if mode not in ("reference", "rgb"):
-        raise ValueError(f"`mode` must be 'reference' (MATLAB luma) or 'rgb' (per channel), got {mode!r}.")
+        raise InvalidArgumentError(f"`mode` must be 'reference' (MATLAB luma) or 'rgb' (per channel), got {mode!r}.")
 
 
 def planes(batch: torch.Tensor, mode: str, dtype: torch.dtype) -> torch.Tensor:
@@ -279,7 +279,7 @@ def ssim_map_full_size(
         return F.pad(ssim_map, pad, mode="constant", value=math.nan)
     if fill == "edge":
         return F.pad(ssim_map, pad, mode="replicate")
-    raise ValueError(f"`fill` must be 'nan' or 'edge', got {fill!r}.")
+    raise InvalidArgumentError(f"`fill` must be 'nan' or 'edge', got {fill!r}.")
 
 
 SPEC = register(MetricSpec(

@@ -1,0 +1,93 @@
+"""Metric properties on small random images (Hypothesis): identity gives the best value, the
+symmetric metrics are symmetric, values stay in their documented range, and LPIPS's layer
+contributions add up to the total."""
+
+from __future__ import annotations
+
+import math
+
+import hypothesis_profiles  # noqa: F401  (loads the profile)
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import core
+from core import metrics
+
+
+@st.composite
+def image_pairs(draw, min_side: int = 31, max_side: int = 56):
+    """Two 8-bit images of one size: random, smooth, or one a small change of the other."""
+    h, w = draw(st.integers(min_side, max_side)), draw(st.integers(min_side, max_side))
+    n = draw(st.integers(1, 2))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    a = torch.rand(n, 3, h, w, generator=gen)
+    if draw(st.booleans()):  # smooth content, like a photo
+        a = torch.nn.functional.avg_pool2d(a, 5, stride=1, padding=2, count_include_pad=False)
+    kind = draw(st.sampled_from(["random", "noise", "shift", "flat"]))
+    if kind == "random":
+        b = torch.rand(n, 3, h, w, generator=gen)
+    elif kind == "noise":
+        b = (a + draw(st.floats(0.001, 0.3)) * torch.randn(a.shape, generator=gen)).clamp(0, 1)
+    elif kind == "shift":
+        b = a.roll(draw(st.integers(1, 4)), dims=-1)
+    else:
+        b = torch.full_like(a, draw(st.floats(0.0, 1.0)))
+    return a.mul(255).round().div(255), b.mul(255).round().div(255)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return core.Engine("alex", device="cpu")
+
+
+@given(pair=image_pairs())
+def test_identity_gives_the_best_value(engine, pair):
+    a, _ = pair
+    result = core.compare(engine, a, a, metrics="lpips,psnr,ssim")
+    assert torch.all(result["lpips"] == 0)
+    assert torch.all(torch.isinf(result["psnr"]))
+    torch.testing.assert_close(result["ssim"], torch.ones_like(result["ssim"]), rtol=0, atol=1e-12)
+    for key in ("lpips", "psnr", "ssim"):
+        assert torch.all(result[key] == metrics.get(key).identical) or key == "ssim"
+
+
+@given(pair=image_pairs())
+def test_symmetric_metrics_are_symmetric(engine, pair):
+    a, b = pair
+    ab = core.compare(engine, a, b, metrics="lpips,psnr,ssim")
+    ba = core.compare(engine, b, a, metrics="lpips,psnr,ssim")
+    torch.testing.assert_close(ab["psnr"], ba["psnr"], rtol=0, atol=0)
+    torch.testing.assert_close(ab["ssim"], ba["ssim"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(ab["lpips"], ba["lpips"], rtol=1e-5, atol=1e-6)
+
+
+@given(pair=image_pairs())
+def test_values_stay_in_their_documented_range(engine, pair):
+    a, b = pair
+    result = core.compare(engine, a, b, metrics="lpips,psnr,ssim")
+    for key in result.metrics:
+        low, high = metrics.get(key).value_range
+        values = result[key].double()
+        assert torch.all((values >= low - 1e-6) & (values <= high + 1e-6)), (key, values)
+        assert not torch.isnan(values).any(), key
+
+
+@given(pair=image_pairs())
+def test_layer_contributions_add_up_to_lpips(engine, pair):
+    a, b = pair
+    result = engine.compare(a, b)
+    torch.testing.assert_close(result.layer_values.sum(dim=1), result.value, rtol=1e-6, atol=1e-7)
+    assert torch.all(result.layer_values >= 0)
+    # the spatial map's mean is the distance up to the upsampling's interpolation
+    assert result.map.shape[-2:] == a.shape[-2:]
+
+
+@given(pair=image_pairs(min_side=176, max_side=190))
+def test_ms_ssim_identity_symmetry_and_range(pair):
+    a, b = pair
+    assert torch.all((core.ms_ssim(a, a) - 1).abs() <= 1e-12)
+    ab, ba = core.ms_ssim(a, b), core.ms_ssim(b, a)
+    torch.testing.assert_close(ab, ba, rtol=0, atol=1e-6)
+    assert torch.all((ab >= 0) & (ab <= 1 + 1e-9)) and not math.isnan(float(ab[0]))
