@@ -283,7 +283,10 @@ class Engine:
         self.network = network if network is not None else get_network(net, version, lpips, device)
         self.net, self.version, self.lpips = self.network.net, self.network.version, self.network.lpips
         self.device = self.network.shift.device
-        self.chunk_size = max(1, int(chunk_size))
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise InvalidArgumentError(f"`chunk_size` must be a positive whole number of images per pass, "
+                                       f"got {chunk_size!r}.")
+        self.chunk_size = chunk_size
 
     def _prepare(self, image: torch.Tensor, name: str) -> torch.Tensor:
         batch = as_batch(image, name)

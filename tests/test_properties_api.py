@@ -183,3 +183,12 @@ def test_drop_in_near_valid_images(drop_in, pair, per_layer):
         value = result[0] if per_layer else result
         assert_finite_or_inf(value)
         assert value.shape == (max(pair[0].shape[0], pair[1].shape[0]), 1, 1, 1)
+
+
+@given(value=st.one_of(st.integers(-3, 3), st.floats(-2, 2), st.text(max_size=3), st.booleans(), st.none()))
+def test_engine_options_are_checked(value):
+    result = outcome(core.Engine, "alex", device="cpu", chunk_size=value)
+    if not isinstance(result, Exception):
+        assert isinstance(value, int) and not isinstance(value, bool) and value >= 1 and result.chunk_size == value
+    for name in ("net", "version", "device"):
+        assert isinstance(outcome(core.Engine, **{name: str(value) + "?"}), LpipsExplorerError), name
