@@ -125,6 +125,10 @@ def _heatmap_trace(z: np.ndarray, zmin: float, zmax: float, colorscale: str, nam
     )
 
 
+def _layer_title(name: str, value: float) -> str:
+    return f"{name}<br>{value:.4f}"
+
+
 def layer_grid(maps: Sequence[np.ndarray], names: Sequence[str], values: Sequence[float], *,
                image_size: tuple[int, int], shared_scale: bool = True, max_side: int = 48,
                colorscale: str = DEFAULT_COLORSCALE, columns: int = 5) -> go.Figure:
@@ -137,7 +141,7 @@ def layer_grid(maps: Sequence[np.ndarray], names: Sequence[str], values: Sequenc
     height, width = image_size
     small = [shrink(m, max_side) for m in maps]
     rows = int(np.ceil(len(small) / columns))
-    titles = [f"{n}: {v:.4f}" for n, v in zip(names, values)]
+    titles = [_layer_title(n, v) for n, v in zip(names, values)]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
                         horizontal_spacing=0.03 if shared_scale else 0.06, vertical_spacing=0.12)
     gmax = max(float(np.nanmax(m)) for m in small) if small else 1.0
@@ -150,7 +154,9 @@ def layer_grid(maps: Sequence[np.ndarray], names: Sequence[str], values: Sequenc
                                      height, width, show, bar_x), row=r + 1, col=c + 1)
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=r + 1, col=c + 1, **_BARE)
         fig.update_xaxes(constrain="domain", row=r + 1, col=c + 1, **_BARE)
-    fig.update_layout(height=40 + 200 * rows, margin=dict(l=10, r=10, t=30, b=5))
+    # Two-line titles in a small font: five panels side by side stay legible on a phone too.
+    fig.update_annotations(font=dict(size=12))
+    fig.update_layout(height=50 + 200 * rows, margin=dict(l=10, r=10, t=40, b=5))
     return fig
 
 
@@ -163,7 +169,7 @@ def update_layer_grid(fig: go.Figure, maps: Sequence[np.ndarray], names: Sequenc
     >>> fig = layer_grid(maps, ["a", "b"], [0.1, 0.0], image_size=(8, 8))
     >>> fig = update_layer_grid(fig, [np.zeros((4, 4)), np.ones((2, 2))], ["a", "b"], [0.0, 0.2])
     >>> fig.data[1].z.tolist(), fig.layout.annotations[1].text
-    ([[1.0, 1.0], [1.0, 1.0]], 'b: 0.2000')
+    ([[1.0, 1.0], [1.0, 1.0]], 'b<br>0.2000')
     """
     small = [shrink(m, max_side) for m in maps]
     if len(small) != len(fig.data) or any(tr.z.shape != z.shape for tr, z in zip(fig.data, small)):
@@ -175,7 +181,7 @@ def update_layer_grid(fig: go.Figure, maps: Sequence[np.ndarray], names: Sequenc
             trace.z = z.astype(np.float32)
             trace.zmax = zmax if zmax > 0 else 1.0
         for annotation, name, value in zip(fig.layout.annotations, names, values):
-            annotation.text = f"{name}: {value:.4f}"
+            annotation.text = _layer_title(name, value)
     return fig
 
 
