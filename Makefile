@@ -9,13 +9,13 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test setup setup-test weights browser bench bench-move bench-app bench-load clean-venv
+.PHONY: run test setup setup-test weights browser postgres bench bench-move bench-app bench-load fuzz clean-venv
 
 run: setup weights
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 		--browser.gatherUsageStats false
 
-test: setup-test weights browser
+test: setup-test weights browser postgres
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
@@ -47,6 +47,13 @@ browser:
 		echo "Installing Debian's chromium for the browser tests (needs root and apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's PostgreSQL server programs for the quiz store's PostgreSQL tests (tests/pg_server.py
+# starts a throwaway server per run; LPIPS_EXPLORER_SKIP_POSTGRES=1 skips those tests instead).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "Installing Debian's postgresql for the quiz store tests (needs root and apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 bench: setup-test weights
 	$(PY) -m bench.engine
 
@@ -59,6 +66,11 @@ bench-app: setup-test weights browser
 
 bench-load: setup-test weights
 	$(PY) bench/load_class.py
+
+# The property-based tests with many more generated examples than `make test` runs (600 each).
+fuzz: setup-test weights
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_properties_api.py tests/test_properties_cli.py \
+		tests/test_properties_metrics.py
 
 clean-venv:
 	rm -rf $(VENV)

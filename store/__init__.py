@@ -6,18 +6,29 @@ its round, the distortion parameters and each metric's values and pick, so the t
 dashboard (:meth:`~store.base.BaseQuizStore.summary`) can say how often each metric agrees
 with the people, overall and by the pair of distortion families.
 
-:func:`open_store` picks the backend from a path or URL; today that is SQLite
-(:class:`QuizStore`, :mod:`store.sqlite`). The interface and everything that does not depend
-on the database are in :mod:`store.base`, so another backend (PostgreSQL) only adds its SQL.
+:func:`open_store` picks the backend from a path or URL: a file path (or nothing) is SQLite
+(:class:`QuizStore`, :mod:`store.sqlite`), the default, for one app server; a
+``postgresql://`` (or ``postgres://``) URL is PostgreSQL
+(:class:`~store.postgres.PostgresQuizStore`, :mod:`store.postgres`), for several app servers
+behind one address writing to one database. The app reads the path or URL from
+``LPIPS_EXPLORER_QUIZ_DB``. Both backends have the same schema, migrations and guarantees;
+the interface and everything that does not depend on the database are in :mod:`store.base`.
 
 Dependencies: this package uses :mod:`core` (distortion chains as dicts) and
 :mod:`teach.quiz` (the :class:`~teach.quiz.RoundSpec` that :meth:`record_vote` takes, the
 metric order and the agreement statistics of the summary, the base errors); neither
-:mod:`core` nor :mod:`teach` imports :mod:`store`.
+:mod:`core` nor :mod:`teach` imports :mod:`store`. :mod:`store.postgres` (and psycopg) is
+imported only when a PostgreSQL URL is opened.
 
->>> open_store("postgresql://class@db/quiz")  # doctest: +ELLIPSIS
+A server that cannot be reached (here: nothing listens on port 1) is a
+:class:`QuizStorageError` that names the variable to fix and never shows the password:
+
+>>> open_store("postgresql://class:s3cret@127.0.0.1:1/quiz")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
-store.errors.QuizStorageError: the quiz cannot use a PostgreSQL database: PostgreSQL support is not installed yet...
+store.errors.QuizStorageError: the quiz cannot connect to the PostgreSQL database postgresql://class:***@127.0.0.1:1/quiz: ... LPIPS_EXPLORER_QUIZ_DB names the right host, port, database, user and password.
+>>> open_store("mysql://class@db/quiz")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+store.errors.QuizStorageError: the quiz cannot use a mysql:// database: only SQLite file paths and postgresql:// URLs are supported...
 """
 
 from __future__ import annotations
@@ -67,23 +78,27 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any) -> BaseQuizStore:
-    """The quiz store at ``url_or_path``: a SQLite file path, or ``None`` for :func:`default_db_path`.
+    """The quiz store at ``url_or_path``: a SQLite file path, ``None`` for :func:`default_db_path`,
+    or a PostgreSQL URL (``postgresql://user:password@host:5432/dbname``, ``postgres://`` too).
 
-    ``options`` go to the backend (for SQLite: ``busy_timeout``, ``read_only``). Text that
-    starts like a URL (``scheme://``) is taken as one: a ``postgresql://`` URL raises
-    :class:`QuizStorageError` until that backend exists, and so does any other scheme.
+    ``options`` go to the backend (SQLite: ``busy_timeout``, ``read_only``; PostgreSQL:
+    ``connect_timeout``). Text that starts like a URL (``scheme://``) is taken as one; a
+    scheme other than PostgreSQL's raises :class:`QuizStorageError`, and so does a PostgreSQL
+    server that cannot be reached or refuses the login.
     """
     if isinstance(url_or_path, str):
-        match = _URL.match(url_or_path.strip())
+        text = url_or_path.strip()
+        match = _URL.match(text)
         if match:
             scheme = match.group(1).lower()
             if scheme.split("+")[0] in ("postgresql", "postgres"):
-                raise QuizStorageError(
-                    "the quiz cannot use a PostgreSQL database: PostgreSQL support is not installed yet. "
-                    "Use a SQLite file path (or nothing, for the default file) for now."
-                )
+                from store.postgres import PostgresQuizStore  # psycopg only when it is used
+
+                # "postgresql+psycopg://" (SQLAlchemy's spelling) is libpq's "postgresql://".
+                return PostgresQuizStore("postgresql://" + text[match.end():], **options)
             raise QuizStorageError(
-                f"the quiz cannot use a {scheme}:// database: only SQLite file paths are supported. "
-                "Give a file path (or nothing, for the default file)."
+                f"the quiz cannot use a {scheme}:// database: only SQLite file paths and postgresql:// URLs are "
+                "supported. Set LPIPS_EXPLORER_QUIZ_DB to a file path, a postgresql:// URL, or nothing (the "
+                "default SQLite file)."
             )
     return QuizStore(url_or_path, **options)

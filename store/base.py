@@ -6,7 +6,7 @@
 :meth:`~BaseQuizStore.export_csv`, :meth:`~BaseQuizStore.summary`,
 :meth:`~BaseQuizStore.close`). It validates every argument, makes join codes and teacher keys
 (only a key's hash is stored), writes the CSV export and builds the dashboard summary; a
-backend (:class:`store.sqlite.QuizStore`, a PostgreSQL one later) subclasses it and only
+backend (:class:`store.sqlite.QuizStore`, :class:`store.postgres.PostgresQuizStore`) subclasses it and only
 implements the few abstract methods that talk to its database, each documented with the
 transaction it must run in.
 
@@ -293,7 +293,8 @@ class BaseQuizStore(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release this store's connection(s) held by the calling thread."""
+        """Release this store's connection(s) held by the calling thread (PostgreSQL: its idle ones);
+        the store stays usable and reconnects when used again."""
 
     # -- the interface -----------------------------------------------------------------
 

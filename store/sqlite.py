@@ -29,7 +29,8 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "QuizStore", "default_db_path", "migr
 
 #: Schema migrations: ``MIGRATIONS[k]`` takes a database from version ``k`` to ``k + 1``
 #: (``PRAGMA user_version``). Each runs in one transaction with the version bump, so a
-#: database is always at a whole version. Append new scripts; never edit old ones.
+#: database is always at a whole version. Append new scripts; never edit old ones. Each step
+#: has its twin, same version and names, in :data:`store.postgres.MIGRATIONS`.
 MIGRATIONS: list[str] = [
     # 1: the initial schema.
     """

@@ -81,3 +81,45 @@ def wilson_by_formula(s: float, n: int) -> tuple[float, float]:
     center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
     return center - half, center + half
+
+
+# ---------------------------------------------------------------------------------------------
+# A throwaway PostgreSQL server (tests/pg_server.py), for the quiz store's PostgreSQL backend.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on a free loopback port for the whole run, stopped and deleted at the end
+    (also when tests fail). Missing PostgreSQL fails the tests (run `make postgres`), unless
+    LPIPS_EXPLORER_SKIP_POSTGRES=1 is set: then they are skipped."""
+    import os
+
+    from pg_server import SKIP_VARIABLE, PostgresNotFound, PostgresServer
+
+    if os.environ.get(SKIP_VARIABLE) == "1":
+        pytest.skip(f"{SKIP_VARIABLE}=1: the PostgreSQL tests are skipped")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"psycopg is not installed ({exc}): run `make setup-test` (pip install -r requirements.txt)",
+                    pytrace=False)
+    try:
+        server = PostgresServer()
+    except PostgresNotFound as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a fresh, empty database on :func:`postgres_server`, dropped after the test."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)

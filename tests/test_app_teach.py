@@ -354,3 +354,33 @@ def test_unwritable_store_message_names_the_variable_in_use(tmp_path, monkeypatc
         assert "LPIPS_EXPLORER_QUIZ_DB" in at.error[0].value, at.error[0].value
     finally:
         clear_quiz_store()
+
+
+def test_quiz_unreachable_postgres_explained_and_explore_still_works(monkeypatch):
+    from browser import free_port
+
+    secret = "Not-shown-pw-42"
+    closed = free_port()  # nothing listens there: as a PostgreSQL server that is down
+    monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", f"postgresql://quiz:{secret}@127.0.0.1:{closed}/quiz")
+    clear_quiz_store()
+    try:
+        at = start("views/quiz.py")
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.error) == 1, [e.value for e in at.error]
+        message = at.error[0].value
+        assert "The quiz cannot store votes" in message and "cannot connect" in message, message
+        assert "PostgreSQL" in message and "LPIPS_EXPLORER_QUIZ_DB" in message, message
+        assert f"127.0.0.1:{closed}" in message and secret not in message, message
+        assert secret not in rendered_text(at)
+        assert "quiz.code" not in {t.key for t in at.text_input}
+
+        at.segmented_control(key="quiz.role").set_value("The teacher").run()
+        assert not at.exception
+        assert len(at.error) == 1 and "LPIPS_EXPLORER_QUIZ_DB" in at.error[0].value
+        assert not [b for b in at.button if b.label == "Create session"]
+
+        at.switch_page("views/explore.py").run()
+        assert_clean(at)
+        assert len(at.metric) == 4 and all(m.value for m in at.metric)
+    finally:
+        clear_quiz_store()

@@ -1,4 +1,11 @@
-"""store: the SQLite vote store (sessions, votes, summary, CSV) under stress."""
+"""store: the vote store (sessions, votes, summary, CSV) under stress, on both backends.
+
+Every test of the store's interface runs twice, through the ``store`` fixture: on SQLite
+(``[sqlite]``) and on a fresh database of a throwaway PostgreSQL server (``[postgres]``,
+tests/pg_server.py). SQLite-specific tests (file paths, WAL, migrations on sqlite3
+connections, read-only files, a full disk) take ``store`` on SQLite only; the
+PostgreSQL-specific ones (its migrations, connection errors) are at the end.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +38,7 @@ from store import (
     QuizStore,
     QuizVoteError,
     base,
+    open_store,
 )
 from store.sqlite import MIGRATIONS, SCHEMA_VERSION, default_db_path, migrate
 from teach.quiz import make_round
@@ -37,10 +46,41 @@ from teach.quiz import make_round
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> QuizStore:
-    with QuizStore(tmp_path / "data" / "quiz.sqlite3") as s:  # the parent folder does not exist yet
-        yield s
+BACKENDS = ["sqlite", "postgres"]
+SQLITE_ONLY = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path: Path):
+    """A fresh, empty store: a SQLite file, or a new database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        with QuizStore(tmp_path / "data" / "quiz.sqlite3") as s:  # the parent folder does not exist yet
+            yield s
+    else:
+        with open_store(request.getfixturevalue("postgres_url")) as s:
+            yield s
+
+
+def is_sqlite(store) -> bool:
+    return isinstance(store, QuizStore)
+
+
+def target(store) -> str:
+    """What ``open_store`` takes to open the same database in another process."""
+    return str(store.path) if is_sqlite(store) else store.url
+
+
+def check_integrity(store) -> str:
+    """SQLite's integrity check; on PostgreSQL, that no vote is duplicated or orphaned."""
+    if is_sqlite(store):
+        return integrity(store.path)
+    with store._raw() as conn:
+        total, distinct, orphans = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT (session_code, round_index, voter_id)), "
+            "COUNT(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.code = v.session_code)) "
+            "FROM votes v"
+        ).fetchone()
+    return "ok" if total == distinct and orphans == 0 else f"{total} votes, {distinct} distinct, {orphans} orphans"
 
 
 def fake_metrics(alex_pick: str = "A", psnr_pick: str = "B") -> dict:
@@ -89,13 +129,20 @@ def test_create_and_join_session(store):
     assert (info.code, info.title, info.seed, info.n_rounds) == (code, "Friday class", 42, 5)
     assert store.session("ZZZZZZ") is None
     # Only a hash of the key is stored, and the database is configured as documented.
-    raw = store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
-    assert key.encode() not in raw
-    conn = store._conn()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    if is_sqlite(store):
+        raw = store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
+        assert key.encode() not in raw
+        conn = store._conn()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    else:
+        with store._raw() as conn:
+            assert key not in repr(conn.execute("SELECT * FROM sessions").fetchall())
+            assert not conn.autocommit
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+            assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     other, _ = store.create_session("Second", seed=None)
     assert other != code and 0 <= store.session(other).seed < 2**32
 
@@ -261,9 +308,10 @@ VOTES_PER_WRITER = 50
 
 
 def _write_votes(path: str, code: str, seed: int, writer: str, barrier) -> None:
-    """Child process body: wait for the others, then one vote per round for voter ``writer``."""
+    """Child process body: wait for the others, then one vote per round for voter ``writer``
+    (``path``: a SQLite file or a PostgreSQL URL)."""
     specs = [make_round(seed, index) for index in range(VOTES_PER_WRITER)]
-    store = QuizStore(path)
+    store = open_store(path)
     barrier.wait(timeout=60)  # all four write at the same time
     for index in range(VOTES_PER_WRITER):
         store.record_vote(code, index, writer, "AB"[index % 2], specs[index], fake_metrics())
@@ -292,7 +340,7 @@ def test_eight_threads_never_lose_a_vote(store):
     votes = store.votes(code)
     assert len(votes) == 8 * VOTES_PER_WRITER
     assert len({(v.round_index, v.voter_id) for v in votes}) == 8 * VOTES_PER_WRITER
-    assert integrity(store.path) == "ok"
+    assert check_integrity(store) == "ok"
 
 
 def test_four_processes_never_lose_a_vote(store):
@@ -304,7 +352,7 @@ def test_four_processes_never_lose_a_vote(store):
     code, _ = store.create_session("Processes", n_rounds=VOTES_PER_WRITER, seed=9)
     barrier = context.Barrier(4)
     processes = [
-        context.Process(target=_write_votes, args=(str(store.path), code, 9, f"proc-{p}", barrier))
+        context.Process(target=_write_votes, args=(target(store), code, 9, f"proc-{p}", barrier))
         for p in range(4)
     ]
     for process in processes:
@@ -315,14 +363,14 @@ def test_four_processes_never_lose_a_vote(store):
     votes = store.votes(code)
     assert len(votes) == 4 * VOTES_PER_WRITER
     assert {v.voter_id for v in votes} == {f"proc-{p}" for p in range(4)}
-    assert integrity(store.path) == "ok"
+    assert check_integrity(store) == "ok"
 
 
 KILL_SCRIPT = """
 import sys
-from store import QuizStore
+from store import open_store
 from teach.quiz import make_round
-store = QuizStore(sys.argv[1])
+store = open_store(sys.argv[1])
 code = sys.argv[2]
 specs = [make_round(77, i) for i in range(20)]
 metrics = {"psnr": {"a": 20.0, "b": 21.0, "pick": "B"}}
@@ -332,11 +380,11 @@ for n in range(1_000_000):
 """
 
 
-def test_acknowledged_votes_survive_kill_9(tmp_path):
-    path = tmp_path / "quiz.sqlite3"
-    code, _ = QuizStore(path).create_session("Kill", n_rounds=20, seed=77)
+def test_acknowledged_votes_survive_kill_9(store):
+    path = target(store)
+    code, _ = store.create_session("Kill", n_rounds=20, seed=77)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(path), code], cwd=REPO, env=env,
+    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, path, code], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     acknowledged = []
     deadline = time.monotonic() + 60
@@ -355,8 +403,9 @@ def test_acknowledged_votes_survive_kill_9(tmp_path):
     # A line cut short by the kill was never acknowledged.
     acknowledged += [int(line) for line in rest.splitlines(keepends=True) if line.endswith("\n")]
     assert child.returncode == -signal.SIGKILL
-    assert integrity(path) == "ok"
-    stored = {v.id for v in QuizStore(path).votes(code)}
+    assert check_integrity(store) == "ok"
+    with open_store(path) as fresh:
+        stored = {v.id for v in fresh.votes(code)}
     assert set(acknowledged) <= stored
     assert len(stored) - len(acknowledged) <= 1  # at most the vote in flight, committed but not printed
 
@@ -393,6 +442,7 @@ def test_migration_from_a_version_1_database(tmp_path):
     assert QuizStore(path).session("ABCDEF") is not None  # reopening a current database is a no-op
 
 
+@SQLITE_ONLY
 def test_a_failing_migration_leaves_the_database_untouched(store):
     conn = store._conn()
     broken = MIGRATIONS + ["CREATE TABLE extra (x); CREATE TABLE broken ("]
@@ -427,6 +477,7 @@ def test_unusable_paths_raise_storage_errors(tmp_path):
         QuizStore(tmp_path / "missing.sqlite3", read_only=True)
 
 
+@SQLITE_ONLY
 def test_read_only_database_refuses_writes_cleanly(store):
     # Tests run as root, where chmod does not stop writes; a read-only open (mode=ro) does.
     code, _ = store.create_session("Class", n_rounds=2, seed=1)
@@ -440,6 +491,7 @@ def test_read_only_database_refuses_writes_cleanly(store):
     assert reader.summary(code).n_votes == 1  # the reader is still usable
 
 
+@SQLITE_ONLY
 def test_full_disk_raises_storage_error_and_loses_nothing(store):
     code, _ = store.create_session("Class", n_rounds=200, seed=1)
     spec_for = {i: make_round(1, i) for i in range(200)}
@@ -463,3 +515,143 @@ def test_quiz_rounds_and_store_do_not_import_streamlit():
     for path in [REPO / "teach" / "quiz.py", *sorted((REPO / "store").glob("*.py"))]:
         source = path.read_text(encoding="utf-8")
         assert "streamlit" not in source, path
+
+
+# --------------------------------------------------------------------------------------
+# PostgreSQL: the same schema and migrations, and errors that say what to fix
+# --------------------------------------------------------------------------------------
+
+
+def _pg_version(conn) -> int:
+    return conn.execute("SELECT version FROM schema_version").fetchone()[0]
+
+
+def test_postgres_schema_matches_sqlite(postgres_url, tmp_path):
+    from store import postgres
+
+    assert postgres.SCHEMA_VERSION == SCHEMA_VERSION == len(postgres.MIGRATIONS) == len(MIGRATIONS)
+    lite = QuizStore(tmp_path / "quiz.sqlite3")
+    with open_store(postgres_url) as pg, pg._raw() as conn:
+        for table in ("sessions", "votes"):
+            sqlite_columns = [row[1] for row in lite._conn().execute(f"PRAGMA table_info({table})")]
+            pg_columns = [row[0] for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+                (table,))]
+            assert pg_columns == sqlite_columns
+        assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'votes_by_voter'").fetchone()
+        assert _pg_version(conn) == SCHEMA_VERSION
+    assert lite._conn().execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
+
+
+def test_postgres_migration_from_a_version_1_database(postgres_url):
+    import psycopg
+
+    from store import postgres
+
+    spec = make_round(4, 0)
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute(postgres.MIGRATIONS[0])
+        conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1, 1)")
+        conn.execute("INSERT INTO sessions VALUES ('ABCDEF', 'sha256$x', 4, 3, '2024-01-01T00:00:00+00:00', 'Old')")
+        conn.execute(
+            "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b,"
+            " chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, 'ana', 'B', 't', 4, %s, %s, %s, %s, %s, '{}')",
+            (spec.sample, spec.family_a, spec.family_b, json.dumps(chain_to_dict(spec.chain_a)),
+             json.dumps(chain_to_dict(spec.chain_b))),
+        )
+    store = open_store(postgres_url)
+    with store._raw() as conn:
+        assert _pg_version(conn) == 2
+        assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'votes_by_voter'").fetchone()
+    assert store.session("abcdef").title == "Old"
+    assert [(v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [("ana", "B")]
+    store.record_vote("ABCDEF", 0, "ben", "A", spec, {})
+    assert store.summary("ABCDEF").rounds[0].votes_a == 1
+    store.close()
+    with open_store(postgres_url) as again:  # reopening a current database is a no-op
+        assert again.session("ABCDEF") is not None and len(again.votes("ABCDEF")) == 2
+
+
+def test_postgres_failing_migration_and_newer_database(postgres_url):
+    import psycopg
+
+    from store import postgres
+
+    store = open_store(postgres_url)
+    with store._raw() as conn:
+        broken = postgres.MIGRATIONS + ["CREATE TABLE extra (x INTEGER); CREATE TABLE broken ("]
+        with pytest.raises(psycopg.Error):
+            postgres.migrate(conn, broken)
+        assert _pg_version(conn) == SCHEMA_VERSION
+        assert conn.execute("SELECT to_regclass('extra')").fetchone()[0] is None
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+        conn.commit()
+    store.close()
+    with pytest.raises(QuizStorageError, match="newer.*LPIPS_EXPLORER_QUIZ_DB"):
+        open_store(postgres_url)
+
+
+def test_postgres_store_reconnects_after_the_server_drops_its_connections(postgres_url, postgres_server):
+    import psycopg
+
+    store = open_store(postgres_url)
+    code, _ = store.create_session("Class", n_rounds=2, seed=1)
+    # What a server restart does to the pooled, idle connections.
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", (postgres_url.rsplit("/", 1)[1],))
+    assert store.session(code).title == "Class"
+    store.record_vote(code, 0, "ana", "A", make_round(1, 0), fake_metrics())
+    assert len(store.votes(code)) == 1
+    store.close()
+
+
+def _assert_explains(info, password: str, *fragments: str) -> None:
+    message = str(info.value)
+    assert message.startswith("the quiz cannot"), message
+    assert "LPIPS_EXPLORER_QUIZ_DB" in message, message
+    assert password not in message and password not in repr(info.value.args), message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_postgres_connection_errors_name_the_variable_and_hide_the_password(postgres_server):
+    from pg_server import free_port
+
+    secret = "Hunter2-secret-pw"
+    closed = free_port()  # nothing listens there
+    with pytest.raises(QuizStorageError) as info:
+        open_store(f"postgresql://quiz:{secret}@127.0.0.1:{closed}/quiz")
+    _assert_explains(info, secret, "connect to", f"postgresql://quiz:***@127.0.0.1:{closed}/quiz", "refused")
+
+    wrong = postgres_server.url(password=secret)
+    with pytest.raises(QuizStorageError) as info:
+        open_store(wrong)
+    _assert_explains(info, secret, "password authentication failed")
+    assert postgres_server.password not in str(info.value)
+
+    missing = postgres_server.url("no_such_database")
+    with pytest.raises(QuizStorageError) as info:
+        open_store(missing)
+    _assert_explains(info, postgres_server.password, "no_such_database", "does not exist")
+
+    for bad in (f"postgresql://quiz:{secret}@[::1/quiz", f"postgres://quiz:{secret}@host:notaport/quiz",
+                f"postgresql://db/quiz?password={secret}&bogus_option=1"):
+        with pytest.raises(QuizStorageError) as info:
+            open_store(bad, connect_timeout=2)
+        _assert_explains(info, secret)
+
+
+def test_postgres_connect_gives_up_after_the_timeout():
+    # A server that accepts the connection and never answers: the page must not hang.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        with pytest.raises(QuizStorageError) as info:
+            open_store(f"postgresql://quiz:pw-12345@127.0.0.1:{port}/quiz", connect_timeout=2)
+        elapsed = time.monotonic() - start
+    assert elapsed < 10, elapsed
+    _assert_explains(info, "pw-12345", "connect to")

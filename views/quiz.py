@@ -27,7 +27,10 @@ ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
 
 @st.cache_resource(show_spinner=False)
 def quiz_store() -> BaseQuizStore:
-    """One store per server; it keeps one SQLite connection per thread."""
+    """One store per server: SQLite (a file path, or the default file) keeps a connection per thread;
+    PostgreSQL (``LPIPS_EXPLORER_QUIZ_DB=postgresql://…``, several servers on one database) a small
+    pool. A store that cannot be opened raises (the page explains it) and is not cached, so the next
+    rerun tries again, e.g. once the database server is back."""
     return open_store(os.environ.get("LPIPS_EXPLORER_QUIZ_DB") or None)
 
 
