@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import statistics
@@ -602,18 +602,22 @@ def fmt(stats: dict, key: str) -> str:
     return "–" if stats.get(key) is None else f"{stats[key] / 1000:.2f} s"
 
 
-async def main_async(args, base: str, code: str, pid: int, store_path: Path) -> dict:
+async def main_async(args, bases: list[str], code: str, pids: list[int], store_target: str) -> dict:
+    """Run the class against the servers (student ``i`` uses server ``i mod N``, as a sticky proxy
+    would spread them); memory and CPU are sampled for every server."""
     errors: list[dict] = []
     moves: list[dict] = []
     results = [dict() for _ in range(args.sessions)]
-    mem = {"t0": time.monotonic()}
+    pid = pids[0]
+    mems = [{"t0": time.monotonic()} for _ in pids]
+    mem = mems[0]
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample_memory(pid, mem, stop))
-    cpu0 = cpu_seconds(pid)
+    samplers = [asyncio.create_task(sample_memory(p, m, stop)) for p, m in zip(pids, mems)]
+    cpu0 = [cpu_seconds(p) for p in pids]
     client0 = time.process_time()
     threads0 = thread_cpu(pid)
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(student(i, args, base, code, errors, moves, results[i],
+    tasks = [asyncio.create_task(student(i, args, bases[i % len(bases)], code, errors, moves, results[i],
                                          args.ramp * i / max(1, args.sessions - 1) if args.sessions > 1 else 0.0))
              for i in range(args.sessions)]
     done, pending = await asyncio.wait(tasks, timeout=args.cap)
@@ -628,10 +632,11 @@ async def main_async(args, base: str, code: str, pid: int, store_path: Path) -> 
         if task.exception() is not None:
             errors.append({"session": -1, "kind": "bug", "detail": repr(task.exception())})
     wall = time.monotonic() - t0
-    cpu1 = cpu_seconds(pid)
+    cpu1 = [cpu_seconds(p) for p in pids]
     client_cpu = time.process_time() - client0
     stop.set()
-    await sampler
+    for sampler in samplers:
+        await sampler
     threads1 = {**mem.get("threads", {}), **thread_cpu(pid)}
     per_thread = sorted(((cpu - threads0.get(tid, ("", 0.0))[1], tid, name) for tid, (name, cpu) in threads1.items()),
                         reverse=True)
@@ -639,9 +644,9 @@ async def main_async(args, base: str, code: str, pid: int, store_path: Path) -> 
     for m in moves:
         for k, v in m.get("last_ms_by_element", {}).items():
             elements.setdefault(k, []).append(v)
-    from store import QuizStore
+    from store import open_store
 
-    with QuizStore(store_path) as store:
+    with open_store(store_target) as store:
         stored = store.votes(code)
     votes_sent = sum(r.get("vote_sent", False) for r in results)
     by_kind: dict[str, int] = {}
@@ -670,10 +675,11 @@ async def main_async(args, base: str, code: str, pid: int, store_path: Path) -> 
         "votes_stored": len(stored),
         "distinct_voters_stored": len({v.voter_id for v in stored}),
         "server_peak_rss_mib": round(mem.get("peak_rss_kib", 0) / 1024, 1),
+        "servers_peak_rss_mib": [round(m.get("peak_rss_kib", 0) / 1024, 1) for m in mems],
         "server_vmhwm_mib": round(mem.get("hwm_kib", 0) / 1024, 1),
         "server_max_threads": mem.get("max_threads", 0),
-        "server_cpu_s": round(cpu1[0] - cpu0[0], 1),
-        "server_event_loop_cpu_s": round(cpu1[1] - cpu0[1], 1),
+        "server_cpu_s": round(sum(b[0] - a[0] for a, b in zip(cpu0, cpu1)), 1),
+        "server_event_loop_cpu_s": round(sum(b[1] - a[1] for a, b in zip(cpu0, cpu1)), 1),
         "client_cpu_s": round(client_cpu, 1),
         "server_threads_busiest": [{"tid": tid, "main": tid == pid, "name": name, "cpu_s": round(c, 1)}
                                    for c, tid, name in per_thread[:6]],
@@ -687,7 +693,9 @@ async def main_async(args, base: str, code: str, pid: int, store_path: Path) -> 
 
 def print_report(rep: dict, args) -> None:
     print()
-    print(f"LPIPS Explorer class load: {args.sessions} sessions × {args.moves} moves, think {args.think} s, "
+    print(f"LPIPS Explorer class load: {args.servers} server{'s' if args.servers > 1 else ''} "
+          f"({'PostgreSQL' if args.postgres else 'SQLite'}), {args.sessions} sessions × {args.moves} moves, "
+          f"think {args.think} s, "
           f"{'full' if args.full_reruns else 'fragment'} reruns, media {'off' if args.no_media else 'on'}"
           + (f", server env {' '.join(args.env)}" if args.env else "") + (", PROFILED" if args.profile else ""))
     rows = [
@@ -712,7 +720,9 @@ def print_report(rep: dict, args) -> None:
         ("votes stored / sent", f"{rep['votes_stored']} / {rep['votes_sent']} "
                                  f"(shown {rep['votes_shown']}, distinct voters {rep['distinct_voters_stored']})"),
         ("server peak RSS", f"{rep['server_peak_rss_mib']} MiB sampled, VmHWM {rep['server_vmhwm_mib']} MiB, "
-                            f"{rep['server_max_threads']} threads max"),
+                            f"{rep['server_max_threads']} threads max"
+                            + (f"; every server: {rep['servers_peak_rss_mib']} MiB" if len(rep['servers_peak_rss_mib']) > 1
+                               else "")),
         ("server CPU", f"{rep['server_cpu_s']} s total, of which event loop thread {rep['server_event_loop_cpu_s']} s "
                        f"(this load client: {rep['client_cpu_s']} s)"),
     ]
@@ -739,6 +749,10 @@ def main() -> int:
     parser.add_argument("--drag", type=int, default=1,
                         help="slider values per move: the first N-1 are sent without waiting (a drag)")
     parser.add_argument("--drag-step", type=float, default=0.05, help="seconds between the values of a drag")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="app servers sharing one quiz database; student i talks to server i mod N")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a throwaway PostgreSQL (tests/pg_server.py) as the quiz database instead of SQLite")
     parser.add_argument("--no-media", action="store_true", help="do not fetch the images over HTTP")
     parser.add_argument("--verbose", action="store_true", help="print every message (for one or two sessions)")
     parser.add_argument("--keep-log", default=None, help="copy the server log here")
@@ -747,8 +761,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="sample the server's script threads (where does a rerun spend its time?)")
     args = parser.parse_args()
-    if args.sessions < 1 or args.moves < 0:
-        parser.error("--sessions must be >= 1 and --moves >= 0")
+    if args.sessions < 1 or args.moves < 0 or args.servers < 1:
+        parser.error("--sessions and --servers must be >= 1 and --moves >= 0")
 
     server_env = {}
     for item in args.env:
@@ -757,29 +771,41 @@ def main() -> int:
             parser.error(f"--env wants NAME=VALUE, got {item!r}")
         server_env[name] = value
 
-    from store import QuizStore
+    from store import open_store
 
-    port = free_port() if args.port == "auto" else int(args.port)
-    with tempfile.TemporaryDirectory(prefix="lpips-load-") as tmp:
-        db = Path(tmp) / "quiz.sqlite"
-        with QuizStore(db) as store:
+    with tempfile.TemporaryDirectory(prefix="lpips-load-") as tmp, contextlib.ExitStack() as stack:
+        if args.postgres:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from pg_server import PostgresServer
+
+            pg = PostgresServer().start()
+            stack.callback(pg.stop)
+            store_target = pg.create_database()
+        else:
+            store_target = str(Path(tmp) / "quiz.sqlite")
+        with open_store(store_target) as store:
             code, _key = store.create_session("Load test", n_rounds=3, seed=1234)
-        log_path = Path(tmp) / "server.log"
         t_start = time.monotonic()
         profile_out = Path(tmp) / "profile.json" if args.profile else None
-        count_file = Path(tmp) / "computations.txt"  # one line per comparison the server really computed
-        proc = start_server(port, {**server_env, "LPIPS_EXPLORER_QUIZ_DB": str(db),
-                                   "LPIPS_EXPLORER_COUNT_FILE": str(count_file)}, log_path, profile_out=profile_out)
-        startup = time.monotonic() - t_start
-        base = f"http://127.0.0.1:{port}"
-        print(f"server pid {proc.pid} on {base} healthy after {startup:.1f} s; quiz code {code}", flush=True)
+        count_file = Path(tmp) / "computations.txt"  # one line per comparison the servers really computed
+        env = {**server_env, "LPIPS_EXPLORER_QUIZ_DB": store_target, "LPIPS_EXPLORER_COUNT_FILE": str(count_file)}
+        procs, bases, logs = [], [], []
         try:
-            rep = asyncio.run(main_async(args, base, code, proc.pid, db))
+            for k in range(args.servers):
+                port = free_port() if args.port == "auto" or k else int(args.port)
+                logs.append(Path(tmp) / f"server-{k}.log")
+                procs.append(start_server(port, env, logs[-1], profile_out=profile_out if k == 0 else None))
+                bases.append(f"http://127.0.0.1:{port}")
+            startup = time.monotonic() - t_start
+            print(f"servers {[p.pid for p in procs]} on {bases} healthy after {startup:.1f} s; quiz code {code}",
+                  flush=True)
+            rep = asyncio.run(main_async(args, bases, code, [p.pid for p in procs], store_target))
         finally:
-            stop_server(proc)
-            log_text = log_path.read_text(errors="replace")
+            for proc in procs:
+                stop_server(proc)
+            log_text = "".join(log.read_text(errors="replace") for log in logs if log.exists())
             if args.keep_log:
-                shutil.copy(log_path, args.keep_log)
+                Path(args.keep_log).write_text(log_text)
         if profile_out is not None and profile_out.exists():
             rep["profile"] = json.loads(profile_out.read_text())
         computed = count_file.read_text().count("comparison") if count_file.exists() else 0
@@ -793,6 +819,7 @@ def main() -> int:
             i = log_text.find("Traceback (most recent call last)")
             rep["server_log_excerpt"] = log_text[i:i + 2000]
         rep.update(server_startup_s=round(startup, 1), sessions=args.sessions, moves_per_session=args.moves,
+                   servers=args.servers, quiz_db="postgresql" if args.postgres else "sqlite",
                    think_s=args.think, ramp_s=args.ramp, server_env=server_env, profiled=args.profile, fragment_reruns=not args.full_reruns,
                    fetch_media=not args.no_media, date=dt.datetime.now().isoformat(timespec="seconds"),
                    cpus=os.cpu_count(), loadavg_end=os.getloadavg(), session_results=rep.pop("sessions"))
