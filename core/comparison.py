@@ -118,22 +118,11 @@ def prepare_reference(engine: Engine | None, ref: torch.Tensor, *, metrics: str 
     ``engine`` is needed when LPIPS is among ``metrics`` (default: every registered metric);
     ``features`` reuses LPIPS features already computed for ``ref`` (``engine.reference(ref)``).
     """
-    if features is not None:
-        if tuple(features.image.shape[-2:]) != tuple(ref.shape[-2:]):
-            raise InvalidArgumentError(f"`features` were computed on a {features.size} image but `ref` is "
-                             f"{tuple(ref.shape[-2:])}; pass the same image to both.")
-        keys = registry.resolve(metrics)
-        prepared = prepare_reference(engine, ref, metrics=[k for k in keys if k != "lpips"],
-                                     ssim_mode=ssim_mode, precise=precise) if set(keys) - {"lpips"} else None
-        parts = dict(prepared.parts) if prepared else {}
-        if "lpips" in keys:
-            parts["lpips"] = features
-        skipped = dict(prepared.skipped) if prepared else {}
-        image = prepared.image if prepared else features.image
-        return PreparedReference(image, MappingProxyType(parts), MappingProxyType(skipped),
-                                 _context(engine, ssim_mode, precise, True))
     keys = registry.resolve(metrics)
     ctx = _context(engine, ssim_mode, precise, True)
+    if features is not None and tuple(features.image.shape[-2:]) != tuple(ref.shape[-2:]):
+        raise InvalidArgumentError(f"`features` were computed on a {features.size} image but `ref` is "
+                                   f"{tuple(ref.shape[-2:])}; pass the same image to both.")
     batch = check_unit_batch(ref, "ref").detach().to(ctx.device, torch.float32)
     parts: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -144,7 +133,7 @@ def prepare_reference(engine: Engine | None, ref: torch.Tensor, *, metrics: str 
         if spec.small_images == "nan" and min(height, width) < side:
             skipped[key] = f"{spec.label} needs at least {side}×{side} pixels; this image is {width}×{height}"
             continue
-        parts[key] = spec.prepare(batch, ctx)
+        parts[key] = features if key == "lpips" and features is not None else spec.prepare(batch, ctx)
     return PreparedReference(batch, MappingProxyType(parts), MappingProxyType(skipped), ctx)
 
 
@@ -154,12 +143,13 @@ def _as_prepared(engine: Engine | None, ref, keys: tuple[str, ...], ssim_mode: s
         missing = [k for k in keys if k not in ref.parts and k not in ref.skipped]
         if missing:
             raise InvalidArgumentError(f"This prepared reference has no {', '.join(missing)}; "
-                             "prepare it with those metrics (prepare_reference(..., metrics=...)).")
+                                       "prepare it with those metrics (prepare_reference(..., metrics=...)).")
         ctx = ref.context
         if (ctx.ssim_mode, ctx.precise) != (ssim_mode, bool(precise)) and any(
                 "ssim_mode" in registry.get(k).settings for k in keys):
-            raise InvalidArgumentError(f"This reference was prepared with ssim_mode={ctx.ssim_mode!r}, precise={ctx.precise}; "
-                             f"asked for ssim_mode={ssim_mode!r}, precise={bool(precise)}. Prepare it again.")
+            raise InvalidArgumentError(f"This reference was prepared with ssim_mode={ctx.ssim_mode!r}, "
+                                       f"precise={ctx.precise}; asked for ssim_mode={ssim_mode!r}, "
+                                       f"precise={bool(precise)}. Prepare it again.")
         if engine is not None and ctx.engine is not None and engine is not ctx.engine and "lpips" in keys:
             if (engine.net, engine.version, engine.lpips) != (ctx.engine.net, ctx.engine.version, ctx.engine.lpips):
                 raise InvalidArgumentError("This reference was prepared with another LPIPS network; prepare it again.")

@@ -312,7 +312,7 @@ class Engine:
             ref = self.reference(ref)
         elif (ref.net, ref.version) != (self.net, self.version):
             raise InvalidArgumentError(f"These reference features were computed with {ref.net} v{ref.version}; "
-                             f"this engine is {self.net} v{self.version}. Call engine.reference() again.")
+                                       f"this engine is {self.net} v{self.version}. Call engine.reference() again.")
         batch = self._prepare(dist, "dist")
         check_same_size(ref.image, batch)
         n_ref = ref.image.shape[0]
