@@ -9,6 +9,7 @@ its last digit.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -541,3 +542,28 @@ def test_delta_after_changing_reference_with_a_second_image():
     fitted = from_numpy(to_uint8(match_size(ref, from_numpy(other), "resize")))
     now = assert_cards_match(at, expected(ref, fitted))["lpips"]
     assert delta_of(cards(at)["lpips"]) == pytest.approx(now - before, abs=2e-4)
+
+
+def test_hidden_metric_is_neither_shown_nor_computed():
+    from core import metrics
+
+    calls = []
+    spec = metrics.get("ms_ssim")
+    original = spec.score
+    import streamlit as st
+
+    st.cache_data.clear()  # earlier tests may have cached this very comparison
+    # A counting copy of MS-SSIM's spec in the registry (specs are frozen), put back at the end.
+    metrics.register(dataclasses.replace(spec, score=lambda *a, **k: calls.append(1) or original(*a, **k)),
+                     replace=True)
+    try:
+        at = start(**{"settings.metrics": ["psnr", "ssim"]})
+        labels = [m.label for m in at.metric]
+        assert not any(label.startswith("MS-SSIM") for label in labels), labels
+        assert any(label.startswith("LPIPS (") for label in labels) and len(labels) == 3
+        assert calls == []
+        at.multiselect(key="settings.metrics").set_value(["psnr", "ssim", "ms_ssim"]).run()
+        assert_clean(at)
+        assert any(m.label.startswith("MS-SSIM") for m in at.metric) and calls
+    finally:
+        metrics.register(spec, replace=True)

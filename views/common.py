@@ -147,9 +147,10 @@ def metrics_choice() -> tuple[str, ...]:
     from core import metrics
 
     names = list(metrics.names())
-    chosen = st.multiselect("Metrics on the cards", names, default=names, key="settings.metrics",
+    optional = [k for k in names if k != "lpips"]  # LPIPS is the page's subject: always on
+    chosen = st.multiselect("Metrics beside LPIPS", optional, default=optional, key="settings.metrics",
                             format_func=lambda k: metrics.get(k).label,
-                            help="Hide a metric you do not need and it is not computed (LPIPS always is).")
+                            help="A metric you remove is not computed, and its card and map disappear.")
     return tuple(k for k in names if k in chosen or k == "lpips")
 
 
