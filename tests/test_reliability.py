@@ -577,7 +577,7 @@ def _clear_app_caches() -> None:
     clear_network_cache()
     common.engine_for.clear()
     common.weights_status.clear()
-    common.reference_features.clear()
+    common.prepared_reference.clear()
 
 
 @pytest.fixture

@@ -50,6 +50,13 @@ class Settings:
         kind = "LPIPS" if self.calibrated else "baseline"
         return f"{kind} {self.net} v{self.version}"
 
+    @property
+    def shown_metrics(self) -> tuple[str, ...]:
+        """The metrics to compute: those chosen, or every registered one when none were chosen."""
+        from core import metrics
+
+        return self.metrics or metrics.names()
+
 
 @dataclass(frozen=True)
 class PreparedImage:
@@ -186,15 +193,6 @@ def get_engine(settings: Settings) -> Engine | None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16, ttl=3600)
-def reference_features(digest: str, net: str, version: str, calibrated: bool, device: str,
-                       _engine: Engine, _pixels: np.ndarray) -> ReferenceFeatures:
-    """The reference's features, computed once per (image, model) and shared read-only."""
-    from core.tensors import from_numpy
-
-    return _engine.reference(from_numpy(_pixels))
-
-
-@st.cache_resource(show_spinner=False, max_entries=16, ttl=3600)
 def prepared_reference(digest: str, net: str, version: str, calibrated: bool, device: str, ssim_mode: str,
                        metrics: tuple[str, ...], _engine: Engine, _pixels: np.ndarray):
     """Everything every metric needs of the reference (LPIPS features, SSIM's moments at each
@@ -207,14 +205,15 @@ def prepared_reference(digest: str, net: str, version: str, calibrated: bool, de
     return prepare_reference(_engine, from_numpy(_pixels), metrics=metrics, ssim_mode=ssim_mode, precise=True)
 
 
-def prepared_for(engine: Engine, settings: Settings, image: PreparedImage, metrics: tuple[str, ...]):
+def prepared_for(engine: Engine, settings: Settings, image: PreparedImage):
+    """The shared prepared reference for these settings (Explore and Sweeps use the same one)."""
     return prepared_reference(image.digest, settings.net, settings.version, settings.calibrated, settings.device,
-                              settings.ssim_mode, metrics, engine, image.pixels)
+                              settings.ssim_mode, settings.shown_metrics, engine, image.pixels)
 
 
 def features_for(engine: Engine, settings: Settings, image: PreparedImage) -> ReferenceFeatures:
-    return reference_features(image.digest, settings.net, settings.version, settings.calibrated,
-                              settings.device, engine, image.pixels)
+    """LPIPS's features of the reference, taken from the shared prepared reference."""
+    return prepared_for(engine, settings, image).parts["lpips"]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

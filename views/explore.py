@@ -21,8 +21,8 @@ from core.errors import LpipsExplorerError
 from viz import charts, heatmaps
 from views import explore_model as model
 from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, fmt_metric, get_engine,
-                          metric_context, note_computation, prepare_sample, prepared_for, prepare_upload, sample_catalogue, show_error,
-                          sidebar_settings)
+                          metric_context, note_computation, prepare_sample, prepared_for, prepare_upload,
+                          sample_catalogue, show_error, sidebar_settings)
 
 if TYPE_CHECKING:
     from core import distortions
@@ -404,12 +404,6 @@ def _jsonable(record: dict) -> dict:
 
 
 @st.fragment
-def metrics_names() -> tuple[str, ...]:
-    from core import metrics
-
-    return metrics.names()
-
-
 def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     from core import distortions
 
@@ -434,12 +428,12 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
                 st.caption(f"Second image: {note}")
     if engine is None:
         return
-    shown = settings.metrics or tuple(metrics_names())
+    shown = settings.shown_metrics
 
     def compute(all_maps: bool) -> dict:
         return comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
                           settings.ssim_mode, settings.device, shown, all_maps, engine,
-                          prepared_for(engine, settings, ref, shown), dist_pixels)
+                          prepared_for(engine, settings, ref), dist_pixels)
 
     try:
         data = compute(layers_open())
