@@ -101,3 +101,52 @@ def wait_lpips_card_change(page, old: str, timeout_ms: int = 90_000) -> None:
         }""",
         arg=old, timeout=timeout_ms,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared by the browser tests (pytest is imported only here, not by the benchmark scripts).
+# ---------------------------------------------------------------------------------------------
+
+QUIZ_VIEWPORT = {"width": 1280, "height": 800}
+
+
+def require_browser() -> None:
+    """Skip unless Playwright and Debian's Chromium are installed (`make test` installs both)."""
+    import pytest
+
+    pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
+
+
+def assert_no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+
+
+def open_quiz(browser, url: str):
+    """A new browser context (its own Streamlit session) on the quiz page; (context, page)."""
+    context = browser.new_context(viewport=QUIZ_VIEWPORT)
+    page = context.new_page()
+    page.goto(url + "/quiz")
+    page.get_by_role("heading", name="Class quiz").wait_for(timeout=120_000)
+    page.get_by_label("Session code (from your teacher)").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    return context, page
+
+
+def vote(page, code: str, button: str, n_rounds: int = 2) -> int:
+    """Join with ``code`` and pick ``button`` in round 1; returns, once the page says "(saved)",
+    how many metric cards the reveal shows."""
+    box = page.get_by_label("Session code (from your teacher)")
+    box.fill(code)
+    box.press("Enter")
+    page.get_by_text(f"Round 1 of {n_rounds}").wait_for(timeout=120_000)  # renders and scores two nets
+    page.get_by_role("button", name=button).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name=button).click()
+    page.get_by_text("(saved). What the metrics say:").wait_for(timeout=60_000)
+    page.locator('[data-testid="stMetric"]').nth(3).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert_no_errors(page)
+    return page.locator('[data-testid="stMetric"]').count()

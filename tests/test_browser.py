@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from browser import require_browser
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
-def _require_browser():
-    pytest.importorskip("playwright.sync_api")
-    from browser import CHROMIUM
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
-
-
 @pytest.fixture(scope="module")
 def app_url():
-    _require_browser()
+    require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     from browser import running_app
 

@@ -5,71 +5,28 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from browser import assert_no_errors, open_quiz, require_browser, vote
+
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-VIEWPORT = {"width": 1280, "height": 800}
 TITLE = "Perceptual similarity quiz"
-
-
-def _require_browser():
-    pytest.importorskip("playwright.sync_api")
-    from browser import CHROMIUM
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
 
 
 @pytest.fixture(scope="module")
 def quiz_app(tmp_path_factory):
-    _require_browser()
+    require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     from browser import running_app
 
     db = tmp_path_factory.mktemp("quiz") / "quiz.sqlite3"
     with running_app(env={"LPIPS_EXPLORER_QUIZ_DB": str(db)}) as (url, _proc, _start):
         yield url, db
-
-
-def _open_quiz(browser, url: str):
-    from browser import wait_until_idle
-
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.goto(url + "/quiz")
-    page.get_by_role("heading", name="Class quiz").wait_for(timeout=120_000)
-    page.get_by_label("Session code (from your teacher)").wait_for(timeout=60_000)
-    wait_until_idle(page)
-    return context, page
-
-
-def _assert_no_errors(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-
-
-def _vote(page, code: str, button: str) -> int:
-    """Join with ``code``, pick ``button``; returns how many metric cards the reveal shows."""
-    from browser import wait_until_idle
-
-    box = page.get_by_label("Session code (from your teacher)")
-    box.fill(code)
-    box.press("Enter")
-    page.get_by_text("Round 1 of 2").wait_for(timeout=120_000)  # the first round renders and scores two nets
-    page.get_by_role("button", name=button).wait_for(timeout=120_000)
-    wait_until_idle(page)
-    page.get_by_role("button", name=button).click()
-    page.get_by_text("(saved). What the metrics say:").wait_for(timeout=60_000)
-    page.locator('[data-testid="stMetric"]').nth(3).wait_for(timeout=60_000)
-    wait_until_idle(page)
-    _assert_no_errors(page)
-    return page.locator('[data-testid="stMetric"]').count()
 
 
 def test_teacher_two_students_and_dashboard(quiz_app):
@@ -83,7 +40,7 @@ def test_teacher_two_students_and_dashboard(quiz_app):
         browser = launch_browser(pw)
         try:
             # The teacher creates a session.
-            teacher_ctx, teacher = _open_quiz(browser, url)
+            teacher_ctx, teacher = open_quiz(browser, url)
             teacher.get_by_role("radio", name="The teacher").click()
             teacher.get_by_role("button", name="Create session").wait_for(timeout=60_000)
             wait_until_idle(teacher)
@@ -98,13 +55,13 @@ def test_teacher_two_students_and_dashboard(quiz_app):
             teacher.get_by_text("Teacher key (private").click()  # collapsed so a projector does not show it
             key = teacher.locator('[data-testid="stCode"]').first.inner_text().strip()
             assert len(key) >= 16
-            _assert_no_errors(teacher)
+            assert_no_errors(teacher)
             teacher.screenshot(path=str(ARTIFACTS / "quiz_teacher_created.png"))
 
             # Two students, each in their own context, vote A and B on round 1.
-            s1_ctx, s1 = _open_quiz(browser, url)
-            s2_ctx, s2 = _open_quiz(browser, url)
-            shown = [_vote(s1, code, "A is closer"), _vote(s2, code, "B is closer")]
+            s1_ctx, s1 = open_quiz(browser, url)
+            s2_ctx, s2 = open_quiz(browser, url)
+            shown = [vote(s1, code, "A is closer"), vote(s2, code, "B is closer")]
             assert s1.get_by_text("You chose A (saved)").count() == 1
             assert s2.get_by_text("You chose B (saved)").count() == 1
             for student in (s1, s2):
@@ -128,7 +85,7 @@ def test_teacher_two_students_and_dashboard(quiz_app):
             teacher.get_by_role("button", name="Refresh").click()
             teacher.get_by_text("2 judgments from 2 people").wait_for(timeout=60_000)
             wait_until_idle(teacher)
-            _assert_no_errors(teacher)
+            assert_no_errors(teacher)
             cards = teacher.locator('[data-testid="stMetric"]')
             cards.nth(3).wait_for(timeout=60_000)  # the cards can arrive a moment after the text
             teacher.locator('[data-testid="stDataFrame"]').wait_for(timeout=60_000)

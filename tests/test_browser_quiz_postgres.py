@@ -17,25 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from browser import assert_no_errors, open_quiz, require_browser, vote
+
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-VIEWPORT = {"width": 1280, "height": 800}
 TITLE = "Perceptual similarity quiz"
-
-
-def _require_browser():
-    pytest.importorskip("playwright.sync_api")
-    from browser import CHROMIUM
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
 
 
 @pytest.fixture(scope="module")
 def two_servers(postgres_server):
     """Two app servers on one fresh PostgreSQL database: (url 1, process 1, url 2, process 2, database URL)."""
-    _require_browser()
+    require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     from browser import running_app
 
@@ -46,40 +39,6 @@ def two_servers(postgres_server):
             yield url1, proc1, url2, proc2, database
     finally:
         postgres_server.drop_database(database)
-
-
-def _open_quiz(browser, url: str):
-    from browser import wait_until_idle
-
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.goto(url + "/quiz")
-    page.get_by_role("heading", name="Class quiz").wait_for(timeout=120_000)
-    page.get_by_label("Session code (from your teacher)").wait_for(timeout=60_000)
-    wait_until_idle(page)
-    return context, page
-
-
-def _assert_no_errors(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-
-
-def _vote(page, code: str, button: str, n_rounds: int = 2) -> None:
-    """Join with ``code`` and pick ``button`` in round 1; returns once the page says "(saved)"."""
-    from browser import wait_until_idle
-
-    box = page.get_by_label("Session code (from your teacher)")
-    box.fill(code)
-    box.press("Enter")
-    page.get_by_text(f"Round 1 of {n_rounds}").wait_for(timeout=120_000)  # renders and scores two nets
-    page.get_by_role("button", name=button).wait_for(timeout=120_000)
-    wait_until_idle(page)
-    page.get_by_role("button", name=button).click()
-    page.get_by_text("(saved). What the metrics say:").wait_for(timeout=60_000)
-    page.locator('[data-testid="stMetric"]').nth(3).wait_for(timeout=60_000)
-    wait_until_idle(page)
-    _assert_no_errors(page)
 
 
 def _create_session(teacher) -> tuple[str, str]:
@@ -99,7 +58,7 @@ def _create_session(teacher) -> tuple[str, str]:
     teacher.get_by_text("Teacher key (private").click()
     key = teacher.locator('[data-testid="stCode"]').first.inner_text().strip()
     assert len(key) >= 16
-    _assert_no_errors(teacher)
+    assert_no_errors(teacher)
     return found.group(1), key
 
 
@@ -120,14 +79,14 @@ def test_two_servers_share_one_postgres_database(two_servers):
         browser = launch_browser(pw)
         try:
             # The teacher creates a session on server 1.
-            teacher_ctx, teacher = _open_quiz(browser, url1)
+            teacher_ctx, teacher = open_quiz(browser, url1)
             code, key = _create_session(teacher)
 
             # One student votes through server 1, the other through server 2.
-            s1_ctx, s1 = _open_quiz(browser, url1)
-            s2_ctx, s2 = _open_quiz(browser, url2)
-            _vote(s1, code, "A is closer")
-            _vote(s2, code, "B is closer")
+            s1_ctx, s1 = open_quiz(browser, url1)
+            s2_ctx, s2 = open_quiz(browser, url2)
+            vote(s1, code, "A is closer")
+            vote(s2, code, "B is closer")
             assert s1.get_by_text("You chose A (saved)").count() == 1
             assert s2.get_by_text("You chose B (saved)").count() == 1
 
@@ -137,7 +96,7 @@ def test_two_servers_share_one_postgres_database(two_servers):
             n_metrics = len(votes[0].metrics)
 
             # The teacher opens the dashboard on server 2 with the code and the key.
-            dash_ctx, dash = _open_quiz(browser, url2)
+            dash_ctx, dash = open_quiz(browser, url2)
             dash.get_by_role("radio", name="The teacher").click()
             dash.get_by_role("tab", name="Dashboard").wait_for(timeout=60_000)
             wait_until_idle(dash)
@@ -153,7 +112,7 @@ def test_two_servers_share_one_postgres_database(two_servers):
             cards = dash.locator('[data-testid="stMetric"]')
             cards.nth(3).wait_for(timeout=60_000)
             wait_until_idle(dash)
-            _assert_no_errors(dash)
+            assert_no_errors(dash)
             assert cards.count() == n_metrics
             values = [cards.nth(i).locator('[data-testid="stMetricValue"]').inner_text() for i in range(n_metrics)]
             assert all(v == "50%" for v in values), values  # one vote each way: every metric agrees once
@@ -173,8 +132,8 @@ def _vote_then_kill_9(url: str, proc, code: str) -> None:
     with sync_playwright() as pw:
         browser = launch_browser(pw)
         try:
-            ctx, student = _open_quiz(browser, url)
-            _vote(student, code, "B is closer")
+            ctx, student = open_quiz(browser, url)
+            vote(student, code, "B is closer")
             assert student.get_by_text("You chose B (saved)").count() == 1
             _kill_9(proc)  # the vote was acknowledged on the page; the server dies at once
             ctx.close()
@@ -195,7 +154,7 @@ def test_acknowledged_vote_survives_kill_9_of_a_postgres_server(two_servers):
 
 
 def test_acknowledged_vote_survives_kill_9_of_a_sqlite_server(tmp_path):
-    _require_browser()
+    require_browser()
     from browser import running_app
 
     from store import QuizStore
