@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..filters import correlate_valid
 
 def _generator(rng: torch.Generator | None) -> torch.Generator:
     # A missing generator means seed 0, not global state: distortions stay reproducible.
@@ -32,14 +33,13 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     h, w = x.shape[-2:]
     radius = max(1, math.ceil(3.0 * sigma))
     k = _gaussian_kernel1d(sigma, radius, x)
-    c = x.shape[1]
     ry, rx = min(radius, h - 1), min(radius, w - 1)
     # Tiny images cannot hold the whole kernel; truncating it keeps the output size.
     ky = k[radius - ry : radius + ry + 1]
     kx = k[radius - rx : radius + rx + 1]
     ky, kx = ky / ky.sum(), kx / kx.sum()
-    x = F.conv2d(_pad(x, 0, 0, ry, ry), ky.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return F.conv2d(_pad(x, rx, rx, 0, 0), kx.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = correlate_valid(_pad(x, 0, 0, ry, ry), ky.tolist(), -2)
+    return correlate_valid(_pad(x, rx, rx, 0, 0), kx.tolist(), -1)
 
 
 def _shift_axis(x: torch.Tensor, d: float, dim: int) -> torch.Tensor:
