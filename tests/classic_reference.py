@@ -1,12 +1,13 @@
-"""Shared by the PSNR, SSIM and MS-SSIM tests: test pairs and independent references (scikit-image,
-numpy/scipy), never core's own code."""
+"""Shared by the PSNR, SSIM, MS-SSIM, GMSD, VIF, FSIM and DISTS tests: test pairs, gallery photos
+and independent references (scikit-image; numpy/scipy transcriptions of the authors' MATLAB
+releases), never core's own code."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
+from scipy import ndimage, signal
 from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
@@ -106,3 +107,208 @@ def ms_ssim_np(x: np.ndarray, y: np.ndarray) -> float:
         terms.append(s if level == 4 else cs)
         x, y = _down_np(x), _down_np(y)
     return float(np.prod(np.maximum(terms, 0.0) ** MS_WEIGHTS))
+
+
+# --- NumPy/SciPy transcriptions of the authors' MATLAB releases (GMSD.m, vifp_mscale.m, ------
+# --- FeatureSIM.m), line by line, for the GMSD, VIF and FSIM tests -----------------------------
+
+
+def conv2_same(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """MATLAB conv2(x, h, 'same'): the full convolution, rows/columns from floor(k/2) on.
+    (scipy's mode='same' centres even kernels one sample differently, so it is not used.)"""
+    full = signal.convolve2d(x, h, mode="full")
+    r0, c0 = h.shape[0] // 2, h.shape[1] // 2
+    return full[r0 : r0 + x.shape[0], c0 : c0 + x.shape[1]]
+
+
+def filter2_valid(h: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """MATLAB filter2(h, x, 'valid'): correlation where h fits."""
+    return signal.correlate2d(x, h, mode="valid")
+
+
+def fspecial_gaussian(n: int, sigma: float) -> np.ndarray:
+    r = np.arange(n) - (n - 1) / 2
+    xx, yy = np.meshgrid(r, r)
+    h = np.exp(-(xx**2 + yy**2) / (2 * sigma**2))
+    h[h < np.finfo(float).eps * h.max()] = 0
+    return h / h.sum()
+
+
+def fspecial_average(n: int) -> np.ndarray:
+    return np.ones((n, n)) / (n * n)
+
+
+def gmsd_matlab(y1: np.ndarray, y2: np.ndarray) -> tuple[float, np.ndarray]:
+    """GMSD.m on two grey images (double, 0..255): (score, quality_map)."""
+    t = 170.0
+    dx = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]]) / 3.0
+    dy = dx.T
+    ave = fspecial_average(2)
+    y1 = conv2_same(y1, ave)[::2, ::2]
+    y2 = conv2_same(y2, ave)[::2, ::2]
+    g1 = np.sqrt(conv2_same(y1, dx) ** 2 + conv2_same(y1, dy) ** 2)
+    g2 = np.sqrt(conv2_same(y2, dx) ** 2 + conv2_same(y2, dy) ** 2)
+    quality_map = (2 * g1 * g2 + t) / (g1**2 + g2**2 + t)
+    return float(np.std(quality_map, ddof=1)), quality_map  # std2: N - 1
+
+
+def vifp_matlab(ref: np.ndarray, dist: np.ndarray) -> float:
+    """vifp_mscale.m on two grey images (double, 0..255)."""
+    sigma_nsq = 2.0
+    num = den = 0.0
+    for scale in range(1, 5):
+        n = 2 ** (4 - scale + 1) + 1
+        win = fspecial_gaussian(n, n / 5)
+        if scale > 1:
+            ref = filter2_valid(win, ref)[::2, ::2]
+            dist = filter2_valid(win, dist)[::2, ::2]
+        mu1, mu2 = filter2_valid(win, ref), filter2_valid(win, dist)
+        sigma1_sq = filter2_valid(win, ref * ref) - mu1 * mu1
+        sigma2_sq = filter2_valid(win, dist * dist) - mu2 * mu2
+        sigma12 = filter2_valid(win, ref * dist) - mu1 * mu2
+        sigma1_sq[sigma1_sq < 0] = 0
+        sigma2_sq[sigma2_sq < 0] = 0
+        g = sigma12 / (sigma1_sq + 1e-10)
+        sv_sq = sigma2_sq - g * sigma12
+        m = sigma1_sq < 1e-10
+        g[m] = 0
+        sv_sq[m] = sigma2_sq[m]
+        sigma1_sq[m] = 0
+        m = sigma2_sq < 1e-10
+        g[m] = 0
+        sv_sq[m] = 0
+        m = g < 0
+        sv_sq[m] = sigma2_sq[m]
+        g[m] = 0
+        sv_sq[sv_sq <= 1e-10] = 1e-10
+        num += np.sum(np.log10(1 + g**2 * sigma1_sq / (sv_sq + sigma_nsq)))
+        den += np.sum(np.log10(1 + sigma1_sq / sigma_nsq))
+    return float(num / den)
+
+
+def _matlab_range(n: int) -> np.ndarray:
+    if n % 2:
+        return np.arange(-(n - 1) / 2, (n - 1) / 2 + 1) / (n - 1)
+    return np.arange(-n / 2, n / 2) / n
+
+
+def _lowpassfilter(rows: int, cols: int, cutoff: float, n: int) -> np.ndarray:
+    x, y = np.meshgrid(_matlab_range(cols), _matlab_range(rows))
+    radius = np.sqrt(x**2 + y**2)
+    return np.fft.ifftshift(1.0 / (1.0 + (radius / cutoff) ** (2 * n)))
+
+
+def phasecong2_matlab(im: np.ndarray) -> np.ndarray:
+    """phasecong2 as embedded in FeatureSIM.m."""
+    nscale, norient, min_wave, mult, sigma_onf, d_theta_on_sigma, k, epsilon = 4, 4, 6, 2, 0.55, 1.2, 2.0, 1e-4
+    theta_sigma = np.pi / norient / d_theta_on_sigma
+    rows, cols = im.shape
+    imagefft = np.fft.fft2(im)
+    x, y = np.meshgrid(_matlab_range(cols), _matlab_range(rows))
+    radius = np.fft.ifftshift(np.sqrt(x**2 + y**2))
+    theta = np.fft.ifftshift(np.arctan2(-y, x))
+    radius[0, 0] = 1
+    sintheta, costheta = np.sin(theta), np.cos(theta)
+    lp = _lowpassfilter(rows, cols, 0.45, 15)
+    log_gabor = []
+    for s in range(1, nscale + 1):
+        fo = 1.0 / (min_wave * mult ** (s - 1))
+        g = np.exp(-(np.log(radius / fo)) ** 2 / (2 * np.log(sigma_onf) ** 2)) * lp
+        g[0, 0] = 0
+        log_gabor.append(g)
+    spread = []
+    for o in range(1, norient + 1):
+        angl = (o - 1) * np.pi / norient
+        ds = sintheta * np.cos(angl) - costheta * np.sin(angl)
+        dc = costheta * np.cos(angl) + sintheta * np.sin(angl)
+        spread.append(np.exp(-np.abs(np.arctan2(ds, dc)) ** 2 / (2 * theta_sigma**2)))
+    energy_all = np.zeros((rows, cols))
+    an_all = np.zeros((rows, cols))
+    for o in range(norient):
+        sum_e = np.zeros((rows, cols))
+        sum_o = np.zeros((rows, cols))
+        sum_an = np.zeros((rows, cols))
+        energy = np.zeros((rows, cols))
+        eo, ifft_filters = [], []
+        for s in range(nscale):
+            filt = log_gabor[s] * spread[o]
+            ifft_filters.append(np.real(np.fft.ifft2(filt)) * np.sqrt(rows * cols))
+            eo.append(np.fft.ifft2(imagefft * filt))
+            sum_an += np.abs(eo[s])
+            sum_e += np.real(eo[s])
+            sum_o += np.imag(eo[s])
+            if s == 0:
+                em_n = np.sum(filt**2)
+        x_energy = np.sqrt(sum_e**2 + sum_o**2) + epsilon
+        mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
+        for s in range(nscale):
+            e, od = np.real(eo[s]), np.imag(eo[s])
+            energy += e * mean_e + od * mean_o - np.abs(e * mean_o - od * mean_e)
+        median_e2n = np.median(np.abs(eo[0]).ravel() ** 2)
+        noise_power = (-median_e2n / np.log(0.5)) / em_n
+        est_sum_an2 = sum(f**2 for f in ifft_filters)
+        est_sum_aiaj = np.zeros((rows, cols))
+        for si in range(nscale - 1):
+            for sj in range(si + 1, nscale):
+                est_sum_aiaj += ifft_filters[si] * ifft_filters[sj]
+        est_noise_energy2 = 2 * noise_power * est_sum_an2.sum() + 4 * noise_power * est_sum_aiaj.sum()
+        tau = np.sqrt(est_noise_energy2 / 2)
+        t = (tau * np.sqrt(np.pi / 2) + k * np.sqrt((2 - np.pi / 2) * tau**2)) / 1.7
+        energy_all += np.maximum(energy - t, 0)
+        an_all += sum_an
+    return energy_all / an_all
+
+
+def fsim_matlab(img1: np.ndarray, img2: np.ndarray) -> tuple[float, float]:
+    """FeatureSIM.m on two uint8 H×W×3 images: (FSIM, FSIMc)."""
+    a, b = img1.astype(np.float64), img2.astype(np.float64)
+    rows, cols = a.shape[:2]
+
+    def yiq(im):
+        r, g, bl = im[..., 0], im[..., 1], im[..., 2]
+        return (0.299 * r + 0.587 * g + 0.114 * bl, 0.596 * r - 0.274 * g - 0.322 * bl,
+                0.211 * r - 0.523 * g + 0.312 * bl)
+
+    (y1, i1, q1), (y2, i2, q2) = yiq(a), yiq(b)
+    f = max(1, int(np.floor(min(rows, cols) / 256 + 0.5)))  # MATLAB round: halves away from zero
+    ave = fspecial_average(f)
+
+    def shrink(p):
+        return conv2_same(p, ave)[0:rows:f, 0:cols:f]
+
+    y1, y2, i1, i2, q1, q2 = map(shrink, (y1, y2, i1, i2, q1, q2))
+    pc1, pc2 = phasecong2_matlab(y1), phasecong2_matlab(y2)
+    dx = np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]]) / 16.0
+    dy = np.array([[3, 10, 3], [0, 0, 0], [-3, -10, -3]]) / 16.0
+    g1 = np.sqrt(conv2_same(y1, dx) ** 2 + conv2_same(y1, dy) ** 2)
+    g2 = np.sqrt(conv2_same(y2, dx) ** 2 + conv2_same(y2, dy) ** 2)
+    pc_sim = (2 * pc1 * pc2 + 0.85) / (pc1**2 + pc2**2 + 0.85)
+    g_sim = (2 * g1 * g2 + 160) / (g1**2 + g2**2 + 160)
+    pcm = np.maximum(pc1, pc2)
+    fsim = np.sum(g_sim * pc_sim * pcm) / np.sum(pcm)
+    i_sim = (2 * i1 * i2 + 200) / (i1**2 + i2**2 + 200)
+    q_sim = (2 * q1 * q2 + 200) / (q1**2 + q2**2 + 200)
+    chroma = np.real(np.power((i_sim * q_sim).astype(complex), 0.03))
+    fsimc = np.sum(g_sim * pc_sim * chroma * pcm) / np.sum(pcm)
+    return float(fsim), float(fsimc)
+
+
+def gallery_photo(key: str, size: int | None = None) -> np.ndarray:
+    """A gallery photo (uint8 H×W×3), centre-cropped to size×size when given."""
+    from PIL import Image
+
+    from core.samples import list_samples
+
+    path = next(s.path for s in list_samples() if s.key == key)
+    img = np.asarray(Image.open(path).convert("RGB"))
+    if size is not None:
+        top, left = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        img = img[top : top + size, left : left + size]
+    return np.ascontiguousarray(img)
+
+
+def blurred(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma == 0:
+        return img
+    out = ndimage.gaussian_filter(img.astype(np.float64), sigma=(sigma, sigma, 0), mode="reflect")
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -82,3 +82,36 @@ def test_ssim_and_ms_ssim_share_their_first_scale_in_one_compare_call(pairs, mon
     # ... and both still match the independent float64 reference
     assert separate["ms_ssim"] == pytest.approx(ms_ssim_np(matlab_gray(pairs[1][0]), matlab_gray(pairs[1][1])),
                                                 abs=1e-6)
+
+
+# --- msssim.m conventions vs the popular port (piq 0.8.0) ------------------------------------
+
+
+def test_ms_ssim_agrees_with_piq_where_the_downsampling_conventions_agree():
+    piq = pytest.importorskip("piq")
+    from classic_reference import gallery_photo
+
+    # 256² stays even at every scale: msssim.m's symmetric 2×2 mean and piq's zero-padded
+    # avg_pool2d are then the same operation; piq fed the same grey image (or RGB per channel).
+    a = gallery_photo("brick", 256)
+    b = noisy(a, 10.0)
+    grey = [torch.from_numpy(matlab_gray(x) / 255.0)[None, None] for x in (a, b)]
+    assert ms_ssim(to_tensor(a).double(), to_tensor(b).double()).item() == pytest.approx(
+        float(piq.multi_scale_ssim(grey[0], grey[1], data_range=1.0)), abs=1e-8)
+    ta, tb = to_tensor(a).double(), to_tensor(b).double()
+    assert ms_ssim(ta, tb, mode="rgb").item() == pytest.approx(
+        float(piq.multi_scale_ssim(ta, tb, data_range=1.0)), abs=1e-7)
+
+
+def test_ms_ssim_follows_msssim_m_not_piq_on_odd_scales():
+    piq = pytest.importorskip("piq")
+    from classic_reference import blurred, gallery_photo
+
+    # 300×451: odd at several scales. piq pads those with zeros (a dark border); msssim.m mirrors.
+    a = gallery_photo("cat")[:300, :451]
+    b = blurred(a, 2.0)
+    ours = ms_ssim(to_tensor(a), to_tensor(b)).item()
+    assert ours == pytest.approx(ms_ssim_np(matlab_gray(a), matlab_gray(b)), abs=1e-6)
+    grey = [torch.from_numpy(matlab_gray(x) / 255.0)[None, None] for x in (a, b)]
+    theirs = float(piq.multi_scale_ssim(grey[0], grey[1], data_range=1.0))
+    assert abs(ours - theirs) > 5e-5  # the zero padding shows in the fourth decimal

@@ -68,8 +68,16 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 def test_builtin_metrics_in_display_order():
-    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim")
+    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "gmsd")
     assert [s.key for s in metrics.specs()] == list(metrics.names())
+
+
+def test_defaults_leave_out_the_slow_metrics():
+    # DISTS (a VGG16 pass), FSIM (16 FFT filters) and VIF (four Gaussian scales) cost tens of ms
+    # to seconds per image on a CPU (bench/metrics.py): they are computed only when named.
+    assert metrics.defaults() == ("lpips", "psnr", "ssim", "ms_ssim", "gmsd")
+    assert metrics.resolve(None) == metrics.defaults()
+    assert metrics.resolve("vif,dists") == ("dists", "vif")
 
 
 @pytest.mark.parametrize("key,higher,has_map,differentiable,unit", [
@@ -77,6 +85,10 @@ def test_builtin_metrics_in_display_order():
     ("psnr", True, True, False, "dB"),
     ("ssim", True, True, False, ""),
     ("ms_ssim", True, False, False, ""),
+    ("dists", False, False, False, ""),
+    ("fsim", True, True, False, ""),
+    ("vif", True, False, False, ""),
+    ("gmsd", False, True, False, ""),
 ])
 def test_spec_fields(key, higher, has_map, differentiable, unit):
     spec = metrics.get(key)
@@ -91,20 +103,21 @@ def test_spec_fields(key, higher, has_map, differentiable, unit):
 def test_minimum_sizes():
     assert metrics.get("ms_ssim").minimum(MetricContext()) == 176
     assert metrics.get("ssim").minimum(MetricContext()) == 11
+    assert [metrics.get(k).minimum(MetricContext()) for k in ("dists", "fsim", "vif", "gmsd")] == [16, 8, 41, 4]
     for net, side in (("alex", 31), ("vgg", 16)):
         assert metrics.get("lpips").minimum(MetricContext(engine=core.Engine(net, device="cpu"))) == side
 
 
 def test_unknown_metric_lists_the_known_ones():
-    with pytest.raises(metrics.UnknownMetricError, match="lpips, psnr, ssim, ms_ssim") as info:
-        metrics.get("vif")
+    with pytest.raises(metrics.UnknownMetricError, match="lpips, psnr, ssim, ms_ssim, dists, fsim, vif, gmsd") as info:
+        metrics.get("mad")
     assert isinstance(info.value, LpipsExplorerError)
     with pytest.raises(metrics.UnknownMetricError, match="'nope'"):
         metrics.resolve("psnr,nope")
 
 
 def test_resolve_keeps_display_order_and_drops_repeats():
-    assert metrics.resolve(None) == metrics.names()
+    assert metrics.resolve(None) == metrics.defaults()
     assert metrics.resolve("ms_ssim,psnr,psnr") == ("psnr", "ms_ssim")
     assert metrics.resolve(["ssim"]) == ("ssim",)
     with pytest.raises(ValueError, match="No metric"):
@@ -141,7 +154,7 @@ def test_compare_matches_the_references(engine, pair):
 
     ref, dist = pair
     result = core.compare(engine, ref, dist)
-    assert result.metrics == metrics.names()
+    assert result.metrics == metrics.defaults()
     official = official_model("alex", "0.1", True, False, weights.load_backbone("alex"))
     with torch.no_grad():
         want_lpips = float(official(ref * 2 - 1, dist * 2 - 1))
@@ -155,7 +168,7 @@ def test_compare_matches_the_references(engine, pair):
     assert float(result["ssim"][0]) == pytest.approx(want_ssim, abs=1e-5)
     assert 0 < float(result["ms_ssim"][0]) < 1
     # maps: LPIPS and squared error at image size, SSIM on the valid region
-    assert set(result.maps) == {"lpips", "psnr", "ssim"}
+    assert set(result.maps) == {"lpips", "psnr", "ssim", "gmsd"}
     assert result.maps["lpips"].shape == (1, 1, 192, 208) and result.maps["ssim"].shape == (1, 1, 182, 198)
     mse = float(result.maps["psnr"].mean())
     assert 10 * math.log10(255**2 / mse) == pytest.approx(float(result["psnr"][0]), abs=1e-4)
@@ -164,10 +177,11 @@ def test_compare_matches_the_references(engine, pair):
 
 def test_prepared_reference_gives_the_same_numbers(engine, pair):
     ref, dist = pair
-    direct = core.compare(engine, ref, dist)
-    prepared = core.prepare_reference(engine, ref)
+    every = metrics.names()  # the slow ones too: each must give the same numbers from a prepared reference
+    direct = core.compare(engine, ref, dist, metrics=every)
+    prepared = core.prepare_reference(engine, ref, metrics=every)
     assert prepared.metrics == metrics.names()
-    for other in (core.compare(engine, prepared, dist), core.compare(engine, engine.reference(ref), dist)):
+    for other in (core.compare(engine, prepared, dist), core.compare(engine, engine.reference(ref), dist, metrics=every)):
         for key in metrics.names():
             torch.testing.assert_close(other[key], direct[key], rtol=0, atol=0)
 
@@ -203,10 +217,10 @@ def test_small_images_nan_for_ms_ssim_error_for_lpips(engine):
 def test_batch_against_one_reference(engine, pair):
     ref, dist = pair
     batch = torch.cat([dist, ref, dist.flip(-1)])
-    result = core.compare(engine, ref, batch)
+    result = core.compare(engine, ref, batch, metrics=metrics.names())
     assert len(result) == 3 and float(result["lpips"][1]) == 0.0 and math.isinf(float(result["psnr"][1]))
     for i in (0, 2):
-        single = core.compare(engine, ref, batch[i:i + 1])
+        single = core.compare(engine, ref, batch[i:i + 1], metrics=metrics.names())
         for key in metrics.names():
             assert float(result[key][i]) == pytest.approx(float(single[key][0]), abs=1e-6)
 

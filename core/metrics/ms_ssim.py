@@ -1,4 +1,19 @@
-"""MS-SSIM (Wang, Simoncelli & Bovik 2003): SSIM's contrast-structure term over five scales."""
+"""MS-SSIM (Wang, Simoncelli & Bovik 2003): SSIM's contrast-structure term over five scales.
+
+Conventions are those of Wang's reference ``msssim.m`` (checked line by line against it): the
+grey image as doubles (here MATLAB ``rgb2gray`` of the 8-bit RGB, rounded, as ``ssim_index.m``'s
+users call it; ``msssim.m`` itself takes a grey image), at every scale ``ssim_index_new`` with
+``fspecial('gaussian', 11, 1.5)``, K = [0.01 0.03], L = 255 and ``'valid'`` filtering; between
+scales ``imfilter(im, ones(2)/4, 'symmetric', 'same')`` then ``im(1:2:end, 1:2:end)``, i.e. a
+2×2 mean whose odd last row/column is averaged with its mirror (itself), never with zeros; the
+result ``prod(mcs(1:4) .^ w(1:4)) * mssim(5) ^ w(5)`` with Table 1's weights. One addition: a
+negative term is clamped to 0 before its fractional power (MATLAB would return a complex number).
+
+Where the popular ports differ: piq's ``multi_scale_ssim`` and pytorch_msssim downsample by
+``avg_pool2d`` with *zero* padding on odd sides, which darkens the last row/column of every odd
+scale; on a 300×451 photo that moves MS-SSIM in the fourth decimal (third on noisy RGB pairs).
+On sides that stay even at every scale (e.g. 256, 512) they agree with this module to 1e-8.
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MapSpec", "MetricContext", "MetricScore", "MetricSpec", "UnknownMetricError",
-    "get", "names", "register", "registered", "resolve", "specs", "unregister",
+    "defaults", "get", "names", "register", "registered", "resolve", "specs", "unregister",
 ]
 
 
@@ -103,7 +103,9 @@ class MetricSpec:
     NaN with the reason instead of raising. ``settings`` names the :class:`MetricContext` fields
     the values depend on (they travel with the values into CSV and JSON). ``tie`` is the
     smallest difference that counts when rankings are compared (teaching sweeps). ``extras(detail, i)``
-    adds metric-specific fields to image ``i``'s row (LPIPS's layers).
+    adds metric-specific fields to image ``i``'s row (LPIPS's layers). ``default=False`` marks a
+    metric that costs too much per image to compute unasked on a CPU (a slider move, a default
+    command-line run): :func:`defaults` leaves it out, :func:`names` still lists it.
     """
 
     key: str
@@ -124,6 +126,7 @@ class MetricSpec:
     settings: tuple[str, ...] = ()
     title_detail: Callable[[MetricContext], str] | None = field(default=None, repr=False)
     extras: Callable[[Any, int], dict[str, Any]] | None = field(default=None, repr=False)
+    default: bool = True
 
     def __post_init__(self) -> None:
         if not self.key.isidentifier() or self.key != self.key.lower():
@@ -214,6 +217,17 @@ def specs() -> tuple[MetricSpec, ...]:
         return tuple(_registry.values())
 
 
+def defaults() -> tuple[str, ...]:
+    """The keys computed when none are named (``default=True``), in display order: every
+    metric but those too slow for an interactive move on a CPU.
+
+    >>> defaults()
+    ('lpips', 'psnr', 'ssim', 'ms_ssim', 'gmsd')
+    """
+    with _lock:
+        return tuple(k for k, spec in _registry.items() if spec.default)
+
+
 def _unknown_message(key: object) -> str:
     return f"Unknown metric {key!r}; the known metrics are {', '.join(names())}."
 
@@ -226,7 +240,7 @@ def get(key: str) -> MetricSpec:
     >>> get("nope")
     Traceback (most recent call last):
     ...
-    core.metrics.registry.UnknownMetricError: Unknown metric 'nope'; the known metrics are lpips, psnr, ssim, ms_ssim.
+    core.metrics.registry.UnknownMetricError: Unknown metric 'nope'; the known metrics are lpips, psnr, ssim, ms_ssim, dists, fsim, vif, gmsd.
     """
     with _lock:
         spec = _registry.get(key)
@@ -236,14 +250,14 @@ def get(key: str) -> MetricSpec:
 
 
 def resolve(metrics: str | Mapping | Any | None) -> tuple[str, ...]:
-    """``None`` → every key; a comma-separated string or a sequence → those keys, checked,
-    in display order, without repeats.
+    """``None`` → the default keys (:func:`defaults`: every metric but the slow ones); a
+    comma-separated string or a sequence → those keys, checked, in display order, without repeats.
 
     >>> resolve("ssim, lpips")
     ('lpips', 'ssim')
     """
     if metrics is None:
-        return names()
+        return defaults()
     wanted = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     wanted = [m for m in wanted if m != ""]
     if not wanted:

@@ -1,0 +1,120 @@
+"""Every registered metric's cost per image, at 256² and 512², alone and in a batch of 16.
+
+    .venv/bin/python -m bench.metrics [--sizes 256 512] [--repeats 5] [--threads 0] [--json PATH]
+
+For each metric: the reference is prepared once (as the app and the command line do), then one
+distorted image is scored against it — the cost one slider move adds for that metric — on the
+app's path (``precise=False``: float32 on the CPU, maps on) and on the command line's path
+(float64, no maps); then a batch of 16 distorted images against the same reference, reported per
+image. Median of ``--repeats`` after one warm-up. The photo is the gallery's astronaut, resized
+to each size; the distortion is a Gaussian blur plus noise. Run it on a quiet machine: ratios
+within one run hold, absolute times move with the load. LPIPS (AlexNet) is the yardstick row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def _median_ms(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
+    if warm_up:  # caches, lazily built filters and networks
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def _pair(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch.nn.functional as F
+
+    from core.samples import load_sample
+    from core.tensors import quantize_8bit
+
+    ref = F.interpolate(load_sample("astronaut"), size=(size, size), mode="bilinear", antialias=True,
+                        align_corners=False).clamp(0, 1)
+    ref = quantize_8bit(ref)
+    generator = torch.Generator().manual_seed(0)
+    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 256.0).expand(3, 1, 5, 5)
+    blurred = F.conv2d(F.pad(ref, (2, 2, 2, 2), mode="replicate"), kernel, groups=3)
+    dists = (blurred.expand(batch, -1, -1, -1) + 0.03 * torch.randn(batch, 3, size, size, generator=generator))
+    return ref, quantize_8bit(dists.clamp(0, 1))
+
+
+def measure(sizes: tuple[int, ...], repeats: int, keys: tuple[str, ...] | None = None) -> list[dict]:
+    from core import metrics
+    from core.lpips import Engine
+    from core.metrics import MetricContext
+
+    engine = Engine("alex")
+    rows = []
+    for key in keys or metrics.names():
+        spec = metrics.get(key)
+        row: dict = {"metric": key, "default": spec.default}
+        for size in sizes:
+            ref, dists = _pair(size, 16)
+            one = dists[:1]
+            app = MetricContext(engine=engine, precise=False, spatial=True)
+            cli = MetricContext(engine=engine, precise=True, spatial=False)
+            prepared_app = spec.prepare(ref, app)
+            prepared_cli = spec.prepare(ref, cli)
+            row[f"app_{size}_ms"] = _median_ms(lambda: spec.score(prepared_app, one, app), repeats)
+            row[f"cli_{size}_ms"] = _median_ms(lambda: spec.score(prepared_cli, one, cli), repeats)
+            # Already warm from the calls above; the batch is timed fewer times (DISTS: 16 VGG16 passes).
+            row[f"prepare_{size}_ms"] = _median_ms(lambda: spec.prepare(ref, cli), max(1, repeats // 2), False)
+            batch_ms = _median_ms(lambda: spec.score(prepared_cli, dists, cli), max(1, repeats // 3), False)
+            row[f"batch16_{size}_ms_per_image"] = batch_ms / dists.shape[0]
+        rows.append(row)
+        print(_format_row(row, sizes), flush=True)
+    return rows
+
+
+def _header(sizes: tuple[int, ...]) -> str:
+    cols = ["metric", "default"]
+    for size in sizes:
+        cols += [f"app {size}² ms", f"CLI {size}² ms", f"batch16 {size}² ms/img", f"prepare {size}² ms"]
+    return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
+
+
+def _format_row(row: dict, sizes: tuple[int, ...]) -> str:
+    cells = [row["metric"], "yes" if row["default"] else "no"]
+    for size in sizes:
+        cells += [f"{row[f'app_{size}_ms']:.1f}", f"{row[f'cli_{size}_ms']:.1f}",
+                  f"{row[f'batch16_{size}_ms_per_image']:.1f}", f"{row[f'prepare_{size}_ms']:.1f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure (median)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--metrics", help="comma-separated keys (default: every registered metric)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = tuple(args.sizes)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f} at start")
+    print(_header(sizes), flush=True)
+    keys = tuple(k.strip() for k in args.metrics.split(",")) if args.metrics else None
+    rows = measure(sizes, args.repeats, keys)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"threads": torch.get_num_threads(), "load_at_start": load, "rows": rows}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
