@@ -133,7 +133,12 @@ def cards(at: AppTest) -> dict:
                 assert name not in found, f"two {name} cards: {[m.label for m in at.metric]}"
                 found[name] = metric
     assert set(found) == set(CARD_PREFIX), [m.label for m in at.metric]
-    assert len(at.metric) == 4
+    # Other registered metrics shown by default (their own tests check them) have one card each.
+    from core import metrics
+
+    others = [m.label for m in at.metric if not any(m.label.startswith(p) for p in CARD_PREFIX.values())]
+    assert sorted(others) == sorted({o for o in others}), others
+    assert all(any(o.startswith(s.label) for s in metrics.specs()) for o in others), others
     return found
 
 
@@ -358,7 +363,9 @@ def test_missing_squeeze_weights_explained(monkeypatch):
 
         at.radio(key="settings.net").set_value("alex").run()
         assert_clean(at)
-        assert len(at.metric) == 4
+        from core import metrics
+
+        assert len(at.metric) == len(metrics.defaults())
     finally:
         common.weights_status.clear()
 
@@ -484,8 +491,11 @@ def test_layer_view_is_computed_only_when_open():
     at.run()
     assert_clean(at)
     charts = at.get("plotly_chart")
-    # the per-layer grid, the layer bars and one chart per other metric with a map (PSNR's error, SSIM)
-    assert len(charts) == 4, [c.proto for c in charts][:1]
+    # the per-layer grid, the layer bars and one chart per other shown metric with a map (PSNR's error, SSIM...)
+    from core import metrics
+
+    with_maps = [k for k in metrics.defaults() if k != "lpips" and metrics.get(k).has_map]
+    assert len(charts) == 2 + len(with_maps), [c.proto for c in charts][:1]
     assert {n: m.value for n, m in cards(at).items()} == shown
     at.session_state["view.layers"] = False
     at.run()
@@ -567,3 +577,96 @@ def test_hidden_metric_is_neither_shown_nor_computed():
         assert any(m.label.startswith("MS-SSIM") for m in at.metric) and calls
     finally:
         metrics.register(spec, replace=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison view and the region it asks about (issue 10).
+# ---------------------------------------------------------------------------------------------
+
+def metric_named(at: AppTest, label: str):
+    found = [m for m in at.metric if m.label == label]
+    assert len(found) == 1, [m.label for m in at.metric]
+    return found[0]
+
+
+def test_each_card_states_its_direction_from_the_registry():
+    from core import metrics
+
+    at = start()
+    captions = at.caption.values
+    shown = [m for m in at.metric]
+    for metric in shown:
+        spec = next(s for s in metrics.specs() if metric.label.startswith(s.label))
+        want = "higher = more similar" if spec.higher_is_better else "lower = more similar"
+        assert want in captions
+    assert captions.count("lower = more similar") == sum(
+        1 for m in shown if not next(s for s in metrics.specs() if m.label.startswith(s.label)).higher_is_better)
+
+
+def test_comparison_view_and_region_are_computed_only_when_asked_for():
+    at = start()
+    assert not at.get("bidi_component")  # collapsed: no images sent for it
+    at.session_state["view.closer"] = True
+    at.run()
+    assert_clean(at)
+    views = at.get("bidi_component")
+    assert len(views) == 1
+    assert not [m for m in at.metric if m.label.startswith("Patch")]  # no region picked yet: nothing computed
+    assert not at.get("plotly_chart")
+
+
+def test_region_numbers_and_channels_come_from_core():
+    from core.regions import Box, channel_contributions, patch_scores, region_contributions
+
+    at = start()
+    digest = at.session_state["explore.last"]["key"].split("|")[0]
+    box = (100, 120, 164, 184)
+    at.session_state["view.closer"] = True
+    at.session_state["region.box"] = (digest, box)
+    at.run()
+    assert_clean(at)
+    ref = sample_ref(DEFAULT_SAMPLE)
+    dist = distorted(ref, DEFAULT_CHAIN)
+    result = engine().compare(ref, dist, spatial=False)
+    region = region_contributions(result, tuple(ref.shape[-2:]), Box(*box))
+    scores = patch_scores(ref, dist, Box(*box))
+    assert metric_named(at, "Patch LPIPS").value == f"{region.lpips:.4f}"
+    assert metric_named(at, "Share of the image's LPIPS").value == f"{region.share:.4f}"
+    assert metric_named(at, "Patch PSNR").value == f"{scores['psnr']:.2f} dB"
+    assert metric_named(at, "Patch SSIM").value == f"{scores['ssim']:.4f}"
+    assert any(f"Region x 100–164, y 120–184 px (64×64 px, {100 * 64 * 64 / (512 * 512):.1f}% of the image)" in m
+               for m in at.markdown.values)
+    # The layer bars are the region's layer shares, adding up to its share.
+    bars = next(c for c in at.get("plotly_chart") if "Layers' share from this region" in c.proto.spec)
+    import json
+
+    spec = json.loads(bars.proto.spec)
+    np.testing.assert_allclose(spec["data"][0]["y"], region.layer_shares, rtol=1e-9)
+    # Channels: the layer with the largest share is preselected; its top 8 and their total.
+    largest = region.layer_names[int(np.argmax(region.layer_shares))]
+    assert at.selectbox(key="region.layer").value == largest
+    channels = channel_contributions(engine(), engine().reference(ref), dist, largest, box=Box(*box))
+    caption = next(c for c in at.caption.values if c.startswith("The top 8 of"))
+    assert f"of {largest} carry {100 * sum(channels.top_shares):.0f}% of its {channels.layer_value:.5f}" in caption
+    assert channels.layer_value == pytest.approx(region.layer_shares[region.layer_names.index(largest)], rel=1e-5)
+    # Another layer, over the whole image: the channels add up to that layer's value for the image.
+    at.selectbox(key="region.layer").set_value("relu1")
+    at.segmented_control(key="region.area").set_value("The whole image").run()
+    assert_clean(at)
+    whole = channel_contributions(engine(), engine().reference(ref), dist, "relu1")
+    caption = next(c for c in at.caption.values if c.startswith("The top 8 of"))
+    assert f"of relu1 carry {100 * sum(whole.top_shares):.0f}% of its {whole.layer_value:.5f}" in caption
+    assert whole.layer_value == pytest.approx(float(result.layer_values[0, 0]), rel=1e-5)
+    # Clearing forgets the region.
+    at.button(key="region.clear").click().run()
+    assert_clean(at)
+    assert not [m for m in at.metric if m.label.startswith("Patch")]
+
+
+def test_a_region_of_another_reference_is_not_shown():
+    at = start()
+    at.session_state["view.closer"] = True
+    at.session_state["region.box"] = ("another image", (0, 0, 64, 64))
+    at.run()
+    assert_clean(at)
+    assert not [m for m in at.metric if m.label.startswith("Patch")]

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import browser  # noqa: E402
 
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+SIZES = {"desktop": (1280, 800), "wide": (1440, 900), "phone": (390, 844)}
 
 
 # Streamlit scrolls its main section, not the document: full_page=True would show one screen.
@@ -47,6 +47,21 @@ def explore(page, url: str, out: Path, tag: str) -> None:
     page.goto(url)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=180_000)
     shoot(page, out, f"explore-{tag}")
+    # The comparison view, a region picked on its LPIPS map (the centre of the map), then swipe.
+    page.get_by_text("Look closer").first.click()
+    view = page.locator('[data-testid="look-closer"] [data-view="map"]')
+    view.wait_for(timeout=180_000)
+    browser.wait_until_idle(page, 180_000)
+    view.scroll_into_view_if_needed()
+    box = view.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("Which channels of a layer drive it").wait_for(timeout=180_000)
+    shoot(page, out, f"explore-closer-{tag}")
+    page.locator('[data-testid="look-closer"] button[data-mode="swipe"]').click()
+    page.locator('[data-testid="look-closer"] [data-view="single"]').scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / f"explore-swipe-{tag}.png"))
+    print(out / f"explore-swipe-{tag}.png")
     page.get_by_text("Which layers and which regions drive the distance").click()  # open the layer view
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=180_000)
     shoot(page, out, f"explore-layers-{tag}")

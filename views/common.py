@@ -43,7 +43,7 @@ class Settings:
     device: str
     max_side: int
     net_problem: str  # non-empty when the chosen net's weights are missing
-    metrics: tuple[str, ...] = ()  # the metrics on the cards (LPIPS always); () = every registered one
+    metrics: tuple[str, ...] = ()  # the metrics on the cards (LPIPS always); () = the default ones
 
     @property
     def label(self) -> str:
@@ -52,10 +52,11 @@ class Settings:
 
     @property
     def shown_metrics(self) -> tuple[str, ...]:
-        """The metrics to compute: those chosen, or every registered one when none were chosen."""
+        """The metrics to compute: those chosen, or the default ones (every metric fast enough
+        for a slider move on a CPU) when none were chosen."""
         from core import metrics
 
-        return self.metrics or metrics.names()
+        return self.metrics or metrics.defaults()
 
 
 @dataclass(frozen=True)
@@ -149,15 +150,20 @@ def sidebar_settings() -> Settings:
 
 
 def metrics_choice() -> tuple[str, ...]:
-    """Which metrics the cards show (every registered one by default). A metric that is not
-    shown is not computed; LPIPS always is: the maps and layers are its own."""
+    """Which metrics the cards show: the default ones at first; the slow ones (DISTS, FSIM,
+    VIF: tens of ms to seconds per move on a CPU, see the README) are there to add. A metric
+    that is not shown is not computed; LPIPS always is: the maps and layers are its own."""
     from core import metrics
 
     names = list(metrics.names())
     optional = [k for k in names if k != "lpips"]  # LPIPS is the page's subject: always on
-    chosen = st.multiselect("Metrics beside LPIPS", optional, default=optional, key="settings.metrics",
+    default = [k for k in metrics.defaults() if k != "lpips"]
+    slow = ", ".join(metrics.get(k).label for k in optional if k not in default)
+    chosen = st.multiselect("Metrics beside LPIPS", optional, default=default, key="settings.metrics",
                             format_func=lambda k: metrics.get(k).label,
-                            help="A metric you remove is not computed, and its card and map disappear.")
+                            help="A metric you remove is not computed, and its card and map disappear. "
+                                 + (f"More metrics to add: {slow} (slower: each adds from tens of ms to "
+                                    "seconds per move on a CPU)." if slow else ""))
     return tuple(k for k in names if k in chosen or k == "lpips")
 
 

@@ -50,29 +50,32 @@ texture the network relies on is gone, so LPIPS rises.
 # Images in.
 # ---------------------------------------------------------------------------------------------
 
-def reference_source():
-    """The reference widgets only (no decoding yet): ``(kind, value)`` or ``None``."""
-    source = st.segmented_control("Reference image", ["Sample", "Upload", "Camera"], default="Sample",
-                                  key="source.kind", required=True)
-    if source == "Upload":
-        upload = st.file_uploader("Upload a reference image", type=UPLOAD_TYPES, key="source.upload",
-                                  max_upload_size=UPLOAD_MAX_MB,
-                                  help="PNG, JPEG, WebP, BMP, GIF or TIFF. Large images are downscaled.")
-        if upload is None:
-            st.info("Upload an image to use as the reference, or pick a sample.", icon=":material/upload:")
-            return None
-        return "upload", upload
-    if source == "Camera":
-        shot = st.camera_input("Take a picture", key="source.camera")
-        if shot is None:
-            st.info("Allow camera access and take a picture, or pick a sample.", icon=":material/photo_camera:")
-            return None
-        return "camera", shot
-    catalogue = sample_catalogue()
-    titles = {s["key"]: s["title"] for s in catalogue}
-    key = st.selectbox("Sample", list(titles), format_func=titles.get, key="source.sample", persist_state="session")
-    entry = next(s for s in catalogue if s["key"] == key)
-    st.caption(f"{entry['description']} ({entry['credit']})")
+def reference_source(kind_slot, value_slot):
+    """The reference widgets only (no decoding yet): ``(kind, value)`` or ``None``. The kind goes
+    in ``kind_slot``, the sample or file picker beside it in ``value_slot`` (one compact row)."""
+    with kind_slot:
+        source = st.segmented_control("Reference image", ["Sample", "Upload", "Camera"], default="Sample",
+                                      key="source.kind", required=True)
+    with value_slot:
+        if source == "Upload":
+            upload = st.file_uploader("Upload a reference image", type=UPLOAD_TYPES, key="source.upload",
+                                      max_upload_size=UPLOAD_MAX_MB,
+                                      help="PNG, JPEG, WebP, BMP, GIF or TIFF. Large images are downscaled.")
+            if upload is None:
+                st.info("Upload an image to use as the reference, or pick a sample.", icon=":material/upload:")
+                return None
+            return "upload", upload
+        if source == "Camera":
+            shot = st.camera_input("Take a picture", key="source.camera")
+            if shot is None:
+                st.info("Allow camera access and take a picture, or pick a sample.", icon=":material/photo_camera:")
+                return None
+            return "camera", shot
+        catalogue = sample_catalogue()
+        titles = {s["key"]: s["title"] for s in catalogue}
+        about = "  \n".join(f"**{s['title']}**: {s['description']} ({s['credit']})" for s in catalogue)
+        key = st.selectbox("Sample", list(titles), format_func=titles.get, key="source.sample",
+                           persist_state="session", help=about)
     return "sample", key
 
 
@@ -268,34 +271,189 @@ def metric_cards(data: dict, ctx, key: str) -> None:
             return None
         return f"{a - b:+.{digits}f}"
 
-    keys = data["metrics"]
-    for col, name in zip(st.columns(len(keys)), keys):
+    keys = list(data["metrics"])
+    # Up to five cards in a row (legible at 1280 px); more metrics wrap into even rows.
+    per_row = len(keys) if len(keys) <= 5 else -(-len(keys) // -(-len(keys) // 5))
+    columns = [col for start in range(0, len(keys), per_row) for col in st.columns(per_row)]
+    for col, name in zip(columns, keys):
         spec = metrics.get(name)
         note = data["skipped"].get(name)
-        col.metric(spec.title(ctx), fmt_metric(name, row[name]), delta(name, spec.digits), border=True,
-                   delta_color="normal" if spec.higher_is_better else "inverse",
-                   help=(f"{spec.description} {note}." if note else spec.description)
-                   + " The arrow shows the change since the last setting.")
+        with col.container(border=True, gap=None, key=f"card_{name}"):
+            st.metric(spec.title(ctx), fmt_metric(name, row[name]), delta(name, spec.digits),
+                      delta_color="normal" if spec.higher_is_better else "inverse",
+                      help=(f"{spec.description} {note}." if note else spec.description)
+                      + " The arrow shows the change since the last setting.")
+            st.caption(card_direction(spec))
 
 
-def image_row(ref: PreparedImage, dist_pixels: np.ndarray, data: dict) -> None:
-    ctl_a, ctl_b = st.columns([1, 3], vertical_alignment="center")
-    overlay_on = ctl_a.toggle("Overlay", key="view.overlay", persist_state="session")
-    opacity = ctl_b.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="view.opacity", disabled=not overlay_on,
-                           persist_state="session", label_visibility="collapsed",
-                           help="Opacity of the LPIPS map over the distorted image")
+def card_direction(spec) -> str:
+    """How to read a card, in its visible text: from the registry, so a new metric gets it too."""
+    return "higher = more similar" if spec.higher_is_better else "lower = more similar"
+
+
+def image_row(ref: PreparedImage, dist_pixels: np.ndarray, data: dict, chain_text: str) -> dict | None:
+    """The first screen's pictures: the distorted image (or the reference) beside the LPIPS map,
+    each half of the results column (at least 300 px wide at 1280×800). Returns the plain
+    distorted image and map JPEGs for the comparison view (None under an overlay)."""
+    ctl_text, ctl_show, ctl_overlay, ctl_opacity = st.columns([1.6, 1.2, 1.05, 0.75], vertical_alignment="center")
+    ctl_text.caption(f"Distortion: {chain_text}")
+    show_ref = ctl_show.toggle("Reference", key="view.reference", persist_state="session",
+                               help="Show the reference in place of the distorted image")
+    overlay_on = ctl_overlay.toggle("Overlay", key="view.overlay", persist_state="session",
+                                    help="Draw the LPIPS map over the distorted image")
+    opacity = ctl_opacity.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="view.opacity", disabled=not overlay_on,
+                                 persist_state="session", label_visibility="collapsed",
+                                 help="Opacity of the LPIPS map over the distorted image")
     pictures = model.images(dist_pixels, data, overlay_on, opacity)
-    cols = st.columns(3)
-    cols[0].image(reference_jpeg(ref.digest, ref.pixels), caption="Reference", width="stretch")
-    cols[1].image(pictures["distorted"], caption="Distorted", width="stretch")
-    cols[2].image(pictures["lpips_map"], width="stretch",
-                  caption=f"LPIPS map (bright = more different; max {pictures['vmax']:.3f})")
+    left, right = st.columns(2, gap="small")
+    if show_ref:
+        left.image(reference_jpeg(ref.digest, ref.pixels), caption="Reference", width="stretch")
+    else:
+        left.image(pictures["distorted"], caption="Distorted", width="stretch")
+    right.image(pictures["lpips_map"], width="stretch",
+                caption=f"LPIPS map (bright = more different; max {pictures['vmax']:.3f})")
+    return pictures if not overlay_on else None
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def reference_jpeg(digest: str, _pixels: np.ndarray) -> bytes:
     """The reference changes only with the image: encode it once."""
     return heatmaps.encode(_pixels)
+
+
+CLOSER_VIEW = "Look closer: zoom, swipe, flicker, and ask why a region differs"
+REGION_SIDES = (16, 32, 48, 64, 96, 128)
+
+
+def closer_open() -> bool:
+    """Whether the comparison view is open: its images are sent and its region computed only then."""
+    return bool(st.session_state.get("view.closer", False))
+
+
+def closer_view(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.ndarray, dist_digest: str,
+                data: dict, pictures: dict | None) -> None:
+    with st.expander(f"**{CLOSER_VIEW}**", key="view.closer", on_change="rerun", icon=":material/zoom_in:"):
+        if closer_open():
+            closer_body(engine, settings, ref, dist_pixels, dist_digest, data, pictures)
+
+
+def current_box(ref: PreparedImage):
+    """The region picked on this reference (a :class:`core.regions.Box`), if any and still inside it."""
+    from core.errors import InvalidArgumentError
+    from core.regions import Box
+
+    stored = st.session_state.get("region.box")
+    if not stored or stored[0] != ref.digest:
+        return None
+    try:
+        return Box(*stored[1]).check(ref.size)
+    except InvalidArgumentError:
+        return None
+
+
+def closer_body(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.ndarray, dist_digest: str,
+                data: dict, pictures: dict | None) -> None:
+    from views.look_closer import look_closer
+
+    pictures = pictures or model.images(dist_pixels, data)
+    side = int(st.session_state.get("region.side", 64))
+    box = current_box(ref)
+    picked = look_closer(reference_jpeg(ref.digest, ref.pixels), pictures["distorted"], pictures["lpips_map"],
+                         ref.size, box.pixels() if box else None, side)
+    if picked:
+        st.session_state["region.box"] = (ref.digest, tuple(int(picked[k]) for k in ("x0", "y0", "x1", "y1")))
+        box = current_box(ref)
+    hint, size_col, clear_col = st.columns([3, 1.3, 0.7], vertical_alignment="bottom")
+    hint.caption("**Ask why:** click a spot of the LPIPS map (or of any view) to pick a region around it, or "
+                 "Shift+drag to draw one: its LPIPS, each layer's and each channel's part in it appear below.")
+    size_col.select_slider("Region picked by a click (px)", REGION_SIDES, value=64, key="region.side")
+    clear_col.button("Clear", key="region.clear", disabled=box is None, icon=":material/close:",
+                     on_click=lambda: st.session_state.pop("region.box", None), width="stretch")
+    if box is not None:
+        region_panel(engine, settings, ref, dist_pixels, dist_digest, data, box)
+
+
+def region_panel(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.ndarray, dist_digest: str,
+                 data: dict, box) -> None:
+    """The picked region: its LPIPS and share, each layer's part, the patches, PSNR/SSIM, channels.
+    Every number comes from :mod:`core.regions`."""
+    from core import metrics
+    from core.regions import patch_scores, region_contributions
+    from core.tensors import from_numpy
+
+    row = data["row"]
+    region = region_contributions(data["layer_maps"], ref.size, box, layer_names=row["lpips_layer_names"])
+    x0, y0, x1, y1 = box.pixels()
+    total = row["lpips"]
+    percent = 100 * region.share / total if total > 0 else 0.0
+    st.markdown(f"##### Region x {x0}–{x1}, y {y0}–{y1} px ({x1 - x0}×{y1 - y0} px, "
+                f"{100 * region.fraction_of_area:.1f}% of the image)")
+    scores = patch_scores(from_numpy(ref.pixels), from_numpy(dist_pixels), box, ssim_mode=settings.ssim_mode)
+    cols = st.columns(4)
+    with cols[0].container(border=True, gap=None, key="region_lpips"):
+        st.metric("Patch LPIPS", f"{region.lpips:.4f}",
+                  help="The region's own LPIPS: the layers' maps averaged over the region only "
+                       "(what a whole image distorted like this region would score).")
+        st.caption(f"lower = more similar; whole image {total:.4f}")
+    with cols[1].container(border=True, gap=None, key="region_share"):
+        st.metric("Share of the image's LPIPS", f"{region.share:.4f}",
+                  help="How much of the image's LPIPS comes from this region: regions that tile the image "
+                       "add up to it.")
+        st.caption(f"{percent:.1f}% of the distance from {100 * region.fraction_of_area:.1f}% of the area")
+    for col, name in zip(cols[2:], ("psnr", "ssim")):
+        spec = metrics.get(name)
+        with col.container(border=True, gap=None, key=f"region_{name}"):
+            st.metric(f"Patch {spec.label}", fmt_metric(name, scores[name]),
+                      help=f"{spec.label} of the region's pixels alone ({spec.meaning}).")
+            st.caption(card_direction(spec))
+    bars, patches = st.columns([1, 1.2], gap="medium")
+    with bars:
+        st.plotly_chart(charts.layer_contributions(region.layer_names, region.layer_shares, region.share,
+                                                   title=f"Layers' share from this region (sum = {region.share:.4f})"),
+                        key="chart.region_bars", config={"displaylogo": False}, theme=None)
+    with patches.container(key="region_patches"):
+        ref_patch, dist_patch = model.patch_pictures(ref.pixels, dist_pixels, (x0, y0, x1, y1))
+        left, right = st.columns(2, gap="small")
+        left.image(ref_patch, caption="Reference patch", width="stretch")
+        right.image(dist_patch, caption="Distorted patch", width="stretch")
+    channel_view(engine, settings, ref, dist_pixels, dist_digest, region, box)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def channel_data(ref_digest: str, dist_digest: str, label: str, device: str, layer: str, box_key: tuple | None,
+                 _engine, _features, _dist_pixels: np.ndarray):
+    """One layer's channels over the image or a region: one backbone pass, then cached."""
+    from core.regions import Box, channel_contributions
+    from core.tensors import from_numpy
+
+    box = Box(*box_key) if box_key else None
+    return channel_contributions(_engine, _features, from_numpy(_dist_pixels), layer, box=box, top_k=8)
+
+
+def channel_view(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.ndarray, dist_digest: str,
+                 region, box) -> None:
+    st.markdown("##### Which channels of a layer drive it",
+                help="Each channel's part: head weight × squared difference of the normalized features, averaged "
+                     "over the area. A layer's channels add up to that layer's part.")
+    names = list(region.layer_names)
+    largest = names[int(np.argmax(region.layer_shares))]
+    pick_layer, pick_area = st.columns([1, 1.4], vertical_alignment="bottom")
+    if st.session_state.get("region.layer") not in names:
+        st.session_state["region.layer"] = largest
+    layer = pick_layer.selectbox("Layer", names, key="region.layer",
+                                 help=f"Preselected: the layer with the largest part in this region ({largest}).")
+    area = pick_area.segmented_control("Averaged over", ["This region", "The whole image"], default="This region",
+                                       key="region.area", required=True)
+    features = prepared_for(engine, settings, ref).parts["lpips"]
+    box_key = (box.x0, box.y0, box.x1, box.y1) if area == "This region" else None
+    channels = channel_data(ref.digest, dist_digest, settings.label, settings.device, layer, box_key, engine,
+                            features, dist_pixels)
+    top_sum = sum(channels.top_shares)
+    st.caption(f"The top {len(channels.top)} of {len(channels.values)} channels of {layer} carry "
+               f"{100 * top_sum:.0f}% of its {channels.layer_value:.5f}; all {len(channels.values)} add up to it. "
+               "Bright = that channel differs more.")
+    st.plotly_chart(model.channel_figure(channels, ref.size, figure_cache()), key="chart.channels",
+                    config={"displaylogo": False}, theme=None)
 
 
 LAYER_VIEW = "Which layers and which regions drive the distance"
@@ -409,7 +567,8 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
 
     engine = get_engine(settings)
     cards = st.container()
-    controls, results = st.columns([1, 2], gap="medium")
+    # The results column gets two thirds and a bit: its two pictures stay ≥ 300 px wide at 1280×800.
+    controls, results = st.columns([1, 2.15], gap="small")
     if target == "distort":
         with controls:
             chain, seed = chain_editor()
@@ -444,24 +603,23 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     with cards:
         metric_cards(data, metric_context(engine, settings), key)
     with results:
-        st.caption(f"Distortion: {chain_text}")
-        image_row(ref, dist_pixels, data)
+        pictures = image_row(ref, dist_pixels, data, chain_text)
+    closer_view(engine, settings, ref, dist_pixels, dist_digest, data, pictures)
     layer_view(ref, data)
     downloads(dist_pixels, data, chain_text, seed, lambda: compute(True))
 
 
 def render() -> None:
-    st.title("LPIPS Explorer", anchor=False)
-    st.caption("How a learned perceptual metric (LPIPS) and the classic PSNR and SSIM judge the same distortion.")
-    with st.expander("What am I looking at?", expanded=False):
+    head, about = st.columns([3, 1], vertical_alignment="bottom")
+    head.title("LPIPS Explorer", anchor=False)
+    with about.popover("What am I looking at?", icon=":material/help:", width="content"):
         st.markdown(INTRO)
         st.markdown(WHY_SHIFTS)
-    # The choices come first; the network and images (torch) load after them, so a fresh
-    # server shows its controls while the heavy imports are still running.
-    left, right = st.columns(2, gap="medium")
-    with left:
-        source = reference_source()
-    with right:
+    # The pickers one sets once sit in one compact row. They come first; the network and images
+    # (torch) load after them, so a fresh server shows its controls while the imports run.
+    kind_col, value_col, compare_col = st.columns([1, 1, 1], gap="small")
+    source = reference_source(kind_col, value_col)
+    with compare_col:
         target_source = comparison_source()
     with st.spinner("Loading the metric engine…"):
         settings = sidebar_settings()
@@ -470,7 +628,7 @@ def render() -> None:
         return
     if source is None:
         return
-    with left:
+    with value_col:
         ref = load_reference(settings, source)
         for note in ref.notes if ref is not None else ():
             st.caption(f"Reference: {note}", help="What the loader did to the file")
@@ -478,7 +636,7 @@ def render() -> None:
         return
     target = target_source
     if target_source != "distort":
-        with right:
+        with compare_col:
             target = load_comparison(settings, ref, target_source)
         if target is None:
             return

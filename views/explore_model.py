@@ -95,3 +95,27 @@ def images(dist_pixels: np.ndarray, data: dict, overlay: bool = False, opacity: 
     heat, vmax = lpips_heat(data)
     shown = heatmaps.overlay(dist_pixels, heat, opacity) if overlay else heat
     return {"distorted": heatmaps.encode(dist_pixels), "lpips_map": heatmaps.encode(shown), "vmax": vmax}
+
+
+def channel_figure(channels, image_size: tuple[int, int], cache: dict | None = None):
+    """The top channels' maps of one layer (a :class:`core.regions.ChannelContributions`); with a
+    ``cache``, built once per layout and then only updated."""
+    maps = channels.top_maps
+    layout = (image_size, maps.shape)
+    fig = _cached(cache, "channels", layout)
+    if fig is not None:
+        heatmaps.update_channel_grid(fig, maps, channels.top, channels.top_shares, layer=channels.layer_name)
+    else:
+        fig = _store(cache, "channels", layout, heatmaps.channel_grid(maps, channels.top, channels.top_shares,
+                                                                      image_size=image_size, layer=channels.layer_name))
+    box = channels.box
+    heatmaps.outline_box(fig, None if box is None else (box.x0, box.y0, box.x1, box.y1))
+    return fig
+
+
+def patch_pictures(ref_pixels: np.ndarray, dist_pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[bytes, bytes]:
+    """The two patches inside ``box`` (x0, y0, x1, y1, whole pixels) as lossless PNGs; the page
+    enlarges them with nearest-neighbour pixels."""
+    x0, y0, x1, y1 = box
+    return (heatmaps.encode(np.ascontiguousarray(ref_pixels[y0:y1, x0:x1]), "PNG"),
+            heatmaps.encode(np.ascontiguousarray(dist_pixels[y0:y1, x0:x1]), "PNG"))

@@ -4,8 +4,15 @@ import streamlit as st
 
 CSS = """
 <style>
-.block-container {padding-top: 2.2rem; padding-bottom: 2rem;}
+.block-container {padding-top: 1.2rem; padding-bottom: 2rem; padding-left: 1.5rem; padding-right: 1.5rem;}
 [data-testid="stMetricValue"] {font-size: 1.9rem;}
+/* Explore's first screen: a compact title; the region's patches enlarged with visible pixels. */
+h1 {padding-top: 0.1rem; padding-bottom: 0.1rem; font-size: 2.2rem !important;}
+[class*="st-key-card_"] {padding: 0.55rem 0.8rem !important;}
+[class*="st-key-card_"] [data-testid="stMetricValue"] {font-size: 1.6rem;}
+.st-key-region_patches img {image-rendering: pixelated;}
+/* Phones: room for the sidebar's toggle above the title. */
+@media (max-width: 640px) {.block-container {padding-top: 3.2rem; padding-left: 1rem; padding-right: 1rem;}}
 </style>
 """
 

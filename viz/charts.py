@@ -7,8 +7,10 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 
 
-def layer_contributions(names: Sequence[str], values: Sequence[float], total: float) -> go.Figure:
-    """Bar chart of each layer's share of the LPIPS distance; the bars add up to ``total``.
+def layer_contributions(names: Sequence[str], values: Sequence[float], total: float, *,
+                        title: str | None = None) -> go.Figure:
+    """Bar chart of each layer's share of the LPIPS distance; the bars add up to ``total``
+    (the image's LPIPS, or a region's share of it).
 
     >>> fig = layer_contributions(["a", "b"], [0.1, 0.2], 0.3)
     >>> [round(v, 6) for v in fig.data[0].y]
@@ -21,9 +23,9 @@ def layer_contributions(names: Sequence[str], values: Sequence[float], total: fl
         hovertemplate="%{x}: %{y:.4f} (%{customdata:.1f}% of the distance)<extra></extra>", customdata=shares,
     ))
     fig.update_layout(
-        title=dict(text=f"Layer contributions (sum = {total:.4f})", font=dict(size=14)),
+        title=dict(text=title or f"Layer contributions (sum = {total:.4f})", font=dict(size=14)),
         yaxis_title="share of LPIPS", height=320,
-        margin=dict(l=55, r=10, t=40, b=10), showlegend=False,
+        margin=dict(l=55, r=10, t=40, b=30), showlegend=False,
         yaxis_range=[0, max(values) * 1.25 if len(values) and max(values) > 0 else 1],
     )
     return fig

@@ -206,3 +206,64 @@ def single_map(values: np.ndarray, *, title: str, unit: str, image_size: tuple[i
     fig.update_xaxes(constrain="domain", **_BARE)
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def _channel_title(channel: int, share: float) -> str:
+    return f"ch {channel}<br>{100 * share:.1f}%"
+
+
+def channel_grid(maps: np.ndarray, channels: Sequence[int], shares: Sequence[float], *, image_size: tuple[int, int],
+                 layer: str, max_side: int = 32, columns: int = 4, colorscale: str = DEFAULT_COLORSCALE) -> go.Figure:
+    """One small heatmap per channel (k×h×w maps of one layer), on one shared colour scale, titled
+    with the channel's index and its share of the layer's value.
+
+    >>> fig = channel_grid(np.ones((2, 3, 3)), [5, 1], [0.6, 0.4], image_size=(6, 6), layer="relu1")
+    >>> [a.text for a in fig.layout.annotations]
+    ['ch 5<br>60.0%', 'ch 1<br>40.0%']
+    """
+    height, width = image_size
+    small = [shrink(m, max_side) for m in maps]
+    rows = max(1, int(np.ceil(len(small) / columns)))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[_channel_title(c, s) for c, s in zip(channels, shares)],
+                        horizontal_spacing=0.03, vertical_spacing=0.14)
+    gmax = max((float(np.nanmax(z)) for z in small), default=1.0) or 1.0
+    for i, z in enumerate(small):
+        r, c = divmod(i, columns)
+        fig.add_trace(_heatmap_trace(z, 0.0, gmax, colorscale, f"{layer} ch {channels[i]}", "weighted diff²",
+                                     height, width, i == len(small) - 1), row=r + 1, col=c + 1)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=r + 1, col=c + 1, **_BARE)
+        fig.update_xaxes(constrain="domain", row=r + 1, col=c + 1, **_BARE)
+    fig.update_annotations(font=dict(size=12))
+    fig.update_layout(height=40 + 170 * rows, margin=dict(l=10, r=10, t=40, b=5))
+    return fig
+
+
+def update_channel_grid(fig: go.Figure, maps: np.ndarray, channels: Sequence[int], shares: Sequence[float], *,
+                        layer: str, max_side: int = 32) -> go.Figure:
+    """Put another ranking's maps (same layer size and count) into a :func:`channel_grid` figure."""
+    small = [shrink(m, max_side) for m in maps]
+    if len(small) != len(fig.data) or any(tr.z.shape != z.shape for tr, z in zip(fig.data, small)):
+        raise ValueError("update_channel_grid() needs maps of the sizes the figure was built for; build a new one.")
+    gmax = max((float(np.nanmax(z)) for z in small), default=1.0) or 1.0
+    with fig.batch_update():
+        for trace, z, channel in zip(fig.data, small, channels):
+            trace.z = z.astype(np.float32)
+            trace.zmax = gmax
+            trace.name = f"{layer} ch {channel}"
+            trace.hovertemplate = f"{layer} ch {channel}<br>x=%{{x:.0f}}, y=%{{y:.0f}} px<br>weighted diff²=%{{z:.4f}}<extra></extra>"
+        for annotation, channel, share in zip(fig.layout.annotations, channels, shares):
+            annotation.text = _channel_title(channel, share)
+    return fig
+
+
+def outline_box(fig: go.Figure, box: tuple[float, float, float, float] | None, colour: str = "#00e5ff") -> go.Figure:
+    """Draw ``box`` (x0, y0, x1, y1 in image pixels) on every panel of a grid of maps (or remove it)."""
+    shapes = []
+    if box is not None:
+        x0, y0, x1, y1 = box
+        for i in range(len(fig.data)):
+            suffix = str(i + 1) if i else ""
+            shapes.append(dict(type="rect", xref=f"x{suffix}", yref=f"y{suffix}", x0=x0, y0=y0, x1=x1, y1=y1,
+                               line=dict(color=colour, width=1.5)))
+    fig.layout.shapes = shapes
+    return fig
