@@ -670,3 +670,27 @@ def test_a_region_of_another_reference_is_not_shown():
     at.run()
     assert_clean(at)
     assert not [m for m in at.metric if m.label.startswith("Patch")]
+
+
+def test_dists_terms_show_as_bars_that_add_up_to_its_card():
+    """DISTS has no map: the layer view shows its per-layer texture and structure terms, which
+    add up to the value on its card and equal core's DISTS computed directly."""
+    import json
+
+    from core.metrics.dists import dists as core_dists
+
+    at = start(**{"settings.max_side": 256, "settings.metrics": ["psnr", "ssim", "ms_ssim", "dists"]})
+    from core import metrics
+
+    card = next(m for m in at.metric if m.label.startswith(metrics.get("dists").label))
+    at.session_state["view.layers"] = True
+    at.run()
+    assert_clean(at)
+    chart = next(c for c in at.get("plotly_chart") if "DISTS by layer" in c.proto.spec)
+    texture, structure = (np.asarray(t["y"], dtype=float) for t in json.loads(chart.proto.spec)["data"])
+    ref = sample_ref(DEFAULT_SAMPLE, 256)
+    want = core_dists(ref, distorted(ref, DEFAULT_CHAIN), return_terms=True)
+    np.testing.assert_allclose(texture, want.texture[0].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(structure, want.structure[0].numpy(), rtol=1e-5, atol=1e-7)
+    assert texture.sum() + structure.sum() == pytest.approx(float(want.value[0]), abs=1e-6)
+    assert card.value == f"{float(want.value[0]):.4f}"

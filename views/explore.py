@@ -487,6 +487,9 @@ def layer_view_body(ref: PreparedImage, data: dict) -> None:
     for col, name in zip(columns[1:], others):
         with col:
             metric_map_chart(name, data["maps"][name], ref.size)
+    if "dists_texture" in row:  # DISTS has no map; its per-layer terms add up to its value instead
+        st.plotly_chart(charts.dists_terms(row["dists_layer_names"], row["dists_texture"], row["dists_structure"],
+                                           row["dists"]), key="chart.dists", config={"displaylogo": False}, theme=None)
 
 
 def figure_cache() -> dict:

@@ -31,6 +31,31 @@ def layer_contributions(names: Sequence[str], values: Sequence[float], total: fl
     return fig
 
 
+def dists_terms(names: Sequence[str], texture: Sequence[float], structure: Sequence[float],
+                total: float) -> go.Figure:
+    """DISTS per layer as stacked bars: its texture (mean/contrast) and structure (correlation)
+    terms; every bar segment together adds up to ``total`` (the DISTS value, lower = more similar).
+
+    >>> fig = dists_terms(["a", "b"], [0.1, 0.2], [0.05, 0.05], 0.4)
+    >>> [list(t.y) for t in fig.data]
+    [[0.1, 0.2], [0.05, 0.05]]
+    """
+    fig = go.Figure()
+    for label, values, colour in (("texture", texture, "#e08214"), ("structure", structure, "#2166ac")):
+        shares = [100 * v / total if total > 0 else 0.0 for v in values]
+        fig.add_trace(go.Bar(
+            x=list(names), y=list(values), name=label, marker_color=colour, customdata=shares,
+            hovertemplate=f"%{{x}} {label}: %{{y:.4f}} (%{{customdata:.1f}}% of DISTS)<extra></extra>",
+        ))
+    fig.update_layout(
+        barmode="stack", title=dict(text=f"DISTS by layer (sum = {total:.4f}; lower = more similar)",
+                                    font=dict(size=14)),
+        yaxis_title="share of DISTS", height=320, margin=dict(l=55, r=10, t=40, b=30),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+    )
+    return fig
+
+
 # One colour per metric, by position in the order given (the registry's display order).
 PALETTE = ("#7b3294", "#1b7837", "#2166ac", "#e08214", "#b2182b", "#35978f", "#8c510a")
 
