@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..filters import correlate_valid
+
 __all__ = ["average_downsample", "conv2_same", "filter2_valid", "gaussian_window"]
 
 
@@ -54,16 +56,7 @@ def filter2_valid(x: torch.Tensor, window_1d: torch.Tensor) -> torch.Tensor:
     # On the CPU, shifted multiply-adds beat PyTorch's depthwise convolution (no fast float64
     # kernel) several times over and give the same sums (as SSIM's filter does).
     taps = [float(v) for v in window_1d.double().cpu()]
-    return _shifted_sum(_shifted_sum(x, taps, -1), taps, -2)
-
-
-def _shifted_sum(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
-    """``sum_k taps[k] * x[..., k : k + n]`` along ``dim`` (a 'valid' 1-D correlation)."""
-    n = x.shape[dim] - len(taps) + 1
-    out = x.narrow(dim, 0, n) * taps[0]
-    for k in range(1, len(taps)):
-        out.add_(x.narrow(dim, k, n), alpha=taps[k])
-    return out
+    return correlate_valid(correlate_valid(x, taps, -1), taps, -2)
 
 
 def average_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
+from ..filters import correlate_valid
 from ..tensors import check_dist, check_unit_batch
 from ._levels import PEAK, matlab_luma, out_dtype, quantize, work_dtype
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
@@ -93,16 +94,7 @@ def _filter_valid(x: torch.Tensor) -> torch.Tensor:
     # On the CPU, eleven shifted multiply-adds per direction are 2-4× faster than PyTorch's
     # depthwise convolution (which has no fast float64 kernel) and give the same sums.
     taps = [float(v) for v in _gaussian_1d(torch.float64, torch.device("cpu"))]
-    return _taps(_taps(x, taps, -1), taps, -2)
-
-
-def _taps(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
-    """``sum_k taps[k] * x[..., k : k + n]`` along ``dim`` (a 'valid' 1-D correlation)."""
-    n = x.shape[dim] - len(taps) + 1
-    out = x.narrow(dim, 0, n) * taps[0]
-    for k in range(1, len(taps)):
-        out.add_(x.narrow(dim, k, n), alpha=taps[k])
-    return out
+    return correlate_valid(correlate_valid(x, taps, -1), taps, -2)
 
 
 def scale_moments(x: torch.Tensor) -> ScaleMoments:
