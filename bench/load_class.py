@@ -1,6 +1,7 @@
 """A class of students on one server: N concurrent sessions over Streamlit's own websocket protocol.
 
     .venv/bin/python bench/load_class.py [--sessions 30] [--moves 20] [--port auto] [--json out.json]
+    .venv/bin/python bench/load_class.py --quiz-rounds 10 [--kill-at 8]   # the quiz alone: bench/quiz_class.py
 
 Browsers are too heavy for 30 sessions on a small machine, so each simulated student speaks the
 protocol a browser speaks: binary ``BackMsg`` protobufs up, ``ForwardMsg`` protobufs down, on
@@ -96,6 +97,10 @@ class Run:
     media: list[str] = field(default_factory=list)  # image URLs
     kinds: dict[str, int] = field(default_factory=dict)
     kind_last: dict[str, float] = field(default_factory=dict)  # element type -> last arrival (monotonic)
+    progress: list[str] = field(default_factory=list)  # progress bar texts ("Round 3 of 20")
+    alerts: list[str] = field(default_factory=list)  # info/success/warning bodies
+    t_saved: float | None = None  # the quiz's "You chose … (saved)"
+    t_progress: float | None = None  # the quiz's "Round k of n" bar
 
     def ms(self, t: float | None) -> float | None:
         return None if t is None else (t - self.t0) * 1000.0
@@ -128,6 +133,7 @@ class Student:
         self.session_id = ""
         self.run: Run | None = None
         self.closed_reason: str | None = None
+        self.query_string = ""  # the page address's query, as the server last set it (a browser's URL)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -208,6 +214,8 @@ class Student:
         elif kind == "navigation":
             self.page_hash = msg.navigation.page_script_hash or self.page_hash
             self._pages(msg.navigation.app_pages)
+        elif kind == "page_info_changed":
+            self.query_string = msg.page_info_changed.query_string
         elif kind == "delta":
             if run is not None and run.t_first is None:
                 run.t_first = now
@@ -249,6 +257,14 @@ class Student:
                 run.t_metric = now
         elif ek == "markdown" and run is not None:
             run.texts.append(el.markdown.body)
+            if "(saved)" in el.markdown.body and run.t_saved is None:
+                run.t_saved = now
+        elif ek == "progress" and run is not None:
+            run.progress.append(el.progress.text)
+            if run.t_progress is None:
+                run.t_progress = now
+        elif ek == "alert" and run is not None:
+            run.alerts.append(el.alert.body)
         elif ek == "imgs" and run is not None:
             run.media.extend(img.url for img in el.imgs.imgs if img.url.startswith("/media/"))
         widget = getattr(el, ek, None)
@@ -261,15 +277,18 @@ class Student:
     # -- one request -------------------------------------------------------------------------
 
     async def rerun(self, label: str, *, page_hash: str | None = None, fragment_id: str = "",
-                    widgets: tuple[WidgetState, ...] = (), triggers: tuple[WidgetState, ...] = ()) -> Run:
-        """Send rerun_script and wait for its script_finished (with a timeout)."""
+                    widgets: tuple[WidgetState, ...] = (), triggers: tuple[WidgetState, ...] = (),
+                    page_name: str = "") -> Run:
+        """Send rerun_script and wait for its script_finished (with a timeout). ``page_name``
+        (a URL path such as ``quiz``, with ``page_hash=""``) opens a page the way a typed address does."""
         if self.closed_reason:
             raise LoadError(self.closed_reason)
         for w in widgets:
             self.states[w.id] = w
         back = BackMsg()
         cs = back.rerun_script
-        cs.query_string = ""
+        cs.query_string = self.query_string
+        cs.page_name = page_name
         cs.page_script_hash = self.page_hash if page_hash is None else page_hash
         cs.fragment_id = fragment_id
         cs.widget_states.widgets.extend(list(self.states.values()) + list(triggers))
@@ -294,17 +313,22 @@ class Student:
             await asyncio.to_thread(self._fetch, run.media)
         return run
 
-    async def send_only(self, fragment_id: str, widgets: tuple[WidgetState, ...]) -> None:
+    async def send_only(self, fragment_id: str, widgets: tuple[WidgetState, ...],
+                        triggers: tuple[WidgetState, ...] = ()) -> None:
         """Send a rerun without waiting for it, as a browser does while a slider is dragged."""
         for w in widgets:
             self.states[w.id] = w
         back = BackMsg()
         cs = back.rerun_script
+        cs.query_string = self.query_string
         cs.page_script_hash = self.page_hash
         cs.fragment_id = fragment_id
-        cs.widget_states.widgets.extend(list(self.states.values()))
+        cs.widget_states.widgets.extend(list(self.states.values()) + list(triggers))
         cs.cached_message_hashes.extend(self.cache)
-        await self.ws.send(back.SerializeToString())
+        try:
+            await self.ws.send(back.SerializeToString())
+        except websockets.ConnectionClosed as exc:
+            raise LoadError(f"connection closed: {exc}") from None
 
     def _fetch(self, urls: list[str]) -> None:
         for url in urls:
@@ -403,7 +427,8 @@ async def student(idx: int, args, base: str, code: str, errors: list, moves_out:
         pick = s.widget(PICK_KEY)
         await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
         result["vote_sent"] = True
-        run = await s.rerun("vote A", triggers=(WidgetState(id=pick.id, trigger_value=True),))
+        run = await s.rerun("vote A", triggers=(WidgetState(id=pick.id, trigger_value=True),),
+                            fragment_id=pick.fragment_id)  # the round is a fragment: only it reruns
         result["vote_ms"] = run.ms(run.t_end)
         shown = any("You chose **A**" in t for t in run.texts)
         result["vote_shown"] = shown
@@ -760,9 +785,36 @@ def main() -> int:
                         help="extra environment for the server, e.g. OMP_NUM_THREADS=1 (repeatable)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server's script threads (where does a rerun spend its time?)")
+    parser.add_argument("--quiz-rounds", type=int, default=0,
+                        help="a quiz class instead (bench/quiz_class.py): each student judges this many rounds, "
+                             "timing pick → 'saved' and 'Next round' → round shown")
+    parser.add_argument("--kill-at", type=float, action="append", default=[], metavar="SECONDS",
+                        help="with --quiz-rounds: SIGKILL the server this long after the start and restart it "
+                             "(repeatable); students reconnect with the same address")
+    parser.add_argument("--kill-after-votes", type=int, action="append", default=[], metavar="N",
+                        help="with --quiz-rounds: SIGKILL and restart the server once the class has N "
+                             "acknowledged votes (repeatable)")
+    parser.add_argument("--no-nets", action="store_true",
+                        help="with --quiz-rounds: prepare rounds without the LPIPS networks (PSNR/SSIM only)")
+    parser.add_argument("--double-click-round", type=int, default=1,
+                        help="with --quiz-rounds: the round (0-based) whose pick each student sends twice")
     args = parser.parse_args()
     if args.sessions < 1 or args.moves < 0 or args.servers < 1:
         parser.error("--sessions and --servers must be >= 1 and --moves >= 0")
+    if args.quiz_rounds:
+        from bench.quiz_class import QuizOptions, print_quiz_report, run_quiz_class
+
+        env = dict(item.split("=", 1) for item in args.env if "=" in item)
+        opts = QuizOptions(students=args.sessions, rounds=args.quiz_rounds, think=args.think, ramp=args.ramp,
+                           timeout=args.timeout, kill_at=tuple(args.kill_at),
+                           kill_after_votes=tuple(args.kill_after_votes), fetch_media=not args.no_media,
+                           double_click_round=args.double_click_round, verbose=args.verbose)
+        rep = run_quiz_class(opts, postgres=args.postgres, nets=not args.no_nets, env=env, keep_log=args.keep_log)
+        print_quiz_report(rep)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rep, indent=1, default=str))
+            print(f"  report: {args.json}")
+        return 0 if rep["ok"] else 1
 
     server_env = {}
     for item in args.env:
@@ -770,8 +822,6 @@ def main() -> int:
         if not sep or not name:
             parser.error(f"--env wants NAME=VALUE, got {item!r}")
         server_env[name] = value
-
-    from store import open_store
 
     with tempfile.TemporaryDirectory(prefix="lpips-load-") as tmp, contextlib.ExitStack() as stack:
         if args.postgres:
@@ -783,8 +833,11 @@ def main() -> int:
             store_target = pg.create_database()
         else:
             store_target = str(Path(tmp) / "quiz.sqlite")
-        with open_store(store_target) as store:
-            code, _key = store.create_session("Load test", n_rounds=3, seed=1234)
+        # The session's rounds are prepared (and stored) before the class, as the server's background
+        # preparation does after a teacher creates a session: the vote only reads and writes the store.
+        from bench.quiz_class import prepare_session
+
+        code, _seconds_per_round = prepare_session(store_target, n_rounds=3, nets=True)
         t_start = time.monotonic()
         profile_out = Path(tmp) / "profile.json" if args.profile else None
         count_file = Path(tmp) / "computations.txt"  # one line per comparison the servers really computed

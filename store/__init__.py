@@ -1,7 +1,10 @@
 """The class quiz's store: sessions and votes, durable, shared by every thread and process.
 
 A teacher creates a session (:meth:`~store.base.BaseQuizStore.create_session` gives a short
-join code and a secret teacher key); students join with the code. Every vote is stored with
+join code and a secret teacher key) and its rounds are prepared and stored
+(:meth:`~store.base.BaseQuizStore.save_round`); students join with the code and get a random
+token (:meth:`~store.base.BaseQuizStore.join`) that identifies them across reloads, restarts and
+servers, and vote with it (:meth:`~store.base.BaseQuizStore.cast_vote`). Every vote is stored with
 its round, the distortion parameters and each metric's values and pick, so the teacher's
 dashboard (:meth:`~store.base.BaseQuizStore.summary`) can say how often each metric agrees
 with the people, overall and by the pair of distortion families.
@@ -41,14 +44,27 @@ from store.base import (
     CODE_ALPHABET,
     CODE_LENGTH,
     CSV_COLUMNS,
+    TOKEN_LENGTH,
     BaseQuizStore,
+    Receipt,
     RoundSummary,
     SessionInfo,
+    StoredRound,
     Summary,
     Vote,
+    check_token,
     normalize_code,
 )
-from store.errors import QuizError, QuizInputError, QuizSessionNotFoundError, QuizStorageError, QuizVoteError
+from store.errors import (
+    QuizError,
+    QuizInputError,
+    QuizRoundNotReadyError,
+    QuizSessionNotFoundError,
+    QuizStorageError,
+    QuizTokenError,
+    QuizVoteConflictError,
+    QuizVoteError,
+)
 from store.sqlite import MIGRATIONS, SCHEMA_VERSION, QuizStore, default_db_path, migrate
 
 __all__ = [
@@ -60,14 +76,21 @@ __all__ = [
     "BaseQuizStore",
     "QuizError",
     "QuizInputError",
+    "QuizRoundNotReadyError",
     "QuizSessionNotFoundError",
     "QuizStorageError",
     "QuizStore",
+    "QuizTokenError",
+    "QuizVoteConflictError",
     "QuizVoteError",
+    "Receipt",
     "RoundSummary",
     "SessionInfo",
+    "StoredRound",
     "Summary",
+    "TOKEN_LENGTH",
     "Vote",
+    "check_token",
     "default_db_path",
     "migrate",
     "normalize_code",

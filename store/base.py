@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,16 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Self, TextIO
 
 from core.distortions import chain_to_dict
-from store.errors import QuizInputError, QuizSessionNotFoundError, QuizStorageError, QuizVoteError
+from store.errors import (
+    QuizInputError,
+    QuizRoundNotReadyError,
+    QuizSessionNotFoundError,
+    QuizStorageError,
+    QuizTokenError,
+    QuizVoteConflictError,
+    QuizVoteError,
+)
+from teach.preparation import PNG_SIGNATURE, PreparedRound
 from teach.quiz import Agreement, RoundSpec, agreement, check_int, metric_order, pair_label
 
 __all__ = [
@@ -41,10 +51,15 @@ __all__ = [
     "CSV_COLUMNS",
     "BaseQuizStore",
     "Ballot",
+    "Cast",
+    "Receipt",
     "RoundSummary",
     "SessionInfo",
+    "StoredRound",
     "Summary",
+    "TOKEN_LENGTH",
     "Vote",
+    "check_token",
     "normalize_code",
 ]
 
@@ -64,6 +79,10 @@ CSV_COLUMNS = (
 _MAX_ROUNDS = 500
 _MAX_TITLE = 200
 _MAX_VOTER = 100
+
+#: A student token: ``secrets.token_urlsafe(16)``, 128 random bits as 22 URL-safe characters.
+TOKEN_LENGTH = 22
+_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
 
 
 # --------------------------------------------------------------------------------------
@@ -153,6 +172,52 @@ class Ballot:
     metrics: str
 
 
+@dataclass(frozen=True)
+class Cast:
+    """A student's validated pick on its way into a backend (:meth:`BaseQuizStore._cast_vote`):
+    ``code`` as given (for messages), ``session_code`` normalized, the token's hash, the round
+    and the choice."""
+
+    code: str
+    session_code: str
+    token_hash: str
+    round_index: int
+    choice: Choice
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A vote the store holds: its row id, round, the pick stored, and whether this call only
+    repeated a pick already stored (a re-sent vote, acknowledged again, counted once)."""
+
+    vote_id: int
+    round_index: int
+    choice: Choice
+    repeated: bool
+
+
+@dataclass(frozen=True)
+class StoredRound:
+    """A prepared round as stored: the images (PNG, exactly what was measured), where they come
+    from, and every metric's values and pick. Read by every student; never changed."""
+
+    session_code: str
+    index: int
+    sample: str
+    family_a: str
+    family_b: str
+    chain_a: dict[str, Any]
+    chain_b: dict[str, Any]
+    ref_png: bytes
+    a_png: bytes
+    b_png: bytes
+    metrics: dict[str, dict[str, Any]]
+
+    @property
+    def pair(self) -> str:
+        return pair_label(self.family_a, self.family_b)
+
+
 # --------------------------------------------------------------------------------------
 # Validation and small helpers
 # --------------------------------------------------------------------------------------
@@ -187,6 +252,30 @@ def _check_choice(choice: Any) -> Choice:
     if value not in ("A", "B"):
         raise QuizVoteError(f"A vote must be 'A' or 'B' (the image closer to the reference), got {choice!r}.")
     return value  # type: ignore[return-value]
+
+
+def check_token(token: Any) -> str:
+    """``token`` if it looks like a student token (22 URL-safe characters), else :class:`QuizTokenError`.
+
+    >>> check_token("x" * 22) == "x" * 22
+    True
+    >>> check_token("not a token")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    store.errors.QuizTokenError: The student token in this link is damaged...
+    """
+    value = token.strip() if isinstance(token, str) else ""
+    if not _TOKEN.fullmatch(value):
+        raise QuizTokenError(
+            f"The student token in this link is damaged (a token is {TOKEN_LENGTH} letters, digits, '-' or '_'). "
+            "Join again with the session code."
+        )
+    return value
+
+
+def _check_round_number(round_index: Any) -> int:
+    if isinstance(round_index, bool) or not isinstance(round_index, int):
+        raise QuizVoteError(f"The round index must be an integer, got {round_index!r}.")
+    return round_index
 
 
 def _check_voter(voter_id: Any) -> str:
@@ -258,8 +347,13 @@ class BaseQuizStore(abc.ABC):
     of its database or filesystem into a :class:`QuizStorageError` whose message starts with
     "the quiz cannot ...". When :meth:`record_vote` returns, the vote must be durable.
 
-    A re-vote (same session, round and voter) **replaces** the earlier choice: the last
-    answer counts, the row keeps its id and gets the new time.
+    A voter has one vote per round: the first pick stands. Sending the same pick again is
+    acknowledged again (the same row, counted once); a different pick for a voted round is
+    refused with :class:`QuizVoteConflictError`.
+
+    Students are identified by a *token* (:meth:`join`): 128 random bits that the student's
+    browser keeps in the page's URL, tied to one session. The store keeps only the token's
+    SHA-256 and a random pseudonym (``voter_id``, in the CSV); nothing personal.
     """
 
     # -- what a backend implements -----------------------------------------------------
@@ -278,12 +372,55 @@ class BaseQuizStore(abc.ABC):
         """The stored teacher key hash of session ``code``, or ``None`` when there is no such session."""
 
     @abc.abstractmethod
-    def _upsert_vote(self, ballot: Ballot) -> int:
+    def _insert_vote(self, ballot: Ballot) -> int:
         """In one write transaction: read ``(seed, n_rounds)`` of ``ballot.session_code`` (``None``
         when there is no such session) and pass it to :meth:`_check_ballot`, which raises for an
         unknown session, a round out of range or a foreign round; then insert the vote (created
-        :func:`_now`, seed from the session), or replace the vote of the same session, round and
-        voter in place, keeping its id. Returns the row id; durable on return."""
+        :func:`_now`, seed from the session) unless the voter has voted in that round; if so, pass
+        the stored ``(id, choice)`` to :meth:`_repeated` (it returns the id for the same choice and
+        raises for another). Returns the row id; durable on return."""
+
+    @abc.abstractmethod
+    def _insert_voter(self, code: str, token_hash: str, voter_id: str) -> bool:
+        """In one write transaction: if session ``code`` exists, insert a voter (created :func:`_now`)
+        and return ``True``; ``False`` when there is no such session."""
+
+    @abc.abstractmethod
+    def _fetch_voter(self, token_hash: str) -> tuple[str, str] | None:
+        """``(session_code, voter_id)`` of the token with this hash, or ``None``."""
+
+    @abc.abstractmethod
+    def _fetch_picks(self, code: str, voter_id: str) -> list[tuple[int, str]]:
+        """``(round_index, choice)`` of every vote of ``voter_id`` in session ``code``, by round."""
+
+    @abc.abstractmethod
+    def _count_voters(self, code: str) -> int:
+        """How many tokens session ``code`` has issued (students who joined)."""
+
+    @abc.abstractmethod
+    def _cast_vote(self, cast: Cast) -> Receipt:
+        """In one write transaction: read the session's ``(seed, n_rounds)`` and the token's
+        ``(session_code, voter_id)`` (each ``None`` when missing) and pass them to
+        :meth:`_check_cast`; if the voter has voted in the round, return :meth:`_repeated` of the
+        stored ``(id, choice)``; if the round is not stored, raise :class:`QuizRoundNotReadyError`
+        (:meth:`_not_ready`); else insert the vote with the stored round's sample, families,
+        chains and metrics (created :func:`_now`). A concurrent identical insert is handled as a
+        repeat. Durable on return."""
+
+    @abc.abstractmethod
+    def _insert_round(self, code: str, prepared: PreparedRound, metrics_json: str, chain_a: str,
+                      chain_b: str) -> bool:
+        """In one write transaction: pass the session's ``(seed, n_rounds)`` (or ``None``) to
+        :meth:`_check_round`, then insert the round unless it is stored; whether it was inserted."""
+
+    @abc.abstractmethod
+    def _fetch_round_row(self, code: str, index: int) -> tuple[Any, ...] | None:
+        """``(sample, family_a, family_b, chain_a, chain_b, ref_png, a_png, b_png, metrics)`` of a
+        stored round (chains and metrics as the JSON text stored, images as bytes), or ``None``."""
+
+    @abc.abstractmethod
+    def _fetch_round_indices(self, code: str) -> list[int]:
+        """The indices of session ``code``'s stored rounds, in order."""
 
     @abc.abstractmethod
     def _fetch_vote_rows(self, code: str) -> list[tuple[Any, ...]]:
@@ -303,6 +440,14 @@ class BaseQuizStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def backup(self, destination: str | os.PathLike[str]) -> Any:
+        """A consistent copy of the whole database at ``destination`` while servers keep writing.
+        Backends that cannot (PostgreSQL: use ``pg_dump``) raise :class:`QuizStorageError`."""
+        raise QuizStorageError(
+            f"the quiz cannot back up a {type(self).__name__} database itself; use the database's own tool "
+            "(PostgreSQL: pg_dump)."
+        )
 
     def create_session(self, title: str, n_rounds: int = 10, seed: int | None = None) -> tuple[str, str]:
         """Create a session; returns ``(join_code, teacher_key)``. Only the key's hash is stored,
@@ -339,24 +484,167 @@ class BaseQuizStore(abc.ABC):
 
     def record_vote(self, code: str, round_index: int, voter_id: str, choice: str, spec: RoundSpec,
                     metrics: Mapping[str, Mapping[str, Any]]) -> int:
-        """Store one judgment durably and return its row id; a re-vote replaces the choice.
+        """Store one judgment of ``voter_id`` (any pseudonym) durably and return its row id.
 
-        Raises :class:`QuizSessionNotFoundError` for an unknown code, :class:`QuizVoteError`
-        for a bad choice, voter id, round index or a ``spec`` of another session or round,
-        and :class:`QuizStorageError` when the database cannot be written.
+        The low-level door (tests, imports); the app uses :meth:`cast_vote` with a student token
+        and the stored round. The same pick again returns the same id; another pick for a voted
+        round raises :class:`QuizVoteConflictError`. Raises :class:`QuizSessionNotFoundError` for
+        an unknown code, :class:`QuizVoteError` for a bad choice, voter id, round index or a
+        ``spec`` of another session or round, and :class:`QuizStorageError` when the database
+        cannot be written.
         """
         normalized = normalize_code(code)
         choice = _check_choice(choice)
         voter_id = _check_voter(voter_id)
-        if isinstance(round_index, bool) or not isinstance(round_index, int):
-            raise QuizVoteError(f"The round index must be an integer, got {round_index!r}.")
+        round_index = _check_round_number(round_index)
         if not isinstance(spec, RoundSpec):
             raise QuizVoteError(f"spec must be the round's RoundSpec from make_round(), got {type(spec).__name__}.")
         metrics_json = _check_metrics(metrics)
         chain_a = json.dumps(chain_to_dict(spec.chain_a), sort_keys=True)
         chain_b = json.dumps(chain_to_dict(spec.chain_b), sort_keys=True)
         ballot = Ballot(code, normalized, round_index, voter_id, choice, spec, chain_a, chain_b, metrics_json)
-        return int(self._upsert_vote(ballot))
+        return int(self._insert_vote(ballot))
+
+    # -- students: tokens, votes by token, progress ---------------------------------------
+
+    def join(self, code: str) -> str:
+        """Issue a new student token for session ``code`` (raises :class:`QuizSessionNotFoundError`).
+
+        The token is 128 random bits (``secrets.token_urlsafe``); only its SHA-256 is stored, with
+        a random pseudonym for the CSV. It carries nothing about the student.
+        """
+        normalized = normalize_code(code)
+        token = secrets.token_urlsafe(16)
+        if not self._insert_voter(normalized, _hash_key(token), secrets.token_hex(6)):
+            raise QuizSessionNotFoundError(f"There is no quiz session with the code {code!r}; check the code.")
+        return token
+
+    def voter(self, code: str, token: str) -> str:
+        """The pseudonym (``voter_id``) of ``token`` in session ``code``; :class:`QuizTokenError` for a
+        malformed token, one this store never issued, or one issued for another session."""
+        normalized = normalize_code(code)
+        return self._check_token_owner(code, normalized, self._fetch_voter(_hash_key(check_token(token))))
+
+    def picks(self, code: str, token: str) -> dict[int, Choice]:
+        """The student's stored picks in session ``code``, round index → ``"A"``/``"B"``."""
+        normalized = normalize_code(code)
+        voter_id = self.voter(normalized, token)
+        return {int(index): choice for index, choice in self._fetch_picks(normalized, voter_id)}
+
+    def joined(self, code: str) -> int:
+        """How many students have joined session ``code`` (tokens issued)."""
+        return int(self._count_voters(self._require_session(code).code))
+
+    def cast_vote(self, code: str, token: str, round_index: int, choice: str) -> Receipt:
+        """Store the student's pick for a prepared round; durable when it returns.
+
+        The stored round's sample, chains and metric values go with the vote (the student's page
+        showed exactly those). Sending the same pick again returns the same vote
+        (``repeated=True``); a different pick for a voted round raises
+        :class:`QuizVoteConflictError`. A bad token raises :class:`QuizTokenError`, a round out of
+        range :class:`QuizVoteError`, a round not prepared yet :class:`QuizRoundNotReadyError`; in
+        each case nothing is stored.
+        """
+        normalized = normalize_code(code)
+        choice = _check_choice(choice)
+        round_index = _check_round_number(round_index)
+        token_hash = _hash_key(check_token(token))
+        return self._cast_vote(Cast(code, normalized, token_hash, round_index, choice))
+
+    @staticmethod
+    def _check_token_owner(code: str, normalized: str, found: tuple[str, str] | None) -> str:
+        if found is None:
+            raise QuizTokenError(
+                "This student token was not issued by this quiz (a link typed by hand or from another "
+                "server's database?). Join again with the session code."
+            )
+        session_code, voter_id = found
+        if session_code != normalized:
+            raise QuizTokenError(
+                f"This student token belongs to another quiz session, not {normalized}. Join session "
+                f"{normalized} with its code to get your own."
+            )
+        return voter_id
+
+    @classmethod
+    def _check_cast(cls, cast: Cast, session: tuple[int, int] | None, voter: tuple[str, str] | None) -> str:
+        """Check ``cast`` inside the backend's write transaction; returns the voter id."""
+        if session is None:
+            raise QuizSessionNotFoundError(f"There is no quiz session with the code {cast.code!r}; check the code.")
+        _, n_rounds = session
+        if not 0 <= cast.round_index < n_rounds:
+            raise QuizVoteError(
+                f"Round {cast.round_index + 1} does not exist: session {cast.session_code} has rounds 1 to "
+                f"{n_rounds}. Nothing was saved."
+            )
+        return cls._check_token_owner(cast.code, cast.session_code, voter)
+
+    @staticmethod
+    def _repeated(round_index: int, choice: str, stored: tuple[int, str]) -> int:
+        """The stored vote's id when ``choice`` repeats it; :class:`QuizVoteConflictError` otherwise."""
+        vote_id, stored_choice = stored
+        if stored_choice != choice:
+            raise QuizVoteConflictError(
+                f"Round {round_index + 1} already has your pick {stored_choice}; a vote cannot be changed, "
+                f"so {choice} was not saved."
+            )
+        return int(vote_id)
+
+    @staticmethod
+    def _not_ready(cast: Cast) -> QuizRoundNotReadyError:
+        return QuizRoundNotReadyError(
+            f"Round {cast.round_index + 1} of session {cast.session_code} is still being prepared; "
+            "wait a moment and pick again. Nothing was saved."
+        )
+
+    # -- prepared rounds ------------------------------------------------------------------
+
+    def save_round(self, code: str, prepared: PreparedRound) -> bool:
+        """Store a prepared round (:func:`teach.preparation.prepare_round`) of session ``code``;
+        ``False`` (nothing changed) when that round is stored already: the first copy stands."""
+        normalized = normalize_code(code)
+        if not isinstance(prepared, PreparedRound):
+            raise QuizInputError(f"save_round() needs a PreparedRound from prepare_round(), got "
+                                 f"{type(prepared).__name__}.")
+        for name in ("ref_png", "a_png", "b_png"):
+            if not isinstance(getattr(prepared, name), bytes) or not getattr(prepared, name).startswith(PNG_SIGNATURE):
+                raise QuizInputError(f"The prepared round's {name} is not PNG data.")
+        metrics_json = _check_metrics(prepared.metrics)
+        chain_a = json.dumps(chain_to_dict(prepared.spec.chain_a), sort_keys=True)
+        chain_b = json.dumps(chain_to_dict(prepared.spec.chain_b), sort_keys=True)
+        return bool(self._insert_round(normalized, prepared, metrics_json, chain_a, chain_b))
+
+    @staticmethod
+    def _check_round(code: str, prepared: PreparedRound, session: tuple[int, int] | None) -> None:
+        if session is None:
+            raise QuizSessionNotFoundError(f"There is no quiz session with the code {code!r}; check the code.")
+        seed, n_rounds = session
+        spec = prepared.spec
+        if not 0 <= spec.index < n_rounds or spec.seed != seed:
+            raise QuizInputError(
+                f"This prepared round is make_round({spec.seed}, {spec.index}), but session {code} has seed "
+                f"{seed} and rounds 0 to {n_rounds - 1}."
+            )
+
+    def prepared_rounds(self, code: str) -> list[int]:
+        """The indices of the rounds of session ``code`` that are prepared and stored, in order."""
+        return [int(i) for i in self._fetch_round_indices(normalize_code(code))]
+
+    def stored_round(self, code: str, index: int) -> StoredRound | None:
+        """Round ``index`` of session ``code`` as prepared, or ``None`` while it is not stored."""
+        normalized = normalize_code(code)
+        index = _check_round_number(index)
+        row = self._fetch_round_row(normalized, index)
+        if row is None:
+            return None
+        sample, family_a, family_b, chain_a, chain_b, ref_png, a_png, b_png, metrics = row
+        try:
+            values = json.loads(metrics)
+            ordered = {name: values[name] for name in metric_order(set(values))}  # JSON keeps them sorted
+            return StoredRound(normalized, index, sample, family_a, family_b, json.loads(chain_a), json.loads(chain_b),
+                               bytes(ref_png), bytes(a_png), bytes(b_png), ordered)
+        except (TypeError, ValueError) as exc:
+            raise QuizStorageError(f"the quiz cannot read its database: a round row is damaged ({exc}).") from None
 
     @staticmethod
     def _check_ballot(ballot: Ballot, session: tuple[int, int] | None) -> int:

@@ -8,11 +8,32 @@ from __future__ import annotations
 
 from teach.quiz import QuizError, QuizInputError
 
-__all__ = ["QuizError", "QuizInputError", "QuizSessionNotFoundError", "QuizStorageError", "QuizVoteError"]
+__all__ = [
+    "QuizError",
+    "QuizInputError",
+    "QuizRoundNotReadyError",
+    "QuizSessionNotFoundError",
+    "QuizStorageError",
+    "QuizTokenError",
+    "QuizVoteConflictError",
+    "QuizVoteError",
+]
 
 
 class QuizVoteError(QuizInputError):
     """A vote was refused: bad choice, round out of range, empty voter id, foreign round."""
+
+
+class QuizVoteConflictError(QuizVoteError):
+    """A different pick for a round this voter has already voted in (the first pick stands)."""
+
+
+class QuizTokenError(QuizVoteError):
+    """A student token that is malformed, was never issued, or belongs to another session."""
+
+
+class QuizRoundNotReadyError(QuizError):
+    """The round's images and metric values have not been prepared (stored) yet."""
 
 
 class QuizSessionNotFoundError(QuizError, LookupError):

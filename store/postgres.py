@@ -12,9 +12,10 @@ The guarantees are the SQLite store's:
 * Every operation runs in an explicit transaction (autocommit off) and commits before it
   returns, with ``synchronous_commit = on``: an acknowledged vote is in the server's
   write-ahead log on disk.
-* Concurrent writers lose nothing: a vote is one row-level ``INSERT … ON CONFLICT … DO
-  UPDATE`` (a re-vote replaces the earlier choice in place, keeping its id, as in SQLite);
-  a serialization failure or deadlock is retried.
+* Concurrent writers lose nothing: a vote is one row-level ``INSERT … ON CONFLICT DO
+  NOTHING``; a concurrent copy of the same vote finds the first and is acknowledged as a
+  repeat, a different pick for a voted round is refused (as in SQLite); a serialization
+  failure or deadlock is retried.
 * Thread-safe: a thread takes a connection for one operation from a small lock-protected
   pool of idle connections and gives it back (Streamlit runs every rerun on a new thread, so
   a connection per thread would open a server backend per click); after a fork the child
@@ -38,8 +39,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from store.base import BaseQuizStore, Ballot, SessionInfo, _now
+from store.base import BaseQuizStore, Ballot, Cast, Receipt, SessionInfo, _now
 from store.errors import QuizError, QuizStorageError
+from teach.preparation import PreparedRound
 
 try:
     import psycopg
@@ -91,6 +93,31 @@ MIGRATIONS: list[str] = [
     # 2: look up a student's votes across sessions.
     """
     CREATE INDEX votes_by_voter ON votes (voter_id);
+    """,
+    # 3: student tokens (hashes only) and the prepared rounds (PNG images, metric values).
+    """
+    CREATE TABLE voters (
+        token_hash TEXT PRIMARY KEY,
+        session_code TEXT NOT NULL REFERENCES sessions(code),
+        voter_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (session_code, voter_id)
+    );
+    CREATE TABLE rounds (
+        session_code TEXT NOT NULL REFERENCES sessions(code),
+        round_index INTEGER NOT NULL,
+        sample TEXT NOT NULL,
+        family_a TEXT NOT NULL,
+        family_b TEXT NOT NULL,
+        chain_a TEXT NOT NULL,
+        chain_b TEXT NOT NULL,
+        ref_png BYTEA NOT NULL,
+        a_png BYTEA NOT NULL,
+        b_png BYTEA NOT NULL,
+        metrics TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (session_code, round_index)
+    );
     """,
 ]
 
@@ -371,7 +398,9 @@ class PostgresQuizStore(BaseQuizStore):
         rows = self._read("SELECT teacher_key_hash FROM sessions WHERE code = %s", (code,))
         return rows[0][0] if rows else None
 
-    def _upsert_vote(self, ballot: Ballot) -> int:
+    _FIND_VOTE = "SELECT id, choice FROM votes WHERE session_code = %s AND round_index = %s AND voter_id = %s"
+
+    def _insert_vote(self, ballot: Ballot) -> int:
         spec = ballot.spec
 
         def body(cur: psycopg.Cursor) -> int:
@@ -382,17 +411,97 @@ class PostgresQuizStore(BaseQuizStore):
                 "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, "
                 "family_a, family_b, chain_a, chain_b, metrics) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (session_code, round_index, voter_id) DO UPDATE SET choice = EXCLUDED.choice, "
-                "created = EXCLUDED.created, sample = EXCLUDED.sample, family_a = EXCLUDED.family_a, "
-                "family_b = EXCLUDED.family_b, chain_a = EXCLUDED.chain_a, chain_b = EXCLUDED.chain_b, "
-                "metrics = EXCLUDED.metrics RETURNING id",
+                "ON CONFLICT (session_code, round_index, voter_id) DO NOTHING RETURNING id",
                 (ballot.session_code, ballot.round_index, ballot.voter_id, ballot.choice, _now(), seed, spec.sample,
                  spec.family_a, spec.family_b, ballot.chain_a, ballot.chain_b, ballot.metrics),
             )
-            (vote_id,) = cur.fetchone()
-            return int(vote_id)
+            inserted = cur.fetchone()
+            if inserted is not None:
+                return int(inserted[0])
+            # Voted already (or a concurrent copy just committed): ON CONFLICT waited for it.
+            cur.execute(self._FIND_VOTE, (ballot.session_code, ballot.round_index, ballot.voter_id))
+            return self._repeated(ballot.round_index, ballot.choice, cur.fetchone())
 
         return self._transaction("save votes to", body)
+
+    def _insert_voter(self, code: str, token_hash: str, voter_id: str) -> bool:
+        def body(cur: psycopg.Cursor) -> bool:
+            cur.execute("INSERT INTO voters (token_hash, session_code, voter_id, created) "
+                        "SELECT %s, code, %s, %s FROM sessions WHERE code = %s RETURNING token_hash",
+                        (token_hash, voter_id, _now(), code))
+            return cur.fetchone() is not None
+
+        return self._transaction("save the new student to", body)
+
+    def _fetch_voter(self, token_hash: str) -> tuple[str, str] | None:
+        rows = self._read("SELECT session_code, voter_id FROM voters WHERE token_hash = %s", (token_hash,))
+        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+
+    def _fetch_picks(self, code: str, voter_id: str) -> list[tuple[int, str]]:
+        return self._read("SELECT round_index, choice FROM votes WHERE session_code = %s AND voter_id = %s "
+                          "ORDER BY round_index", (code, voter_id))  # type: ignore[return-value]
+
+    def _count_voters(self, code: str) -> int:
+        return int(self._read("SELECT COUNT(*) FROM voters WHERE session_code = %s", (code,))[0][0])
+
+    def _cast_vote(self, cast: Cast) -> Receipt:
+        def body(cur: psycopg.Cursor) -> Receipt:
+            cur.execute("SELECT seed, n_rounds FROM sessions WHERE code = %s FOR KEY SHARE", (cast.session_code,))
+            session = cur.fetchone()
+            cur.execute("SELECT session_code, voter_id FROM voters WHERE token_hash = %s", (cast.token_hash,))
+            voter_id = self._check_cast(cast, session, cur.fetchone())
+            cur.execute(self._FIND_VOTE, (cast.session_code, cast.round_index, voter_id))
+            stored = cur.fetchone()
+            if stored is not None:
+                vote_id = self._repeated(cast.round_index, cast.choice, stored)
+                return Receipt(vote_id, cast.round_index, cast.choice, True)
+            cur.execute("SELECT 1 FROM rounds WHERE session_code = %s AND round_index = %s",
+                        (cast.session_code, cast.round_index))
+            if cur.fetchone() is None:
+                raise self._not_ready(cast)
+            cur.execute(
+                "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, "
+                "family_b, chain_a, chain_b, metrics) SELECT r.session_code, r.round_index, %s, %s, %s, %s, "
+                "r.sample, r.family_a, r.family_b, r.chain_a, r.chain_b, r.metrics FROM rounds r "
+                "WHERE r.session_code = %s AND r.round_index = %s "
+                "ON CONFLICT (session_code, round_index, voter_id) DO NOTHING RETURNING id",
+                (voter_id, cast.choice, _now(), session[0], cast.session_code, cast.round_index),
+            )
+            inserted = cur.fetchone()
+            if inserted is not None:
+                return Receipt(int(inserted[0]), cast.round_index, cast.choice, False)
+            cur.execute(self._FIND_VOTE, (cast.session_code, cast.round_index, voter_id))  # a concurrent copy won
+            return Receipt(self._repeated(cast.round_index, cast.choice, cur.fetchone()), cast.round_index,
+                           cast.choice, True)
+
+        return self._transaction("save votes to", body)
+
+    def _insert_round(self, code: str, prepared: PreparedRound, metrics_json: str, chain_a: str,
+                      chain_b: str) -> bool:
+        spec = prepared.spec
+
+        def body(cur: psycopg.Cursor) -> bool:
+            cur.execute("SELECT seed, n_rounds FROM sessions WHERE code = %s FOR KEY SHARE", (code,))
+            self._check_round(code, prepared, cur.fetchone())
+            cur.execute(
+                "INSERT INTO rounds (session_code, round_index, sample, family_a, family_b, chain_a, chain_b, ref_png, "
+                "a_png, b_png, metrics, created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (session_code, round_index) DO NOTHING RETURNING round_index",
+                (code, spec.index, spec.sample, spec.family_a, spec.family_b, chain_a, chain_b, prepared.ref_png,
+                 prepared.a_png, prepared.b_png, metrics_json, _now()),
+            )
+            return cur.fetchone() is not None
+
+        return self._transaction("save a prepared round to", body)
+
+    def _fetch_round_row(self, code: str, index: int) -> tuple[Any, ...] | None:
+        rows = self._read("SELECT sample, family_a, family_b, chain_a, chain_b, ref_png, a_png, b_png, metrics "
+                          "FROM rounds WHERE session_code = %s AND round_index = %s", (code, index))
+        return rows[0] if rows else None
+
+    def _fetch_round_indices(self, code: str) -> list[int]:
+        return [r[0] for r in self._read("SELECT round_index FROM rounds WHERE session_code = %s "
+                                         "ORDER BY round_index", (code,))]
 
     def _fetch_vote_rows(self, code: str) -> list[tuple[Any, ...]]:
         return self._read(

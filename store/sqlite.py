@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from store.base import BaseQuizStore, Ballot, SessionInfo, _now
+from store.base import BaseQuizStore, Ballot, Cast, Receipt, SessionInfo, _now
+from teach.preparation import PreparedRound
 from store.errors import QuizStorageError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "QuizStore", "default_db_path", "migrate"]
@@ -62,6 +63,32 @@ MIGRATIONS: list[str] = [
     # 2: look up a student's votes across sessions (and show how a migration looks).
     """
     CREATE INDEX votes_by_voter ON votes (voter_id);
+    """,
+    # 3: students keep a token (only its hash is here) that survives reloads and restarts, and
+    # every round is prepared once and stored (images as PNG, the metrics' values as JSON).
+    """
+    CREATE TABLE voters (
+        token_hash TEXT PRIMARY KEY,
+        session_code TEXT NOT NULL REFERENCES sessions(code),
+        voter_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (session_code, voter_id)
+    );
+    CREATE TABLE rounds (
+        session_code TEXT NOT NULL REFERENCES sessions(code),
+        round_index INTEGER NOT NULL,
+        sample TEXT NOT NULL,
+        family_a TEXT NOT NULL,
+        family_b TEXT NOT NULL,
+        chain_a TEXT NOT NULL,
+        chain_b TEXT NOT NULL,
+        ref_png BLOB NOT NULL,
+        a_png BLOB NOT NULL,
+        b_png BLOB NOT NULL,
+        metrics TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (session_code, round_index)
+    );
     """,
 ]
 
@@ -131,8 +158,8 @@ class QuizStore(BaseQuizStore):
     * One connection per thread (and per process, after a fork); :meth:`close` closes the
       calling thread's.
     * ``read_only=True`` opens an existing, current database for reading only (a dashboard).
-    * A re-vote (same session, round and voter) **replaces** the earlier choice: the last
-      answer counts, the row keeps its id and gets the new time.
+    * One vote per voter and round: the same pick again is acknowledged again (same row), a
+      different one is refused (:class:`~store.errors.QuizVoteConflictError`).
 
     Every ``sqlite3``/filesystem failure becomes a :class:`QuizStorageError`.
     """
@@ -225,6 +252,28 @@ class QuizStore(BaseQuizStore):
         with self._guard("read its database"):
             return self._conn().execute(sql, params).fetchall()
 
+    def backup(self, destination: str | os.PathLike[str]) -> Path:
+        """Copy the whole database, votes still in the ``-wal`` file included, to the new file
+        ``destination`` (SQLite's online backup: servers keep writing meanwhile); returns its path.
+
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> store = QuizStore(folder / "quiz.sqlite3")
+        >>> code, _ = store.create_session("Friday")
+        >>> QuizStore(store.backup(folder / "copy.sqlite3")).session(code).title
+        'Friday'
+        """
+        target = Path(destination).expanduser()
+        if target.exists():
+            raise QuizStorageError(f"the quiz cannot back up to {target}: the file exists. Choose a new file name.")
+        with self._guard("back up its database"):
+            copy = sqlite3.connect(str(target))
+            try:
+                self._conn().backup(copy)
+            finally:
+                copy.close()
+        return target
+
     # -- the SQL behind BaseQuizStore ---------------------------------------------------
 
     def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str) -> bool:
@@ -246,22 +295,93 @@ class QuizStore(BaseQuizStore):
         rows = self._read("SELECT teacher_key_hash FROM sessions WHERE code = ?", (code,))
         return rows[0][0] if rows else None
 
-    def _upsert_vote(self, ballot: Ballot) -> int:
+    def _insert_vote(self, ballot: Ballot) -> int:
         spec = ballot.spec
         with self._write() as conn:
             row = conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?", (ballot.session_code,)).fetchone()
             seed = self._check_ballot(ballot, row)
+            stored = conn.execute(
+                "SELECT id, choice FROM votes WHERE session_code = ? AND round_index = ? AND voter_id = ?",
+                (ballot.session_code, ballot.round_index, ballot.voter_id),
+            ).fetchone()
+            if stored is not None:
+                return self._repeated(ballot.round_index, ballot.choice, stored)
             (vote_id,) = conn.execute(
                 "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, "
                 "family_a, family_b, chain_a, chain_b, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (session_code, round_index, voter_id) DO UPDATE SET choice = excluded.choice, "
-                "created = excluded.created, sample = excluded.sample, family_a = excluded.family_a, "
-                "family_b = excluded.family_b, chain_a = excluded.chain_a, chain_b = excluded.chain_b, "
-                "metrics = excluded.metrics RETURNING id",
+                "RETURNING id",
                 (ballot.session_code, ballot.round_index, ballot.voter_id, ballot.choice, _now(), seed, spec.sample,
                  spec.family_a, spec.family_b, ballot.chain_a, ballot.chain_b, ballot.metrics),
             ).fetchone()
         return int(vote_id)
+
+    def _insert_voter(self, code: str, token_hash: str, voter_id: str) -> bool:
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM sessions WHERE code = ?", (code,)).fetchone():
+                return False
+            conn.execute("INSERT INTO voters (token_hash, session_code, voter_id, created) VALUES (?, ?, ?, ?)",
+                         (token_hash, code, voter_id, _now()))
+            return True
+
+    def _fetch_voter(self, token_hash: str) -> tuple[str, str] | None:
+        rows = self._read("SELECT session_code, voter_id FROM voters WHERE token_hash = ?", (token_hash,))
+        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+
+    def _fetch_picks(self, code: str, voter_id: str) -> list[tuple[int, str]]:
+        return self._read("SELECT round_index, choice FROM votes WHERE session_code = ? AND voter_id = ? "
+                          "ORDER BY round_index", (code, voter_id))  # type: ignore[return-value]
+
+    def _count_voters(self, code: str) -> int:
+        return self._read("SELECT COUNT(*) FROM voters WHERE session_code = ?", (code,))[0][0]
+
+    def _cast_vote(self, cast: Cast) -> Receipt:
+        with self._write() as conn:
+            session = conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?",
+                                   (cast.session_code,)).fetchone()
+            voter = conn.execute("SELECT session_code, voter_id FROM voters WHERE token_hash = ?",
+                                 (cast.token_hash,)).fetchone()
+            voter_id = self._check_cast(cast, session, voter)
+            stored = conn.execute(
+                "SELECT id, choice FROM votes WHERE session_code = ? AND round_index = ? AND voter_id = ?",
+                (cast.session_code, cast.round_index, voter_id),
+            ).fetchone()
+            if stored is not None:
+                vote_id = self._repeated(cast.round_index, cast.choice, stored)
+                return Receipt(vote_id, cast.round_index, cast.choice, True)
+            inserted = conn.execute(
+                "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, "
+                "family_b, chain_a, chain_b, metrics) SELECT r.session_code, r.round_index, ?, ?, ?, ?, r.sample, "
+                "r.family_a, r.family_b, r.chain_a, r.chain_b, r.metrics FROM rounds r "
+                "WHERE r.session_code = ? AND r.round_index = ? RETURNING id",
+                (voter_id, cast.choice, _now(), session[0], cast.session_code, cast.round_index),
+            ).fetchone()
+            if inserted is None:
+                raise self._not_ready(cast)
+        return Receipt(int(inserted[0]), cast.round_index, cast.choice, False)
+
+    def _insert_round(self, code: str, prepared: PreparedRound, metrics_json: str, chain_a: str,
+                      chain_b: str) -> bool:
+        spec = prepared.spec
+        with self._write() as conn:
+            self._check_round(code, prepared, conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?",
+                                                           (code,)).fetchone())
+            inserted = conn.execute(
+                "INSERT INTO rounds (session_code, round_index, sample, family_a, family_b, chain_a, chain_b, ref_png, "
+                "a_png, b_png, metrics, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (session_code, round_index) DO NOTHING RETURNING round_index",
+                (code, spec.index, spec.sample, spec.family_a, spec.family_b, chain_a, chain_b, prepared.ref_png,
+                 prepared.a_png, prepared.b_png, metrics_json, _now()),
+            ).fetchone()
+        return inserted is not None
+
+    def _fetch_round_row(self, code: str, index: int) -> tuple[Any, ...] | None:
+        rows = self._read("SELECT sample, family_a, family_b, chain_a, chain_b, ref_png, a_png, b_png, metrics "
+                          "FROM rounds WHERE session_code = ? AND round_index = ?", (code, index))
+        return rows[0] if rows else None
+
+    def _fetch_round_indices(self, code: str) -> list[int]:
+        return [r[0] for r in self._read("SELECT round_index FROM rounds WHERE session_code = ? ORDER BY round_index",
+                                         (code,))]
 
     def _fetch_vote_rows(self, code: str) -> list[tuple[Any, ...]]:
         return self._read(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -320,6 +320,7 @@ def score_round(
     dist_a: torch.Tensor,
     dist_b: torch.Tensor,
     engines: Mapping[str, Engine],
+    others: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each metric's values for A and B and its pick, keyed by metric name.
 
@@ -329,6 +330,8 @@ def score_round(
     ``{"lpips_alex": {"a": 0.21, "b": 0.34, "pick": "A"}, "psnr": {...}, "ssim": {...}}``:
     each metric's direction comes from :mod:`core.metrics` (SSIM in reference luma mode); equal values
     give the pick ``"tie"``. ``spec`` is the round the images belong to (for the record).
+    ``others`` limits the non-LPIPS metrics to these registry names (default: every registered
+    one), e.g. ``("psnr", "ssim")`` where a network metric would cost too much.
     """
     if not isinstance(spec, RoundSpec):
         raise QuizInputError(f"score_round() needs the RoundSpec of the images, got {type(spec).__name__}.")
@@ -347,9 +350,16 @@ def score_round(
         scores[f"lpips_{net}"] = _metric_entry(values[0].item(), values[1].item(), True)
     # Every other registered metric (reference SSIM mode); one that cannot score images this
     # small (MS-SSIM below 176 px) sits the round out rather than voting with NaN.
-    others = tuple(k for k in metrics.names() if k != "lpips")
-    result = compare(None, ref, pair, metrics=others, spatial=False)
-    for key in others:
+    registered = tuple(k for k in metrics.names() if k != "lpips")
+    if others is not None:
+        unknown = sorted(set(others) - set(registered))
+        if unknown or isinstance(others, str):
+            raise QuizInputError(f"others must be registered metric names other than 'lpips' {registered}, got "
+                                 f"{others!r}.")
+        registered = tuple(k for k in registered if k in others)
+    others = registered
+    result = compare(None, ref, pair, metrics=others, spatial=False) if others else None
+    for key in others if result is not None else ():
         if key not in result.skipped:
             values = result[key]
             scores[key] = _metric_entry(values[0].item(), values[1].item(), not metrics.get(key).higher_is_better)

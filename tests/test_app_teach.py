@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from teach import quiz, sweeps
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
+QUIZ_PAGE = APP.parent / "views" / "quiz.py"
 TIMEOUT = 180  # seconds per script run: the first loads torch and the networks on a loaded 2-core CPU
 SMALL = 256  # compute size limit for these tests (settings.max_side); the quiz's rounds are 256 px too
 SWEEP_SAMPLE = "astronaut"  # the first gallery entry: the Sweeps page's default reference
@@ -217,8 +219,29 @@ def create_session(at: AppTest, title: str = "Perceptual similarity quiz", round
     return code, key
 
 
+def wait_prepared(store: QuizStore, code: str, n_rounds: int, timeout: float = 300.0) -> None:
+    """Wait for the server's background preparation to store every round of ``code``."""
+    deadline = time.monotonic() + timeout
+    while len(store.prepared_rounds(code)) < n_rounds:
+        assert time.monotonic() < deadline, f"only {store.prepared_rounds(code)} of {n_rounds} rounds prepared"
+        time.sleep(0.5)
+
+
+def quiz_page(query_params: dict | None = None) -> AppTest:
+    """A new browser session opened straight on the quiz page (its own script: no other page runs)."""
+    at = AppTest.from_file(str(QUIZ_PAGE), default_timeout=TIMEOUT)
+    at.query_params = dict(query_params or {})
+    at.run()
+    return at
+
+
+def reopen(at: AppTest) -> AppTest:
+    """The same browser tab reloaded: a new Streamlit session, the same address (query parameters)."""
+    return quiz_page(at.query_params)
+
+
 def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
-    teacher = start("views/quiz.py")
+    teacher = quiz_page()
     assert_clean(teacher)
     assert [t.value for t in teacher.title] == ["Class quiz"]
     assert teacher.segmented_control(key="quiz.role").value == "A student"
@@ -229,25 +252,36 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
         session = store.session(code)
         assert session is not None and session.n_rounds == 3 and session.title == "Perceptual similarity quiz"
         assert store.check_teacher_key(code, key)
+        # Creating the session started preparing its rounds in the background; the teacher sees it.
+        assert any("rounds" in c.value for c in teacher.caption) or teacher.get("progress"), teacher.main
+        wait_prepared(store, code, 3)
         # The dashboard opens by itself for the new session, with nothing in it yet.
+        teacher.run()
+        assert_clean(teacher)
+        assert any("All 3 rounds are prepared" in c.value for c in teacher.caption)
         assert teacher.text_input(key="quiz.dash.code").value == code
         assert any("0 judgments from 0 people" in m.value for m in teacher.markdown)
         assert not teacher.metric
 
         # A student on another device: a wrong code first, then the right one (any case).
-        student = start("views/quiz.py")
+        student = quiz_page()
         assert any("Enter the code" in i.value for i in student.info)
         student.text_input(key="quiz.code").input("ZZZZZZ" if code != "ZZZZZZ" else "YYYYYY").run()
         assert not student.exception and not student.error
         assert len(student.warning) == 1 and "No session has that code" in student.warning[0].value
+        assert "voter" not in student.query_params  # no token for a session that does not exist
         student.text_input(key="quiz.code").input(code.lower()).run()
         assert_clean(student)
         assert progress_text(student) == "Round 1 of 3"
         assert any(m.value == "**Perceptual similarity quiz** · 3 rounds" for m in student.markdown)
         assert {"quiz.pick.A", "quiz.pick.B"} <= {b.key for b in student.button}
         assert not student.metric  # nothing revealed before the vote
+        # Joining put the student's token in the page's address; the store knows it (by its hash).
+        token = student.query_params["voter"]
+        assert student.query_params["code"] == code and len(token) == 22
+        assert store.joined(code) == 1 and store.picks(code, token) == {}
 
-        student.button(key="quiz.pick.B").click().run()
+        student.button(key="quiz.pick.B").click().run()  # one run: the callback stores, the page confirms
         assert_clean(student)
         want = round_metrics(session.seed, 0)
         # LPIPS on both networks, then every other registered metric that can score the round's size
@@ -260,7 +294,7 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
         labels = {"lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG16)", "psnr": "PSNR", "ssim": "SSIM",
                   "ms_ssim": "MS-SSIM"}
         for card, (name, m) in zip(student.metric, want.items()):
-            assert card.label == labels[name]
+            assert card.label == labels.get(name, quiz.metric_label(name))
             assert card.value == f"picks {m['pick']}"
             verdict = "agrees with you" if m["pick"] == "B" else ("can't decide" if m["pick"] == "tie" else "disagrees")
             assert card.delta == verdict
@@ -272,7 +306,7 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
         assert len(votes) == 1
         vote = votes[0]
         assert (vote.session_code, vote.round_index, vote.choice) == (code, 0, "B")
-        assert vote.voter_id == student.session_state["quiz.voter"]
+        assert vote.voter_id == store.voter(code, token)
         spec = quiz.make_round(session.seed, 0)
         assert (vote.sample, vote.family_a, vote.family_b) == (spec.sample, spec.family_a, spec.family_b)
         assert set(vote.metrics) == set(want)
@@ -281,38 +315,85 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
             assert vote.metrics[name]["a"] == pytest.approx(m["a"], abs=1e-6)
             assert vote.metrics[name]["b"] == pytest.approx(m["b"], abs=1e-6)
 
+        # The tab is reloaded (or the server restarted): the address brings the student back to the
+        # first unvoted round, with the earlier pick shown, under the same token.
+        back = reopen(student)
+        assert_clean(back)
+        assert progress_text(back) == "Round 2 of 3"
+        assert any("Welcome back: your 1 earlier pick is saved" in i.value for i in back.info)
+        assert any("round 1 **B**" in c.value for c in back.caption)
+        assert back.query_params["voter"] == token and store.joined(code) == 1
+
         student.button(key="quiz.next").click().run()
         assert_clean(student)
         assert progress_text(student) == "Round 2 of 3"
         assert not student.metric
 
-        # The student tries the dashboard with a guessed key: an error, no numbers.
+        # The student tries the dashboard with a guessed key, then with their own token: errors, no numbers.
         student.segmented_control(key="quiz.role").set_value("The teacher").run()
         assert not student.success and not student.code  # the teacher's message is per session
-        student.text_input(key="quiz.dash.code").input(code)
-        student.text_input(key="quiz.dash.key").input("not-the-key").run()
-        assert not student.exception
-        assert len(student.error) == 1 and "do not match a session" in student.error[0].value
-        assert not student.metric
-        assert not any("judgments" in m.value for m in student.markdown)
-        assert not student.dataframe
-        assert key not in rendered_text(student)
+        for guess in ("not-the-key", token):
+            student.text_input(key="quiz.dash.code").input(code)
+            student.text_input(key="quiz.dash.key").input(guess).run()
+            assert not student.exception
+            assert len(student.error) == 1 and "do not match a session" in student.error[0].value
+            assert not student.metric
+            assert not any("judgments" in m.value for m in student.markdown)
+            assert not student.dataframe
+            assert key not in rendered_text(student)
 
-        # The teacher refreshes: one judgment, each metric's agreement as QuizStore.summary says.
+        # The teacher refreshes: one judgment from one person, each metric's agreement as QuizStore.summary says.
         teacher.button(key="quiz.refresh").click().run()
         assert_clean(teacher)
         summary = store.summary(code)
         assert (summary.n_votes, summary.n_voters) == (1, 1)
         assert any(m.value == "**Perceptual similarity quiz** · 1 judgment from 1 person" for m in teacher.markdown)
+        assert any(c.value.startswith("1 student joined") for c in teacher.caption)
         cards = {c.label: c for c in teacher.metric}
         assert len(cards) == len(summary.metrics) == len(want)
         for name, agreement in summary.metrics.items():
-            card = cards[labels[name]]
+            card = cards[labels.get(name, quiz.metric_label(name))]
             assert agreement.score == (1.0 if want[name]["pick"] == "B" else 0.5 if want[name]["pick"] == "tie" else 0.0)
             assert card.value == f"{100 * agreement.score:.0f}%"
             assert f"{agreement.n} judgments" in card.proto.help
         table = teacher.dataframe[0].value
         assert len(table) == 3 and list(table["votes B"])[:1] == [1]
+    finally:
+        store.close()
+
+
+def test_quiz_bad_student_links_are_explained_and_store_nothing(quiz_db):
+    store = QuizStore(quiz_db)
+    try:
+        code, _ = store.create_session("Class", n_rounds=2, seed=5)
+        other, _ = store.create_session("Other", n_rounds=2, seed=6)
+        theirs = store.join(other)
+        cases = {
+            "not a token": "damaged",
+            "Z" * 22: "was not issued by this quiz",
+            theirs: f"belongs to another quiz session, not {code}",
+        }
+        for token, message in cases.items():
+            at = quiz_page({"code": code, "voter": token})
+            assert not at.exception, [e.value for e in at.exception]
+            assert len(at.error) == 1, [e.value for e in at.error]
+            assert message in at.error[0].value and "Nothing was saved" in at.error[0].value, at.error[0].value
+            assert not at.get("progress") and "quiz.pick.A" not in {b.key for b in at.button}
+            assert at.query_params["voter"] == token  # nothing rewritten behind the student's back
+        assert (store.joined(code), store.joined(other)) == (0, 1)
+        assert store.votes(code) == [] and store.votes(other) == []
+        # "Join as a new student" drops the bad token and issues a fresh one.
+        at.button(key="quiz.rejoin").click().run()
+        assert not at.exception and not at.error
+        assert at.query_params["voter"] != theirs and store.joined(code) == 1
+        assert store.voter(code, at.query_params["voter"])
+        # This session's rounds were never prepared (made here by the store, not the page): the
+        # student waits while this server prepares them.
+        assert any("rounds are being prepared" in i.value for i in at.info), [i.value for i in at.info]
+        wait_prepared(store, code, 2)
+        at.run()
+        assert_clean(at)
+        assert progress_text(at) == "Round 1 of 2" and "quiz.pick.A" in {b.key for b in at.button}
     finally:
         store.close()
 
@@ -337,7 +418,7 @@ def test_quiz_unwritable_store_explained_and_explore_still_works(tmp_path, monke
 
         at.switch_page("views/explore.py").run()
         assert_clean(at)
-        assert len(at.metric) == 4 and all(m.value for m in at.metric)
+        assert len(at.metric) >= 4 and all(m.value for m in at.metric)  # LPIPS, PSNR, SSIM, MS-SSIM at least
         assert not blocker.with_name("quiz.sqlite3").exists() and blocker.is_file()
     finally:
         clear_quiz_store()
@@ -381,6 +462,6 @@ def test_quiz_unreachable_postgres_explained_and_explore_still_works(monkeypatch
 
         at.switch_page("views/explore.py").run()
         assert_clean(at)
-        assert len(at.metric) == 4 and all(m.value for m in at.metric)
+        assert len(at.metric) >= 4 and all(m.value for m in at.metric)  # LPIPS, PSNR, SSIM, MS-SSIM at least
     finally:
         clear_quiz_store()

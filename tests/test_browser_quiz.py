@@ -52,6 +52,11 @@ def test_teacher_two_students_and_dashboard(quiz_app):
             found = re.search(r"code ([A-Z2-9]{6})\b", success.inner_text())
             assert found, success.inner_text()
             code = found.group(1)
+            # The rounds are prepared in the background, with a progress bar, until all are stored.
+            teacher.get_by_text("Preparing the rounds:").or_(teacher.get_by_text("All 2 rounds are prepared")) \
+                .first.wait_for(timeout=60_000)
+            teacher.screenshot(path=str(ARTIFACTS / "quiz_teacher_preparing.png"))
+            teacher.get_by_text("All 2 rounds are prepared").wait_for(timeout=600_000)
             teacher.get_by_text("Teacher key (private").click()  # collapsed so a projector does not show it
             key = teacher.locator('[data-testid="stCode"]').first.inner_text().strip()
             assert len(key) >= 16
@@ -107,5 +112,71 @@ def test_teacher_two_students_and_dashboard(quiz_app):
 
             for ctx in (teacher_ctx, s1_ctx, s2_ctx):
                 ctx.close()
+        finally:
+            browser.close()
+
+
+def test_reload_keeps_the_student_and_bad_links_are_refused(quiz_app):
+    """Vote, reload the tab: the same student (token in the address) sees the earlier pick and the
+    next round. A forged, damaged or foreign token: a clear message, and nothing is stored."""
+    from browser import launch_browser, wait_until_idle
+    from playwright.sync_api import sync_playwright
+
+    from store import QuizStore
+    from teach.preparation import prepare_round
+
+    url, db = quiz_app
+    with QuizStore(db) as store:
+        code, _ = store.create_session("Reload", n_rounds=3, seed=31)
+        other, _ = store.create_session("Other class", n_rounds=3, seed=32)
+        for index in range(3):  # prepared here (PSNR and SSIM only: fast); the server only reads them
+            store.save_round(code, prepare_round(31, index, engines={}, max_side=256, others=("psnr", "ssim")))
+        theirs = store.join(other)
+    with sync_playwright() as pw:
+        browser = launch_browser(pw)
+        try:
+            ctx, page = open_quiz(browser, url)
+            box = page.get_by_label("Session code (from your teacher)")
+            box.fill(code)
+            box.press("Enter")
+            page.get_by_text("Round 1 of 3").wait_for(timeout=60_000)
+            wait_until_idle(page)
+            assert f"code={code}" in page.url and "voter=" in page.url
+            page.get_by_role("button", name="B is closer").click()
+            page.get_by_text("You chose B (saved)").wait_for(timeout=60_000)
+            wait_until_idle(page)
+            assert_no_errors(page)
+            address = page.url
+
+            page.reload()  # a new Streamlit session: only the address is left
+            page.get_by_text("Round 2 of 3").wait_for(timeout=60_000)
+            wait_until_idle(page)
+            assert_no_errors(page)
+            assert page.url == address
+            page.get_by_text("Welcome back: your 1 earlier pick is saved").wait_for(timeout=30_000)
+            page.get_by_text("Your saved picks: round 1 B").wait_for(timeout=30_000)
+            assert page.get_by_label("Session code (from your teacher)").input_value() == code
+            page.screenshot(path=str(ARTIFACTS / "quiz_student_reloaded.png"))
+            page.get_by_role("button", name="A is closer").click()
+            page.get_by_text("You chose A (saved)").wait_for(timeout=60_000)
+            with QuizStore(db) as store:
+                votes = store.votes(code)
+                assert [(v.round_index, v.choice) for v in votes] == [(0, "B"), (1, "A")]
+                assert len({v.voter_id for v in votes}) == 1 and store.joined(code) == 1
+
+            # Links that cannot be used: each says why, offers a fresh start, and stores nothing.
+            for token, message in (("Q" * 22, "was not issued by this quiz"), ("short", "is damaged"),
+                                   (theirs, f"belongs to another quiz session, not {code}")):
+                page.goto(f"{url}/quiz?code={code}&voter={token}")
+                page.get_by_text(message).wait_for(timeout=60_000)
+                wait_until_idle(page)
+                assert page.get_by_text("Nothing was saved").count() == 1
+                assert page.get_by_role("button", name="Join as a new student").count() == 1
+                assert page.get_by_role("button", name="A is closer").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "quiz_student_bad_link.png"))
+            with QuizStore(db) as store:
+                assert (store.joined(code), store.joined(other)) == (1, 1)
+                assert len(store.votes(code)) == 2 and store.votes(other) == []
+            ctx.close()
         finally:
             browser.close()

@@ -55,6 +55,7 @@ def _create_session(teacher) -> tuple[str, str]:
     success.wait_for(timeout=60_000)
     found = re.search(r"code ([A-Z2-9]{6})\b", success.inner_text())
     assert found, success.inner_text()
+    teacher.get_by_text("All 2 rounds are prepared").wait_for(timeout=600_000)  # prepared in the background
     teacher.get_by_text("Teacher key (private").click()
     key = teacher.locator('[data-testid="stCode"]').first.inner_text().strip()
     assert len(key) >= 16

@@ -10,6 +10,8 @@ PostgreSQL-specific ones (its migrations, connection errors) are at the end.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import io
 import json
 import multiprocessing
@@ -31,16 +33,21 @@ from core.errors import LpipsExplorerError
 from store import (
     CODE_ALPHABET,
     CSV_COLUMNS,
+    TOKEN_LENGTH,
     QuizError,
     QuizInputError,
+    QuizRoundNotReadyError,
     QuizSessionNotFoundError,
     QuizStorageError,
     QuizStore,
+    QuizTokenError,
+    QuizVoteConflictError,
     QuizVoteError,
     base,
     open_store,
 )
 from store.sqlite import MIGRATIONS, SCHEMA_VERSION, default_db_path, migrate
+from teach.preparation import prepare_round
 from teach.quiz import make_round
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,19 +213,165 @@ def test_vote_validation(store):
         store.summary("NOPE22")
 
 
-def test_revote_replaces_the_earlier_choice(store):
+def test_the_first_pick_stands_a_resend_is_acknowledged_again(store):
     code, _ = store.create_session("Class", n_rounds=2, seed=5)
     spec = make_round(5, 0)
     first = store.record_vote(code, 0, "ana", "a", spec, fake_metrics())  # lower case is fine
     assert [v.choice for v in store.votes(code)] == ["A"]
-    second = store.record_vote(code.lower(), 0, " ana ", "B", spec, fake_metrics())
+    again = store.record_vote(code.lower(), 0, " ana ", "A", spec, fake_metrics())  # a re-sent vote
+    assert again == first
+    with pytest.raises(QuizVoteConflictError, match="already has your pick A; a vote cannot be changed"):
+        store.record_vote(code, 0, "ana", "B", spec, fake_metrics())
     (vote,) = store.votes(code)
-    assert second == first == vote.id and vote.choice == "B" and vote.voter_id == "ana"
+    assert vote.id == first and vote.choice == "A" and vote.voter_id == "ana"
     assert vote.chain_a == chain_to_dict(spec.chain_a) and vote.sample == spec.sample
     assert vote.metrics == fake_metrics() and vote.seed == 5
-    store.record_vote(code, 0, "ben", "A", spec, fake_metrics())
-    assert len(store.votes(code)) == 2
+    store.record_vote(code, 0, "ben", "B", spec, fake_metrics())
+    assert [(v.voter_id, v.choice) for v in store.votes(code)] == [("ana", "A"), ("ben", "B")]
 
+
+# --------------------------------------------------------------------------------------
+# Students' tokens and prepared rounds
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def prepared(seed: int, index: int):
+    """A real prepared round, small and without LPIPS (PSNR and SSIM only) to stay fast."""
+    return prepare_round(seed, index, engines={}, max_side=48, others=("psnr", "ssim"))
+
+
+def raw_contents(store) -> bytes:
+    """Everything the database holds, as bytes (to prove a secret is not in it)."""
+    if is_sqlite(store):
+        return store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
+    with store._raw() as conn:
+        return repr([conn.execute(f"SELECT * FROM {t}").fetchall() for t in ("sessions", "voters", "votes")]).encode()
+
+
+def test_a_token_identifies_one_student_of_one_session(store):
+    code, key = store.create_session("Class", n_rounds=3, seed=21)
+    ana, ben = store.join(code), store.join(code.lower())
+    assert len(ana) == TOKEN_LENGTH and ana != ben and ana != key
+    assert ana not in raw_contents(store).decode("latin-1")  # only the token's hash is stored
+    assert store.voter(code, ana) != store.voter(code, ben)
+    assert store.joined(code) == 2 and store.picks(code, ana) == {}
+    assert not store.check_teacher_key(code, ana)  # a student's token never opens the dashboard
+    with pytest.raises(QuizSessionNotFoundError):
+        store.join("NOPE22")
+    assert store.joined(code) == 2
+
+
+def test_cast_vote_stores_the_prepared_round_and_counts_people(store):
+    code, _ = store.create_session("Class", n_rounds=3, seed=21)
+    assert store.prepared_rounds(code) == [] and store.stored_round(code, 0) is None
+    rounds = [prepared(21, i) for i in range(3)]
+    assert [store.save_round(code, r) for r in rounds] == [True, True, True]
+    assert store.save_round(code, rounds[0]) is False  # the first copy stands
+    assert store.prepared_rounds(code) == [0, 1, 2]
+    shown = store.stored_round(code, 1)
+    assert (shown.ref_png, shown.a_png, shown.b_png) == (rounds[1].ref_png, rounds[1].a_png, rounds[1].b_png)
+    assert shown.metrics == json.loads(json.dumps(rounds[1].metrics)) and shown.sample == rounds[1].spec.sample
+    assert shown.chain_b == chain_to_dict(rounds[1].spec.chain_b) and shown.pair == rounds[1].spec.pair
+
+    ana, ben = store.join(code), store.join(code)
+    receipt = store.cast_vote(code, ana, 1, "b")
+    assert (receipt.round_index, receipt.choice, receipt.repeated) == (1, "B", False)
+    again = store.cast_vote(code, f" {ana} ", 1, "B")  # re-sent after a lost acknowledgement
+    assert again.vote_id == receipt.vote_id and again.repeated
+    with pytest.raises(QuizVoteConflictError, match="Round 2 already has your pick B"):
+        store.cast_vote(code, ana, 1, "A")
+    store.cast_vote(code, ana, 0, "A")
+    store.cast_vote(code, ben, 1, "A")
+    assert store.picks(code, ana) == {0: "A", 1: "B"} and store.picks(code, ben) == {1: "A"}
+
+    votes = store.votes(code)
+    assert len(votes) == 3 and {v.voter_id for v in votes} == {store.voter(code, ana), store.voter(code, ben)}
+    (vote,) = [v for v in votes if v.id == receipt.vote_id]
+    assert vote.metrics == shown.metrics and vote.sample == shown.sample and vote.seed == 21
+    assert (vote.chain_a, vote.chain_b) == (shown.chain_a, shown.chain_b)
+    summary = store.summary(code)
+    assert (summary.n_votes, summary.n_voters) == (3, 2)  # people, not votes or tabs
+    assert (summary.rounds[1].votes_a, summary.rounds[1].votes_b) == (1, 1)
+
+
+def test_bad_tokens_and_rounds_are_refused_and_store_nothing(store):
+    code, _ = store.create_session("Class", n_rounds=2, seed=21)
+    other, _ = store.create_session("Other class", n_rounds=2, seed=22)
+    for index in range(2):
+        store.save_round(code, prepared(21, index))
+    store.save_round(other, prepared(22, 0))
+    mine, theirs = store.join(code), store.join(other)
+    forged = "A" * TOKEN_LENGTH
+    cases = [
+        (dict(token="not-a-token"), QuizTokenError, "token in this link is damaged"),
+        (dict(token=mine + "x"), QuizTokenError, "damaged"),
+        (dict(token=None), QuizTokenError, "damaged"),
+        (dict(token="é" * TOKEN_LENGTH), QuizTokenError, "damaged"),
+        (dict(token=forged), QuizTokenError, "was not issued by this quiz"),
+        (dict(token=theirs), QuizTokenError, f"belongs to another quiz session, not {code}"),
+        (dict(round_index=2), QuizVoteError, "Round 3 does not exist: session .* has rounds 1 to 2"),
+        (dict(round_index=-1), QuizVoteError, "Round 0 does not exist"),
+        (dict(round_index="1"), QuizVoteError, "integer"),
+        (dict(choice="C"), QuizVoteError, "'A' or 'B'"),
+        (dict(code="NOPE22"), QuizSessionNotFoundError, "no quiz session"),
+    ]
+    for change, error, message in cases:
+        args = dict(code=code, token=mine, round_index=1, choice="A")
+        args.update(change)
+        with pytest.raises(error, match=message):
+            store.cast_vote(**args)
+    with pytest.raises(QuizTokenError, match="another quiz session"):
+        store.picks(code, theirs)
+    with pytest.raises(QuizTokenError, match="not issued"):
+        store.voter(code, forged)
+    unready, _ = store.create_session("Unprepared", n_rounds=2, seed=23)
+    student = store.join(unready)
+    with pytest.raises(QuizRoundNotReadyError, match="still being prepared"):
+        store.cast_vote(unready, student, 0, "A")
+    assert store.votes(code) == [] and store.votes(other) == [] and store.votes(unready) == []
+    assert (store.joined(code), store.joined(other), store.joined(unready)) == (1, 1, 1)
+    assert store.cast_vote(code, mine, 1, "A").repeated is False  # the good token still works
+
+
+def test_save_round_checks_the_round_belongs_to_the_session(store):
+    code, _ = store.create_session("Class", n_rounds=2, seed=21)
+    with pytest.raises(QuizInputError, match="session .* has seed 21 and rounds 0 to 1"):
+        store.save_round(code, prepared(99, 0))
+    with pytest.raises(QuizInputError, match="rounds 0 to 1"):
+        store.save_round(code, prepared(21, 2))
+    with pytest.raises(QuizInputError, match="not PNG"):
+        store.save_round(code, dataclasses.replace(prepared(21, 0), a_png=b"GIF89a"))
+    with pytest.raises(QuizInputError, match="PreparedRound"):
+        store.save_round(code, {"index": 0})
+    with pytest.raises(QuizSessionNotFoundError):
+        store.save_round("NOPE22", prepared(21, 0))
+    assert store.prepared_rounds(code) == []
+
+
+def test_a_vote_sent_by_eight_threads_at_once_is_stored_once(store):
+    code, _ = store.create_session("Double click", n_rounds=1, seed=21)
+    store.save_round(code, prepared(21, 0))
+    token = store.join(code)
+    barrier = threading.Barrier(8)
+    receipts, errors = [], []
+
+    def send() -> None:
+        try:
+            barrier.wait(timeout=30)
+            receipts.append(store.cast_vote(code, token, 0, "B"))
+            store.close()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({r.vote_id for r in receipts}) == 1 and sum(not r.repeated for r in receipts) == 1
+    assert len(store.votes(code)) == 1 and store.summary(code).rounds[0].votes_b == 1
 
 
 def test_summary_against_a_hand_computation(store):
@@ -433,12 +586,18 @@ def test_migration_from_a_version_1_database(tmp_path):
 
     store = QuizStore(path)
     conn = store._conn()
-    assert SCHEMA_VERSION == 2 and conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert SCHEMA_VERSION == 3 and conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {"voters", "rounds"}
     assert store.session("abcdef").title == "Old"
     assert [(v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [("ana", "B")]
     store.record_vote("ABCDEF", 0, "ben", "A", spec, {})
     assert store.summary("ABCDEF").rounds[0].votes_a == 1
+    # An old session gets tokens and prepared rounds like a new one.
+    assert store.save_round("ABCDEF", prepare_round(4, 1, engines={}, max_side=48, others=("psnr",)))
+    token = store.join("ABCDEF")
+    store.cast_vote("ABCDEF", token, 1, "B")
+    assert store.picks("ABCDEF", token) == {1: "B"} and store.summary("ABCDEF").n_voters == 3
     assert QuizStore(path).session("ABCDEF") is not None  # reopening a current database is a no-op
 
 
@@ -511,6 +670,37 @@ def test_full_disk_raises_storage_error_and_loses_nothing(store):
     assert integrity(store.path) == "ok"
 
 
+@SQLITE_ONLY
+def test_backup_copies_votes_still_in_the_wal_file(store, tmp_path):
+    code, _ = store.create_session("Class", n_rounds=2, seed=21)
+    store.save_round(code, prepared(21, 0))
+    token = store.join(code)
+    store.cast_vote(code, token, 0, "B")
+    assert Path(f"{store.path}-wal").stat().st_size > 0  # not checkpointed: the vote is in the -wal file
+    copy = store.backup(tmp_path / "backup.sqlite3")
+    assert not Path(f"{copy}-wal").exists() or Path(f"{copy}-wal").stat().st_size == 0
+    with QuizStore(copy) as restored:
+        assert restored.picks(code, token) == {0: "B"} and restored.stored_round(code, 0).a_png == prepared(21, 0).a_png
+        assert integrity(copy) == "ok"
+    with pytest.raises(QuizStorageError, match="the file exists"):
+        store.backup(copy)
+    # The command line: the database named by the environment, exit 0; an existing file, exit 2.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LPIPS_EXPLORER_QUIZ_DB": str(store.path)}
+    command = [sys.executable, "-m", "store", "backup"]
+    done = subprocess.run(command + [str(tmp_path / "cli.sqlite3")], env=env, capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0 and "backed up" in done.stdout, done.stderr
+    with QuizStore(tmp_path / "cli.sqlite3") as restored:
+        assert len(restored.votes(code)) == 1
+    again = subprocess.run(command + [str(copy)], env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert again.returncode == 2 and "the file exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_postgres_backup_points_to_pg_dump(postgres_url, tmp_path):
+    with open_store(postgres_url) as store, pytest.raises(QuizStorageError, match="pg_dump"):
+        store.backup(tmp_path / "backup")
+
+
 def test_quiz_rounds_and_store_do_not_import_streamlit():
     for path in [REPO / "teach" / "quiz.py", *sorted((REPO / "store").glob("*.py"))]:
         source = path.read_text(encoding="utf-8")
@@ -532,7 +722,7 @@ def test_postgres_schema_matches_sqlite(postgres_url, tmp_path):
     assert postgres.SCHEMA_VERSION == SCHEMA_VERSION == len(postgres.MIGRATIONS) == len(MIGRATIONS)
     lite = QuizStore(tmp_path / "quiz.sqlite3")
     with open_store(postgres_url) as pg, pg._raw() as conn:
-        for table in ("sessions", "votes"):
+        for table in ("sessions", "votes", "voters", "rounds"):
             sqlite_columns = [row[1] for row in lite._conn().execute(f"PRAGMA table_info({table})")]
             pg_columns = [row[0] for row in conn.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
@@ -562,8 +752,9 @@ def test_postgres_migration_from_a_version_1_database(postgres_url):
         )
     store = open_store(postgres_url)
     with store._raw() as conn:
-        assert _pg_version(conn) == 2
+        assert _pg_version(conn) == 3
         assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'votes_by_voter'").fetchone()
+        assert conn.execute("SELECT to_regclass('voters'), to_regclass('rounds')").fetchone() == ("voters", "rounds")
     assert store.session("abcdef").title == "Old"
     assert [(v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [("ana", "B")]
     store.record_vote("ABCDEF", 0, "ben", "A", spec, {})

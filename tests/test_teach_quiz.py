@@ -101,7 +101,7 @@ def test_render_round_is_deterministic_8bit_and_small():
 def test_score_round_agrees_with_direct_metric_calls(alex, index):
     spec = make_round(31, index)
     ref, a, b = render_round(spec, max_side=96)
-    scores = score_round(spec, ref, a, b, {"alex": alex})
+    scores = score_round(spec, ref, a, b, {"alex": alex}, others=("psnr", "ssim"))
     assert list(scores) == ["lpips_alex", "psnr", "ssim"]
     direct = {
         "lpips_alex": (alex.distance(ref, a).item(), alex.distance(ref, b).item(), True),
@@ -120,11 +120,27 @@ def test_score_round_agrees_with_direct_metric_calls(alex, index):
 def test_score_round_ties_and_engine_checks(alex):
     spec = make_round(31, 0)
     ref, a, _ = render_round(spec, max_side=64)
-    scores = score_round(spec, ref, a, a.clone(), {"lpips_alex": alex})
+    scores = score_round(spec, ref, a, a.clone(), {"lpips_alex": alex}, others=("ssim", "psnr"))
     assert {m: e["pick"] for m, e in scores.items()} == {"lpips_alex": "tie", "psnr": "tie", "ssim": "tie"}
-    assert list(score_round(spec, ref, a, a, {})) == ["psnr", "ssim"]  # only the engines given
+    assert list(score_round(spec, ref, a, a, {}, others=("psnr",))) == ["psnr"]  # only the engines given
+    assert score_round(spec, ref, a, a, {}, others=()) == {}
     with pytest.raises(QuizInputError, match="vgg"):
         score_round(spec, ref, a, a, {"vgg": alex})
+    for bad in (("lpips",), ("psnr", "no_such_metric"), "psnr"):
+        with pytest.raises(QuizInputError, match="registered metric names"):
+            score_round(spec, ref, a, a, {}, others=bad)
+
+
+def test_score_round_scores_every_registered_metric_by_default():
+    from core import metrics
+
+    spec = make_round(31, 1)
+    ref, a, b = render_round(spec, max_side=64)
+    scores = score_round(spec, ref, a, b, {})
+    registered = [k for k in metrics.names() if k != "lpips"]
+    assert {"psnr", "ssim"} <= set(scores) <= set(registered)
+    assert list(scores) == [k for k in registered if k in scores]  # display order
+    assert "ms_ssim" not in scores  # MS-SSIM needs 176 px: it sits a 64 px round out instead of voting NaN
 
 
 def test_pair_label_is_order_free():

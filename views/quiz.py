@@ -1,28 +1,42 @@
 """Teach · Class quiz: two-alternative forced choice (2AFC), as in the paper's BAPPS data.
 
-A teacher creates a session (a short code for students, a secret key for the dashboard);
-students join with the code on their own devices; each vote is stored with its round, the
-distortion chains and every metric's values. The dashboard shows how often each metric agreed
-with the class.
+A teacher creates a session (a short code for students, a secret key for the dashboard); every
+round's images and metric values are then prepared in the background and stored, so a student's
+click only reads and writes the store. Students join with the code on their own devices; each
+student gets a random token kept in the page's address (``?code=…&voter=…``), so a reload, a
+dropped connection, a server restart or another server behind the proxy brings them back to
+their first unvoted round with their earlier picks. A vote is confirmed in the same run that
+stores it. The dashboard shows how often each metric agreed with the class.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import secrets
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import LpipsExplorerError
-from core.tensors import to_uint8
-from store import BaseQuizStore, Summary, open_store
+from store import (
+    BaseQuizStore,
+    QuizRoundNotReadyError,
+    QuizTokenError,
+    SessionInfo,
+    StoredRound,
+    Summary,
+    normalize_code,
+    open_store,
+)
 from teach import quiz
-from views.common import engine_for, plain, show_error, weights_status
-from viz import heatmaps
+from teach.preparation import RoundPreparer
+from views.common import engine_for, freeze_imported_objects, plain, show_error, weights_status
 
 ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
+#: Students can start once this many rounds (or all, if fewer) are prepared.
+OPEN_AFTER = 3
+#: The page's query parameters that keep a student's place: the join code and the student token.
+CODE_PARAM, TOKEN_PARAM = "code", "voter"
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,14 +48,20 @@ def quiz_store() -> BaseQuizStore:
     return open_store(os.environ.get("LPIPS_EXPLORER_QUIZ_DB") or None)
 
 
-@st.cache_data(show_spinner="Preparing the round…", max_entries=256)
-def prepared_round(seed: int, index: int, nets: tuple[str, ...]) -> dict:
-    """Images (8-bit) and every metric's values for one round; the same for every student."""
-    spec = quiz.make_round(seed, index)
-    ref, a, b = quiz.render_round(spec, max_side=ROUND_SIDE)
-    engines = {net: engine_for(net, "0.1", True, "auto") for net in nets}
-    metrics = quiz.score_round(spec, ref, a, b, engines)
-    return {"ref": to_uint8(ref), "a": to_uint8(a), "b": to_uint8(b), "metrics": metrics}
+@st.cache_resource(show_spinner=False)
+def round_preparer() -> RoundPreparer:
+    """One background thread per server that prepares sessions' rounds into the store."""
+    return RoundPreparer(quiz_store())
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def stored_round(code: str, index: int) -> StoredRound:
+    """A prepared round from the store; stored rounds never change, so each is read once per server.
+    Raises :class:`QuizRoundNotReadyError` (not cached) while the round is not stored."""
+    found = quiz_store().stored_round(code, index)
+    if found is None:
+        raise QuizRoundNotReadyError(f"Round {index + 1} is still being prepared.")
+    return found
 
 
 def _nets() -> tuple[str, ...]:
@@ -49,10 +69,10 @@ def _nets() -> tuple[str, ...]:
     return tuple(n for n in ("alex", "vgg") if not status[n])
 
 
-def _voter_id() -> str:
-    if "quiz.voter" not in st.session_state:
-        st.session_state["quiz.voter"] = secrets.token_hex(6)
-    return st.session_state["quiz.voter"]
+def start_preparation(session: SessionInfo) -> None:
+    """Prepare the session's missing rounds on this server (no-op while it is already doing so)."""
+    engines = {net: engine_for(net, "0.1", True, "auto") for net in _nets()}
+    round_preparer().submit(session.code, session.seed, session.n_rounds, engines, max_side=ROUND_SIDE)
 
 
 def _store_or_none() -> BaseQuizStore | None:
@@ -67,10 +87,90 @@ def _store_or_none() -> BaseQuizStore | None:
 # Students.
 # ---------------------------------------------------------------------------------------------
 
+def _round_key(code: str) -> str:
+    return f"quiz.round.{code}"
+
+
+def _rejoin() -> None:
+    """Drop the bad token from the address; the next run issues a new one."""
+    if TOKEN_PARAM in st.query_params:
+        del st.query_params[TOKEN_PARAM]
+    st.session_state.pop("quiz.token_checked", None)
+
+
+def student_token(store: BaseQuizStore, session: SessionInfo) -> str | None:
+    """The student's token for ``session``: the one in the page's address, checked against the
+    store, or a new one (kept in the address) on a first join. ``None`` after showing why a
+    token in the address cannot be used."""
+    url_code = st.query_params.get(CODE_PARAM, "")
+    url_token = st.query_params.get(TOKEN_PARAM, "")
+    try:
+        same_session = bool(url_code) and normalize_code(url_code) == session.code
+    except LpipsExplorerError:
+        same_session = False
+    if url_token and same_session:
+        if st.session_state.get("quiz.token_checked") == (session.code, url_token):
+            return url_token  # checked earlier in this browser session
+        try:
+            store.voter(session.code, url_token)
+        except QuizTokenError as err:
+            st.error(f"**This page's student link cannot be used:** {err} Nothing was saved.",
+                     icon=":material/link_off:")
+            st.button("Join as a new student", key="quiz.rejoin", on_click=_rejoin, icon=":material/login:")
+            return None
+        st.session_state["quiz.token_checked"] = (session.code, url_token)
+        return url_token
+    # A first join here, or the student typed another session's code: a new token.
+    token = store.join(session.code)
+    st.session_state.pop(_round_key(session.code), None)  # a new student starts where the store says
+    st.query_params[CODE_PARAM] = session.code
+    st.query_params[TOKEN_PARAM] = token
+    st.session_state["quiz.token_checked"] = (session.code, token)
+    return token
+
+
+def _cast(code: str, token: str, index: int, choice: str) -> None:
+    """Button callback: store the pick before the page runs, so the same run confirms it."""
+    try:  # a re-sent pick is acknowledged again; the page then reads the stored picks
+        quiz_store().cast_vote(code, token, index, choice)
+    except LpipsExplorerError as err:
+        st.session_state["quiz.vote_error"] = str(err)
+    except Exception as err:  # an unexpected bug: say so, keep the page alive
+        st.session_state["quiz.vote_error"] = f"an unexpected error occurred ({type(err).__name__}: {err})."
+
+
+def _next(code: str, index: int) -> None:
+    st.session_state[_round_key(code)] = index + 1
+
+
+def _picks_line(picks: dict[int, str], last: int = 12) -> str:
+    """``'round 1 A · round 2 B'``, the latest ``last`` only."""
+    shown = sorted(picks)[-last:]
+    more = "… · " if len(picks) > last else ""
+    return more + " · ".join(f"round {i + 1} **{picks[i]}**" for i in shown)
+
+
+@st.fragment(run_every=1.0)
+def _wait_for_rounds(code: str, index: int, needed: int, n_rounds: int) -> None:
+    """Poll the store until the round (and, before the first round, the first few) are prepared."""
+    try:
+        ready = set(quiz_store().prepared_rounds(code))
+    except LpipsExplorerError as err:
+        show_error(err, "The quiz cannot read its rounds")
+        return
+    if index in ready and len(ready) >= needed:
+        st.rerun()
+    st.info(f"The rounds are being prepared ({len(ready)} of {n_rounds} ready); this page continues by "
+            "itself in a moment.", icon=":material/hourglass_top:")
+
+
 def student_view() -> None:
     store = _store_or_none()
     if store is None:
         return
+    url_code = st.query_params.get(CODE_PARAM, "")
+    if url_code and "quiz.code" not in st.session_state:
+        st.session_state["quiz.code"] = url_code[:12]  # a reload: the address brings the code back
     code_in = st.text_input("Session code (from your teacher)", key="quiz.code", max_chars=12,
                             placeholder="e.g. K7PQ2M")
     if not code_in:
@@ -85,56 +185,108 @@ def student_view() -> None:
         st.warning("No session has that code. Check it with your teacher (letters and digits, no O/0 or I/1).",
                    icon=":material/search_off:")
         return
+    try:
+        token = student_token(store, session)
+        if token is None:
+            return
+        picks = store.picks(session.code, token)
+    except LpipsExplorerError as err:
+        show_error(err, "Your place in the quiz cannot be read")
+        return
     st.markdown(f"**{plain(session.title)}** · {session.n_rounds} rounds")
-    index = st.session_state.setdefault(f"quiz.round.{session.code}", 0)
+    key = _round_key(session.code)
+    index = st.session_state.get(key)
+    if index is None:  # a new browser session (reload, restart, another server): the store says where
+        index = next((i for i in range(session.n_rounds) if i not in picks), session.n_rounds)
+        st.session_state[key] = index
+        if picks:
+            st.info(f"Welcome back: your {len(picks)} earlier pick{'s are' if len(picks) > 1 else ' is'} saved. "
+                    f"You continue with round {min(index + 1, session.n_rounds)}.", icon=":material/history:")
+    needed = min(OPEN_AFTER, session.n_rounds) if index == 0 and not picks else 0
+    if index < session.n_rounds:
+        try:
+            stored_round(session.code, index)
+            if needed and len(store.prepared_rounds(session.code)) < needed:
+                raise QuizRoundNotReadyError("the first rounds are still being prepared")
+        except QuizRoundNotReadyError:
+            st.progress(index / session.n_rounds, text=f"Round {index + 1} of {session.n_rounds}")
+            status = round_preparer().status(session.code)
+            if status is not None and status.error and not status.running:
+                st.error(f"**The rounds could not be prepared:** {status.error} Ask your teacher.",
+                         icon=":material/error:")
+                return
+            if status is None:  # nobody on this server prepares it (e.g. after a restart): resume here
+                try:
+                    start_preparation(session)
+                except LpipsExplorerError as err:
+                    show_error(err, "The rounds cannot be prepared")
+                    return
+            _wait_for_rounds(session.code, index, needed, session.n_rounds)
+            return
+        except LpipsExplorerError as err:
+            show_error(err, "This round cannot be shown")
+            return
+    student_round(session, token)
+    st.caption("Your place is kept in this page's address (a random token, nothing about you): reload or reopen "
+               "it to continue where you left off.")
+
+
+@st.fragment
+def student_round(session: SessionInfo, token: str) -> None:
+    """The round on screen, its pick buttons or verdicts, and "Next round". A fragment: a pick or
+    "Next round" reruns only this part of the page (the store, not the page, knows the rest)."""
+    index = st.session_state[_round_key(session.code)]
+    try:  # read again: the click's callback may just have stored a pick
+        picks = quiz_store().picks(session.code, token)
+    except LpipsExplorerError as err:
+        show_error(err, "Your place in the quiz cannot be read")
+        return
     if index >= session.n_rounds:
         st.success("You have judged every round. Thank you! Your teacher can now show the results.",
                    icon=":material/celebration:")
-        if st.button("Start over", key="quiz.restart"):
-            st.session_state[f"quiz.round.{session.code}"] = 0
-            st.rerun()
+        if picks:
+            st.caption("Your saved picks: " + _picks_line(picks))
+        return
+    try:
+        data = stored_round(session.code, index)
+    except QuizRoundNotReadyError:
+        st.rerun(scope="app")  # the next round is not prepared yet: the whole page waits for it
+    except LpipsExplorerError as err:
+        show_error(err, "This round cannot be shown")
         return
     st.progress(index / session.n_rounds, text=f"Round {index + 1} of {session.n_rounds}")
-    try:
-        data = prepared_round(session.seed, index, _nets())
-    except LpipsExplorerError as err:
-        show_error(err, "This round cannot be prepared")
-        return
     st.markdown("Which image, **A** or **B**, looks **closer to the reference**?")
     cols = st.columns(3)
-    # Capped width: after voting, the metrics' verdicts must fit on the same screen.
-    cols[0].image(heatmaps.encode(data["ref"]), caption="Reference", width=240)
-    cols[1].image(heatmaps.encode(data["a"]), caption="A", width=240)
-    cols[2].image(heatmaps.encode(data["b"]), caption="B", width=240)
-    voted_key = f"quiz.voted.{session.code}.{index}"
-    choice = st.session_state.get(voted_key)
+    # At their own size and as stored: a narrower width would make Streamlit resample and re-encode
+    # them on every run (slower, and no longer the pixels that were measured).
+    cols[0].image(data.ref_png, caption="Reference", width="content", output_format="PNG")
+    cols[1].image(data.a_png, caption="A", width="content", output_format="PNG")
+    cols[2].image(data.b_png, caption="B", width="content", output_format="PNG")
+    problem = st.session_state.pop("quiz.vote_error", None)
+    if problem:
+        st.error(f"**Your pick was not saved:** {problem}", icon=":material/error:")
+    choice = picks.get(index)
     if choice is None:
         left, right = st.columns(2)
-        picked = None
-        if left.button("A is closer", key="quiz.pick.A", width="stretch", type="primary"):
-            picked = "A"
-        if right.button("B is closer", key="quiz.pick.B", width="stretch", type="primary"):
-            picked = "B"
-        if picked:
-            spec = quiz.make_round(session.seed, index)
-            try:
-                store.record_vote(session.code, index, _voter_id(), picked, spec, data["metrics"])
-            except LpipsExplorerError as err:
-                show_error(err, "Your vote could not be saved")
-                return
-            st.session_state[voted_key] = picked
-            st.rerun()
-        return
-    reveal(choice, data["metrics"])
-    if st.button("Next round", key="quiz.next", type="primary", icon=":material/arrow_forward:"):
-        st.session_state[f"quiz.round.{session.code}"] = index + 1
-        st.rerun()
+        left.button("A is closer", key="quiz.pick.A", width="stretch", type="primary", on_click=_cast,
+                    args=(session.code, token, index, "A"))
+        right.button("B is closer", key="quiz.pick.B", width="stretch", type="primary", on_click=_cast,
+                     args=(session.code, token, index, "B"))
+    else:
+        reveal(choice, data.metrics)
+        st.button("Next round", key="quiz.next", type="primary", icon=":material/arrow_forward:", on_click=_next,
+                  args=(session.code, index))
+    earlier = {i: c for i, c in picks.items() if i != index}
+    if earlier:
+        st.caption("Your saved picks: " + _picks_line(earlier))
 
 
 def reveal(choice: str, metrics: dict) -> None:
     st.markdown(f"You chose **{choice}** (saved). What the metrics say:")
-    cols = st.columns(len(metrics))
-    for col, (name, m) in zip(cols, metrics.items()):
+    items = list(metrics.items())
+    per_row = 4  # more cards side by side would cut their labels ("LPIPS (AlexNet)") short
+    cols = [col for start in range(0, len(items), per_row) for col in st.columns(per_row)][:len(items)]
+    for col, (name, m) in zip(cols, items):
         lower = name.startswith("lpips")
         agree = m["pick"] == choice
         verdict = "agrees with you" if agree else ("can't decide" if m["pick"] == "tie" else "disagrees")
@@ -162,6 +314,7 @@ def teacher_view() -> None:
         if submitted:
             try:
                 code, key = store.create_session(title, int(rounds))
+                start_preparation(store.session(code))
             except LpipsExplorerError as err:
                 show_error(err, "The session could not be created")
             else:
@@ -173,11 +326,66 @@ def teacher_view() -> None:
         if created:
             st.success(f"Students join on the **Class quiz** page with the code **{created['code']}**.",
                        icon=":material/groups:")
+            preparation(store, created["code"])
             # Collapsed, so projecting the join code does not show the key to the class.
             with st.expander("Teacher key (private: it opens the dashboard)"):
                 st.code(created["key"], language=None)
     with dash_tab:
         dashboard(store)
+
+
+def preparation(store: BaseQuizStore, code: str) -> None:
+    """The teacher's view of the rounds' preparation: a live progress bar until every round is stored."""
+    try:
+        session = store.session(code)
+        ready = len(store.prepared_rounds(code))
+    except LpipsExplorerError as err:
+        show_error(err, "The preparation cannot be read")
+        return
+    if session is None:
+        return
+    if ready >= session.n_rounds:
+        st.caption(f"All {session.n_rounds} rounds are prepared: each student's click only reads and saves.")
+        return
+    status = round_preparer().status(code)
+    problem = st.session_state.pop("quiz.prepare_error", None)
+    if problem:
+        st.error(f"**The preparation cannot be resumed:** {problem}", icon=":material/error:")
+    if status is not None and not status.running:
+        if status.error:
+            st.error(f"**Preparing the rounds stopped:** {status.error}", icon=":material/error:")
+        st.button("Prepare the remaining rounds", key="quiz.prepare", icon=":material/refresh:",
+                  on_click=_resume_preparation, args=(code,))
+        return
+    if status is None:  # prepared elsewhere (another server), or stopped by a restart
+        st.caption(f"{ready} of {session.n_rounds} rounds are prepared.")
+        st.button("Prepare the remaining rounds here", key="quiz.prepare", icon=":material/refresh:",
+                  on_click=_resume_preparation, args=(code,))
+        return
+    _preparation_progress(code, session.n_rounds)
+
+
+def _resume_preparation(code: str) -> None:
+    try:
+        start_preparation(quiz_store().session(code))
+    except LpipsExplorerError as err:
+        st.session_state["quiz.prepare_error"] = str(err)
+
+
+@st.fragment(run_every=1.0)
+def _preparation_progress(code: str, n_rounds: int) -> None:
+    status = round_preparer().status(code)
+    try:
+        ready = len(quiz_store().prepared_rounds(code))
+    except LpipsExplorerError as err:
+        show_error(err, "The preparation cannot be read")
+        return
+    if ready >= n_rounds or status is None or not status.running:
+        st.rerun()  # done (or stopped): the full page says so, and this polling ends
+    opens = min(OPEN_AFTER, n_rounds)
+    pace = f" · about {status.seconds_per_round:.1f} s per round" if status.seconds_per_round else ""
+    note = "students can start now" if ready >= opens else f"students can start once {opens} are ready"
+    st.progress(ready / n_rounds, text=f"Preparing the rounds: {ready} of {n_rounds} ready{pace} ({note})")
 
 
 def dashboard(store: BaseQuizStore) -> None:
@@ -204,9 +412,17 @@ def dashboard(store: BaseQuizStore) -> None:
     judgments = f"{summary.n_votes} judgment{'' if summary.n_votes == 1 else 's'}"
     people = f"{summary.n_voters} {'person' if summary.n_voters == 1 else 'people'}"
     st.markdown(f"**{plain(summary.session.title)}** · {judgments} from {people}")
+    try:
+        joined, ready = store.joined(code), len(store.prepared_rounds(code))
+    except LpipsExplorerError as err:
+        show_error(err, "The results cannot be read")
+        return
+    st.caption(f"{joined} student{'' if joined == 1 else 's'} joined (one per browser link, however often they "
+               f"reload) · {ready} of {summary.session.n_rounds} rounds prepared.")
     st.caption("How often each metric picked what the people picked:")
-    cols = st.columns(max(1, len(summary.metrics)))
-    for col, (name, agreement) in zip(cols, summary.metrics.items()):
+    items = list(summary.metrics.items())
+    cols = [col for start in range(0, len(items), 4) for col in st.columns(4)][:len(items)]  # rows of 4 cards
+    for col, (name, agreement) in zip(cols, items):
         value = "–" if agreement.score is None else f"{100 * agreement.score:.0f}%"
         col.metric(quiz.metric_label(name), value, border=True,
                    help=f"{agreement.n} judgments; 95% interval {100 * agreement.low:.0f}–{100 * agreement.high:.0f}% "
@@ -247,6 +463,7 @@ def family_chart(summary: Summary) -> go.Figure:
 
 
 def render() -> None:
+    freeze_imported_objects()
     st.title("Class quiz", anchor=False)
     st.caption("Which distortion looks closer to the reference? Vote, then see whether LPIPS, PSNR and SSIM agree.")
     role = st.segmented_control("I am", ["A student", "The teacher"], default="A student", key="quiz.role",
