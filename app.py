@@ -13,6 +13,7 @@ VIEWS = Path(__file__).parent / "views"
 pages = [
     st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", default=True),
     st.Page(VIEWS / "sweep.py", title="Sweeps", icon=":material/show_chart:", url_path="sweeps"),
+    st.Page(VIEWS / "synthesis.py", title="Synthesis", icon=":material/auto_fix_high:", url_path="synthesis"),
     st.Page(VIEWS / "quiz.py", title="Class quiz", icon=":material/how_to_vote:", url_path="quiz"),
 ]
 st.navigation(pages).run()
