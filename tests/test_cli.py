@@ -275,7 +275,7 @@ def test_dirs(capsys, tmp_path, two_dirs):
     out = tmp_path / "out.csv"
     # Sorted pairs a b | d (broken) | e f (another size) | g h | i (sizes differ) | t (too small):
     # batches of two, of two sizes, with failures between them.
-    rc, _, err = run_main(capsys, "dirs", d0, d1, "-o", out, "--batch-size", "2", *CPU)
+    rc, _, err = run_main(capsys, "dirs", d0, d1, "-o", out, "--batch-size", "2", "--precision", "float64", *CPU)
     assert rc == 1
     rows = read_csv(out)
     by_name = {Path(r["ref"] or r["dist"]).name: r for r in rows}
@@ -333,7 +333,7 @@ def test_allpairs(capsys, tmp_path):
     (folder / "notes.txt").write_text("not an image")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "all.csv"
-    rc, _, err = run_main(capsys, "allpairs", folder, "-o", out, "--batch-size", "1", *CPU)
+    rc, _, err = run_main(capsys, "allpairs", folder, "-o", out, "--batch-size", "1", "--precision", "float64", *CPU)
     assert rc == 1
     rows = read_csv(out)
     assert not any("notes.txt" in r["ref"] + r["dist"] for r in rows)
@@ -417,6 +417,44 @@ def test_console_script_is_the_same_command():
     assert script.exists(), f"{script} is missing: the [project.scripts] entry did not install"
     result = subprocess.run([str(script), "metrics"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["lpips", "psnr", "ssim", "ms_ssim"]
+    from core import metrics
+
+    listed = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert listed[:4] == ["lpips", "psnr", "ssim", "ms_ssim"] and listed == list(metrics.names())
     usage = subprocess.run([str(script), "compare"], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: lpips-explorer compare")
+
+
+# ---------------------------------------------------------------------------------------------
+# dirs / allpairs options: LPIPS alone, the precision's digits, the matrix's own file
+# ---------------------------------------------------------------------------------------------
+
+def test_dirs_lpips_alone_has_only_its_columns(capsys, two_dirs, tmp_path):
+    d0, d1, good = two_dirs
+    out = tmp_path / "lpips.csv"
+    rc, _, err = run_main(capsys, "dirs", d0, d1, "-o", out, "--metrics", "lpips", *CPU)
+    assert rc == 1, err  # the broken and missing files
+    rows = read_csv(out)
+    assert list(rows[0]) == ["ref", "dist", "status", "error", "lpips", *[f"lpips_relu{k}" for k in range(1, 6)],
+                             "net", "version", "calibrated"]
+    for row in rows:
+        if row["status"] == "ok":
+            assert float(row["lpips"]) == pytest.approx(official_lpips(Path(row["ref"]), Path(row["dist"])), abs=2e-6)
+    assert "pairs/s" in err
+
+
+def test_float32_writes_ssim_with_five_decimals_within_its_bound(capsys, two_dirs, tmp_path):
+    d0, d1, good = two_dirs
+    out = tmp_path / "f32.csv"
+    run_main(capsys, "dirs", d0, d1, "-o", out, "--metrics", "ssim", *CPU)
+    rows = [r for r in read_csv(out) if r["status"] == "ok"]
+    assert len(rows) == len(good) + 1  # t.png, too small for LPIPS, is large enough for SSIM
+    for row in rows:
+        assert len(row["ssim"].split(".")[1]) == 5 and row["precision"] == "float32"
+        assert float(row["ssim"]) == pytest.approx(sk_ssim(Path(row["ref"]), Path(row["dist"])), abs=2e-6 + 5e-6)
+
+
+def test_matrix_and_table_must_be_two_files(capsys, two_dirs, tmp_path):
+    d0, _, _ = two_dirs
+    rc, _, err = run_main(capsys, "allpairs", d0, "-o", tmp_path / "x.npy", "--matrix", tmp_path / "x.npy", *CPU)
+    assert rc == 2 and "--matrix and --out name the same file" in err
