@@ -371,8 +371,10 @@ def assert_no_traceback(at: AppTest) -> None:
 def assert_cards(at: AppTest) -> dict[str, str]:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    from core import metrics
+
     labels = [m.label for m in at.metric]
-    assert len(at.metric) == 4, labels
+    assert len(at.metric) == len(metrics.defaults()), labels  # one card per metric shown by default
     values = {m.label: m.value for m in at.metric}
     lpips = next(v for k, v in values.items() if k.startswith("LPIPS ("))
     assert re.fullmatch(r"\d+\.\d{4}", lpips), lpips
@@ -380,6 +382,8 @@ def assert_cards(at: AppTest) -> dict[str, str]:
 
 
 def reference_url(at: AppTest) -> str:
+    if not at.toggle(key="view.reference").value:  # the first screen shows the distorted image
+        at.toggle(key="view.reference").set_value(True).run()
     urls = [url for img in at.image for url, cap in zip(img.value, img.captions) if cap == "Reference"]
     assert len(urls) == 1, [img.captions for img in at.image]
     return urls[0]
