@@ -3,8 +3,9 @@
     .venv/bin/python tools/screenshots.py --out /tmp/shots [--root OTHER_CHECKOUT]
 
 Starts the app of ``--root`` (default: this checkout) on a free loopback port with Debian's
-Chromium, opens Explore (waits for the metric cards), Sweeps (runs the equal-PSNR comparison and
-a severity sweep) and the Class quiz (a teacher creates a session, a student votes once), and
+Chromium, opens Explore (waits for the metric cards, opens "Look closer", picks a region, swipes,
+opens the layer view), Sweeps (runs the equal-PSNR comparison and a severity sweep), Synthesis
+(runs a MAD competition for a few seconds and stops it) and the Class quiz (a teacher creates a session, a student votes once), and
 saves full-page PNGs named ``<page>-<width>.png``. Used to look at the pages before and after a
 change; nothing here is a test.
 """
@@ -49,6 +50,8 @@ def explore(page, url: str, out: Path, tag: str) -> None:
     shoot(page, out, f"explore-{tag}")
     # The comparison view, a region picked on its LPIPS map (the centre of the map), then swipe.
     page.get_by_text("Look closer").first.click()
+    # Phones start in the swipe view; the region is picked on the side-by-side LPIPS map.
+    page.locator('[data-testid="look-closer"] button[data-mode="side"]').click(timeout=180_000)
     view = page.locator('[data-testid="look-closer"] [data-view="map"]')
     view.wait_for(timeout=180_000)
     browser.wait_until_idle(page, 180_000)
@@ -80,6 +83,20 @@ def sweeps(page, url: str, out: Path, tag: str) -> None:
     shoot(page, out, f"sweeps-sweep-{tag}")
 
 
+def synthesis(page, url: str, out: Path, tag: str) -> None:
+    page.goto(url + "/synthesis")
+    run = page.get_by_role("button", name="Run MAD competition")
+    run.wait_for(timeout=180_000)
+    browser.wait_until_idle(page, 180_000)
+    run.click()
+    page.get_by_text("Best so far").first.wait_for(timeout=180_000)
+    page.wait_for_timeout(3000)  # a few live updates
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped after").wait_for(timeout=180_000)
+    browser.wait_until_idle(page, 180_000)
+    shoot(page, out, f"synthesis-{tag}")
+
+
 def quiz(page, url: str, out: Path, tag: str) -> None:
     page.goto(url + "/quiz")
     page.get_by_text("The teacher").first.wait_for(timeout=180_000)
@@ -90,14 +107,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--root", type=Path, default=browser.ROOT)
-    parser.add_argument("--pages", default="explore,sweeps,quiz")
+    parser.add_argument("--pages", default="explore,sweeps,synthesis,quiz")
     parser.add_argument("--sizes", default="desktop,phone")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     browser.ROOT = args.root.resolve()
     from playwright.sync_api import sync_playwright
 
-    pages = {"explore": explore, "sweeps": sweeps, "quiz": quiz}
+    pages = {"explore": explore, "sweeps": sweeps, "synthesis": synthesis, "quiz": quiz}
     with browser.running_app(timeout=180) as (url, _proc, _start), sync_playwright() as p:
         chromium = browser.launch_browser(p)
         for size in args.sizes.split(","):
