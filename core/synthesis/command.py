@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from ..cli import _device_arg  # the same --device check as every other command
 from .common import MAX_SIZE, MAX_STEPS, MIN_SIZE, SCORE_KEYS, StepReport
 from .objectives import METRICS
 
@@ -44,17 +45,6 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
-
-
-def _device_arg(text: str) -> str:
-    from ..errors import LpipsExplorerError
-    from ..lpips import resolve_device
-
-    try:
-        resolve_device(text)
-    except LpipsExplorerError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
