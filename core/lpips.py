@@ -145,13 +145,13 @@ class LpipsNetwork(nn.Module):
                 self.head_weights.append(nn.Parameter(w.clone(), requires_grad=False))
         self.eval()
 
-    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Raw activations of the taps, for an input in [-1, 1]."""
+    def taps(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Raw activations of the taps, for an input in [-1, 1] (only taps ``0..upto`` if given)."""
         if self.version == "0.1":
             x = (x - self.shift) / self.scale
         if self.shift.device.type != "mps":  # channels-last is ~25% faster for mkldnn/cuDNN convs
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.backbone(x)
+        return self.backbone(x, upto)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Channel-normalized activations of the taps, for an input in [-1, 1]."""

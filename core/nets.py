@@ -113,9 +113,10 @@ class Backbone(nn.Module):
         """The weights under torchvision's ``features.<i>.<param>`` names."""
         return {re.sub(r"^slices\.\d+\.", "features.", k): v for k, v in self.state_dict().items()}
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """The taps of every slice, or of the slices ``0..upto`` only (the later ones cost the rest)."""
         taps = []
-        for block in self.slices:
+        for block in self.slices[: None if upto is None else upto + 1]:
             x = block(x)
             taps.append(x)
         return taps

@@ -199,7 +199,8 @@ def _layer_index(engine: Engine, layer: int | str) -> int:
 def channel_contributions(engine: Engine, ref: ReferenceFeatures, dist: torch.Tensor, layer: int | str, *,
                           box: Box | None = None, top_k: int = 8) -> ChannelContributions:
     """Each channel of ``layer`` ranked by its contribution to LPIPS between ``ref`` and ``dist``
-    (1×3×H×W in [0, 1]), over the whole image or over ``box``. One backbone pass.
+    (1×3×H×W in [0, 1]), over the whole image or over ``box``. The backbone up to ``layer``: at
+    most one pass.
 
     >>> engine = Engine("alex")                                          # doctest: +SKIP
     >>> ch = channel_contributions(engine, engine.reference(ref), dist, "conv1")  # doctest: +SKIP
@@ -214,7 +215,7 @@ def channel_contributions(engine: Engine, ref: ReferenceFeatures, dist: torch.Te
     if tuple(batch.shape[-2:]) != ref.size:
         raise InvalidArgumentError(f"`dist` is {tuple(batch.shape[-2:])} but the reference is {ref.size}; "
                                    "compare images of the same size.")
-    f1 = normalize_channels(engine.network.taps(batch * 2 - 1)[k])
+    f1 = normalize_channels(engine.network.taps(batch * 2 - 1, upto=k)[k])  # the layers after k are not needed
     terms = (ref.features[k] - f1) ** 2  # 1×C×h×w
     if engine.lpips:
         terms = terms * engine.network.head_weights[k].view(1, -1, 1, 1)

@@ -422,7 +422,8 @@ def region_panel(engine, settings: Settings, ref: PreparedImage, dist_pixels: np
 @st.cache_data(show_spinner=False, max_entries=16)
 def channel_data(ref_digest: str, dist_digest: str, label: str, device: str, layer: str, box_key: tuple | None,
                  _engine, _features, _dist_pixels: np.ndarray):
-    """One layer's channels over the image or a region: one backbone pass, then cached."""
+    """One layer's channels over the image or a region: the backbone up to that layer (at most
+    one pass), then cached."""
     from core.regions import Box, channel_contributions
     from core.tensors import from_numpy
 
