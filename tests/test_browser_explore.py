@@ -106,6 +106,21 @@ def open_closer(page):
     page.wait_for_timeout(200)
 
 
+def settled_box(locator, timeout_s: float = 10.0) -> dict:
+    """The element's box once the page has stopped moving it (two reads 250 ms apart agree):
+    a click computed from a box read while Streamlit still lays out lands a few pixels off."""
+    import time
+
+    box, deadline = locator.bounding_box(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        again = locator.bounding_box()
+        if again == box:
+            return box
+        box = again
+    raise AssertionError(f"the element kept moving for {timeout_s} s: {box}")
+
+
 def shown_region(page, view: str) -> tuple[float, float, float, float, float]:
     """The image region a view shows, measured from where the browser drew the image (its
     bounding box under the zoom transform) against the view's box: (x0, y0, x1, y1, scale)."""
@@ -238,8 +253,7 @@ def test_click_a_map_region_and_its_numbers_match_core(chromium, app_url):
     context, page = open_explore(chromium, app_url, 1280, 800)
     try:
         open_closer(page)
-        view = page.locator('[data-view="map"]')
-        box = view.bounding_box()
+        box = settled_box(page.locator('[data-view="map"]'))
         page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.4 * box["height"])
         heading = page.get_by_text(re.compile(r"Region x \d+–\d+, y \d+–\d+ px"))
         heading.wait_for(timeout=120_000)
