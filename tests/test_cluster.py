@@ -218,10 +218,18 @@ def test_a_worker_killed_mid_run_still_gives_the_complete_output(dask_cluster, f
     try:
         assert paused.wait(120), "the cluster run never reached its second tile"
         with dask_cluster.client() as client:
-            holding = {}
-            for worker, keys in {**client.has_what(), **client.processing()}.items():
-                ours = [k for k in keys if str(k).startswith("score_tile-")]
-                holding.setdefault(worker, set()).update(ours)
+            def tiles_held() -> dict:
+                holding: dict = {}
+                for worker, keys in {**client.has_what(), **client.processing()}.items():
+                    holding.setdefault(worker, set()).update(k for k in keys if str(k).startswith("score_tile-"))
+                return holding
+
+            # The tiles submitted just before the pause reach a worker a few milliseconds later.
+            deadline = time.monotonic() + 30
+            holding = tiles_held()
+            while not any(holding.values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                holding = tiles_held()
             names = {addr: info["name"] for addr, info in client.scheduler_info()["workers"].items()}
             victim = max(holding, key=lambda w: len(holding[w]))
             assert holding[victim], f"no worker holds a tile of this run: {holding}"
