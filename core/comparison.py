@@ -124,6 +124,9 @@ def prepare_reference(engine: Engine | None, ref: torch.Tensor, *, metrics: str 
         raise InvalidArgumentError(f"`features` were computed on a {features.size} image but `ref` is "
                                    f"{tuple(ref.shape[-2:])}; pass the same image to both.")
     batch = check_unit_batch(ref, "ref").detach().to(ctx.device, torch.float32)
+    # The metrics hand each other the reference's 8-bit levels, luma and SSIM moments
+    # (MetricContext.scratch); the stored context keeps no such scratch.
+    prepare_ctx = replace(ctx, scratch={})
     parts: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     height, width = batch.shape[-2:]
@@ -133,7 +136,7 @@ def prepare_reference(engine: Engine | None, ref: torch.Tensor, *, metrics: str 
         if spec.small_images == "nan" and min(height, width) < side:
             skipped[key] = f"{spec.label} needs at least {side}×{side} pixels; this image is {width}×{height}"
             continue
-        parts[key] = features if key == "lpips" and features is not None else spec.prepare(batch, ctx)
+        parts[key] = features if key == "lpips" and features is not None else spec.prepare(batch, prepare_ctx)
     return PreparedReference(batch, MappingProxyType(parts), MappingProxyType(skipped), ctx)
 
 
@@ -193,7 +196,7 @@ def compare(engine: Engine | None, ref: PreparedReference | ReferenceFeatures | 
     base = prepared.context
     mapped = set(keys) if spatial is True else set() if spatial is False else set(registry.resolve(spatial))
     ctx = _context(base.engine if base.engine is not None else engine, base.ssim_mode, base.precise, bool(mapped))
-    scratch: dict = {}  # one call's shared work (SSIM's full-scale maps, reused by MS-SSIM)
+    scratch: dict = {}  # one call's shared work (8-bit levels, luma, SSIM's full-scale maps)
     # The metrics run where the engine runs (the GPU when there is one).
     batch = check_dist(prepared.image, dist).detach().to(ctx.device, torch.float32)
     n = max(batch.shape[0], prepared.image.shape[0])

@@ -11,6 +11,8 @@ far more. ``precise=False`` trades that for speed on the CPU (about 5× faster, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 PEAK = 255.0
@@ -49,3 +51,31 @@ def matlab_luma(levels: torch.Tensor) -> torch.Tensor:
     luma = (levels.to(dtype) * weights).sum(dim=1, keepdim=True)
     # MATLAB rounds halves away from zero (round() in torch rounds them to even).
     return torch.floor(luma + 0.5).clamp(0.0, 255.0).to(levels.dtype)
+
+
+def shared(scratch: dict | None, name: tuple, image: torch.Tensor, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``make()``, computed once per ``image`` within one ``compare``/``prepare_reference`` call.
+
+    PSNR, SSIM, MS-SSIM and GMSD all start from the same 8-bit levels (and three of them from
+    the same luma); ``scratch`` (``MetricContext.scratch``) lets the first one hand them on.
+    The entry keeps ``image`` itself alive, so its ``id`` cannot be reused by another tensor.
+    """
+    if scratch is None:
+        return make()
+    key = (name, id(image))
+    hit = scratch.get(key)
+    if hit is not None and hit[0] is image:
+        return hit[1]
+    value = make()
+    scratch[key] = (image, value)
+    return value
+
+
+def shared_levels(image: torch.Tensor, dtype: torch.dtype, scratch: dict | None) -> torch.Tensor:
+    """:func:`quantize`, shared within one call (see :func:`shared`)."""
+    return shared(scratch, ("levels", dtype), image, lambda: quantize(image, dtype))
+
+
+def shared_luma(image: torch.Tensor, dtype: torch.dtype, scratch: dict | None) -> torch.Tensor:
+    """:func:`matlab_luma` of :func:`quantize`, shared within one call (see :func:`shared`)."""
+    return shared(scratch, ("luma", dtype), image, lambda: matlab_luma(shared_levels(image, dtype, scratch)))

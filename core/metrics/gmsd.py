@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..tensors import check_dist, check_unit_batch
-from ._levels import matlab_luma, out_dtype, quantize, work_dtype
+from ._levels import out_dtype, shared_luma, work_dtype
 from ._matlab import average_downsample, conv2_same
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
 
@@ -53,9 +53,9 @@ def _prewitt(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, to
     return dx, dx.T.contiguous()
 
 
-def _magnitude(batch: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _magnitude(batch: torch.Tensor, dtype: torch.dtype, scratch: dict | None = None) -> torch.Tensor:
     """[0, 1] RGB → 8-bit luma → 2×2 average, every other pixel → Prewitt gradient magnitude."""
-    luma = average_downsample(matlab_luma(quantize(batch, dtype)), 2)
+    luma = average_downsample(shared_luma(batch, dtype, scratch), 2)
     dx, dy = _prewitt(dtype, batch.device)
     return torch.sqrt(conv2_same(luma, dx) ** 2 + conv2_same(luma, dy) ** 2)
 
@@ -75,14 +75,14 @@ def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> GM
     ctx = ctx or MetricContext()
     ref_b = check_unit_batch(ref, "ref")
     _check_size(ref_b)
-    return GMSDReference(_magnitude(ref_b, work_dtype(ref_b, ctx.precise)), ref_b.shape, ctx.precise,
+    return GMSDReference(_magnitude(ref_b, work_dtype(ref_b, ctx.precise), ctx.scratch), ref_b.shape, ctx.precise,
                          out_dtype(ref_b))
 
 
-def _gmsd(prepared: GMSDReference, dist: torch.Tensor) -> GMSDResult:
+def _gmsd(prepared: GMSDReference, dist: torch.Tensor, scratch: dict | None = None) -> GMSDResult:
     ref_mag = prepared.magnitude
     dist_b = check_dist(torch.empty(prepared.shape, device="meta"), dist).to(ref_mag.device)
-    dist_mag = _magnitude(dist_b, ref_mag.dtype)
+    dist_mag = _magnitude(dist_b, ref_mag.dtype, scratch)
     gms = (2.0 * ref_mag * dist_mag + GMSD_T) / (ref_mag**2 + dist_mag**2 + GMSD_T)
     value = gms.flatten(1).std(dim=1, correction=1)  # MATLAB std2: N - 1
     return GMSDResult(value.to(prepared.out_dtype), gms.to(prepared.out_dtype))
@@ -91,7 +91,7 @@ def _gmsd(prepared: GMSDReference, dist: torch.Tensor) -> GMSDResult:
 @torch.no_grad()
 def score(prepared: GMSDReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> MetricScore:
     """GMSD of each image in ``dist`` against the prepared reference, with its similarity map."""
-    result = _gmsd(prepared, dist)
+    result = _gmsd(prepared, dist, ctx.scratch if ctx is not None else None)
     want_map = ctx is None or ctx.spatial
     return MetricScore(values=result.value.float().cpu(), map=result.map.float().cpu() if want_map else None)
 

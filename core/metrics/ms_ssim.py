@@ -33,7 +33,7 @@ MS_SSIM_MIN_SIZE = SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 def _ms_ssim(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> torch.Tensor:
-    y = dist_planes(prepared, dist)
+    y = dist_planes(prepared, dist, ctx)
     weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=y.dtype, device=y.device)
     terms = []
     for scale, ref in enumerate(prepared.scales):
@@ -75,7 +75,8 @@ def ms_ssim(ref: torch.Tensor, dist: torch.Tensor, mode: SSIMMode = "reference",
 def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> SSIMReference:
     """What MS-SSIM needs of the reference (its 8-bit planes), computed once."""
     ctx = ctx or MetricContext()
-    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, MS_SSIM_MIN_SIZE, "MS-SSIM", len(MS_SSIM_WEIGHTS))
+    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, MS_SSIM_MIN_SIZE, "MS-SSIM", len(MS_SSIM_WEIGHTS),
+                          scratch=ctx.scratch)
 
 
 @torch.no_grad()

@@ -12,14 +12,16 @@ import torch
 
 from ..errors import InvalidArgumentError
 from ..tensors import check_dist, check_pair, check_unit_batch
-from ._levels import PEAK, out_dtype, quantize, work_dtype
+from ._levels import PEAK, out_dtype, quantize, shared_levels, work_dtype
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
 
 __all__ = ["PSNRReference", "psnr", "prepare_reference", "score"]
 
 
-def _from_levels(x: torch.Tensor, y: torch.Tensor, peak: float) -> torch.Tensor:
-    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
+def _from_levels(x: torch.Tensor, y: torch.Tensor, peak: float, diff: torch.Tensor | None = None) -> torch.Tensor:
+    d = (x - y if diff is None else diff).flatten(1)
+    # One pass for the squares and their sum (exact either way on 8-bit levels in float64).
+    mse = torch.einsum("nk,nk->n", d, d) / d.shape[1]
     # Explicit inf instead of log10(peak²/0), which is inf in torch but trips numpy users.
     return torch.where(mse > 0, 10.0 * torch.log10(peak**2 / mse), torch.full_like(mse, math.inf))
 
@@ -71,7 +73,8 @@ class PSNRReference:
 def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> PSNRReference:
     """What PSNR needs of the reference, computed once."""
     ref_b = check_unit_batch(ref, "ref")
-    return PSNRReference(quantize(ref_b, work_dtype(ref_b)), out_dtype(ref_b))
+    scratch = ctx.scratch if ctx is not None else None
+    return PSNRReference(shared_levels(ref_b, work_dtype(ref_b), scratch), out_dtype(ref_b))
 
 
 @torch.no_grad()
@@ -79,11 +82,14 @@ def score(prepared: PSNRReference, dist: torch.Tensor, ctx: MetricContext | None
     """PSNR of each image in ``dist`` against the prepared reference; the squared-error map
     (N×1×H×W, 8-bit levels², mean over RGB) when ``ctx.spatial``."""
     dist_b = check_dist(prepared.levels, dist)
-    y = quantize(dist_b.to(prepared.levels.device), prepared.levels.dtype)
-    values = _from_levels(prepared.levels, y, PEAK).to(prepared.out_dtype)
+    y = shared_levels(dist_b.to(prepared.levels.device), prepared.levels.dtype,
+                      ctx.scratch if ctx is not None else None)
+    x, y = torch.broadcast_tensors(prepared.levels, y)
+    diff = x - y
+    values = _from_levels(x, y, PEAK, diff).to(prepared.out_dtype)
     error_map = None
     if ctx is None or ctx.spatial:
-        error_map = (prepared.levels - y).square_().mean(dim=1, keepdim=True).float().cpu()
+        error_map = diff.square_().mean(dim=1, keepdim=True).float().cpu()
     return MetricScore(values=values.float().cpu(), map=error_map)
 
 

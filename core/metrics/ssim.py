@@ -10,6 +10,7 @@ applies the same window to each 8-bit RGB channel and averages. Nothing here tra
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -18,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
-from ..filters import correlate_valid
+from . import _ssim_kernels
 from ..tensors import check_dist, check_unit_batch
-from ._levels import PEAK, matlab_luma, out_dtype, quantize, work_dtype
+from ._levels import PEAK, out_dtype, shared, shared_levels, shared_luma, work_dtype
 from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
 
 __all__ = [
@@ -84,17 +85,30 @@ def _gaussian_1d(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_taps(dtype: torch.dtype) -> torch.Tensor:
+    # The float64 kernel rounded once to the working precision, as PyTorch rounds a scalar.
+    return _gaussian_1d(torch.float64, torch.device("cpu")).to(dtype)
+
+
+def _on_kernels(x: torch.Tensor) -> bool:
+    """Whether the compiled CPU kernels take this tensor (accelerators keep PyTorch)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
 def _filter_valid(x: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian filtering of every channel, 'valid' region only (no padding)."""
-    if x.device.type != "cpu":  # accelerators: one grouped convolution per direction
-        channels = x.shape[1]
-        g = _gaussian_1d(x.dtype, x.device)
-        x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-        return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    # On the CPU, eleven shifted multiply-adds per direction are 2-4× faster than PyTorch's
-    # depthwise convolution (which has no fast float64 kernel) and give the same sums.
-    taps = [float(v) for v in _gaussian_1d(torch.float64, torch.device("cpu"))]
-    return correlate_valid(correlate_valid(x, taps, -1), taps, -2)
+    if _on_kernels(x):  # the compiled kernel: one pass per direction (core/metrics/_ssim_kernels.py)
+        return _ssim_kernels.filter_valid(x, _cpu_taps(x.dtype))
+    return _filter_valid_torch(x)
+
+
+def _filter_valid_torch(x: torch.Tensor) -> torch.Tensor:
+    """The same filtering in PyTorch: one grouped convolution per direction."""
+    channels = x.shape[1]
+    g = _gaussian_1d(x.dtype, x.device)
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def scale_moments(x: torch.Tensor) -> ScaleMoments:
@@ -103,7 +117,7 @@ def scale_moments(x: torch.Tensor) -> ScaleMoments:
     # (co)variances are shift-invariant, and the means get the offset back below.
     x = x - _MID_GREY
     mu, e_xx = _filter_valid(torch.cat([x, x * x], dim=1)).split(x.shape[1], dim=1)
-    return ScaleMoments(x, mu, e_xx)
+    return ScaleMoments(x.contiguous(), mu.contiguous(), e_xx.contiguous())
 
 
 def moments_maps(ref: ScaleMoments, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +126,13 @@ def moments_maps(ref: ScaleMoments, y: torch.Tensor) -> tuple[torch.Tensor, torc
     filtered here; the reference's two were filtered once."""
     c1 = (SSIM_K1 * PEAK) ** 2
     c2 = (SSIM_K2 * PEAK) ** 2
+    if _on_kernels(y) and ref.planes.dtype == y.dtype:  # one fused pass (core/metrics/_ssim_kernels.py)
+        return _ssim_kernels.ssim_maps(ref.planes, y, ref.mu, ref.e_xx, _cpu_taps(y.dtype), c1, c2, _MID_GREY)
+    return _moments_maps_torch(ref, y, c1, c2)
+
+
+def _moments_maps_torch(ref: ScaleMoments, y: torch.Tensor, c1: float, c2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`moments_maps` in PyTorch (accelerators)."""
     channels = y.shape[1]
     x = ref.planes
     y = y - _MID_GREY
@@ -132,16 +153,18 @@ def check_mode(mode: str) -> None:
         raise InvalidArgumentError(f"`mode` must be 'reference' (MATLAB luma) or 'rgb' (per channel), got {mode!r}.")
 
 
-def planes(batch: torch.Tensor, mode: str, dtype: torch.dtype) -> torch.Tensor:
-    """A [0, 1] batch → the 8-bit planes the SSIM family works on."""
-    levels = quantize(batch, dtype)
-    return matlab_luma(levels) if mode == "reference" else levels
+def planes(batch: torch.Tensor, mode: str, dtype: torch.dtype, scratch: dict | None = None) -> torch.Tensor:
+    """A [0, 1] batch → the 8-bit planes the SSIM family works on (shared through ``scratch``
+    with the other metrics of one call that start from the same levels or luma)."""
+    return shared_luma(batch, dtype, scratch) if mode == "reference" else shared_levels(batch, dtype, scratch)
 
 
 def prepare_planes(ref: torch.Tensor, mode: str, precise: bool, min_size: int, metric: str,
-                   scales: int = 1) -> SSIMReference:
-    """Validate the reference and make its planes and its moments at ``scales`` scales
-    (shared by SSIM, one scale, and MS-SSIM, five)."""
+                   scales: int = 1, scratch: dict | None = None) -> SSIMReference:
+    """Validate the reference and make its planes and its moments at ``scales`` scales.
+
+    Within one :func:`core.prepare_reference` call (``scratch``) SSIM (one scale) and MS-SSIM
+    (five) filter the reference's finest scale once between them."""
     check_mode(mode)
     ref_b = check_unit_batch(ref, "ref")
     height, width = ref_b.shape[-2:]
@@ -150,13 +173,15 @@ def prepare_planes(ref: torch.Tensor, mode: str, precise: bool, min_size: int, m
             f"{metric} needs images of at least {min_size}×{min_size} pixels, got {width}×{height}. "
             "Use larger images (or PSNR, which has no minimum size)."
         )
-    x = planes(ref_b, mode, work_dtype(ref_b, precise))
+    dtype = work_dtype(ref_b, precise)
+    x = planes(ref_b, mode, dtype, scratch)
     moments = []
     level = x
     for scale in range(scales):
         if scale:
             level = downsample(level)
-        moments.append(scale_moments(level))
+        moments.append(shared(scratch, ("ssim.moments", mode, dtype, scale), ref_b,
+                              lambda level=level: scale_moments(level)))
     return SSIMReference(x, mode, precise, out_dtype(ref_b), tuple(moments))
 
 
@@ -170,10 +195,11 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, kernel_size=2)
 
 
-def dist_planes(prepared: SSIMReference, dist: torch.Tensor) -> torch.Tensor:
-    """The distorted images' 8-bit planes, checked against the reference."""
+def dist_planes(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> torch.Tensor:
+    """The distorted images' 8-bit planes, checked against the reference (made once per
+    ``compare`` call for every metric that needs them)."""
     dist_b = check_dist(prepared.planes, dist).to(prepared.planes.device)
-    return planes(dist_b, prepared.mode, prepared.planes.dtype)
+    return planes(dist_b, prepared.mode, prepared.planes.dtype, ctx.scratch if ctx is not None else None)
 
 
 def first_scale_maps(prepared: SSIMReference, y: torch.Tensor,
@@ -194,11 +220,11 @@ def first_scale_maps(prepared: SSIMReference, y: torch.Tensor,
 def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> SSIMReference:
     """What SSIM needs of the reference (its 8-bit planes), computed once."""
     ctx = ctx or MetricContext()
-    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, SSIM_MIN_SIZE, "SSIM")
+    return prepare_planes(ref, ctx.ssim_mode, ctx.precise, SSIM_MIN_SIZE, "SSIM", scratch=ctx.scratch)
 
 
 def _ssim(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> SSIMResult:
-    ssim_map, _ = first_scale_maps(prepared, dist_planes(prepared, dist), ctx)
+    ssim_map, _ = first_scale_maps(prepared, dist_planes(prepared, dist, ctx), ctx)
     ssim_map = ssim_map.mean(dim=1, keepdim=True)
     value = ssim_map.mean(dim=(1, 2, 3)).to(prepared.out_dtype)
     return SSIMResult(value=value, map=ssim_map.to(prepared.out_dtype))
