@@ -167,3 +167,45 @@ def test_fast_float32_path_stays_within_1e5_of_skimage(mode):
     precise_ms = ms_ssim(ref, dist, mode=mode) if min(ref.shape[-2:]) >= 176 else None
     if precise_ms is not None:
         assert abs(ms_ssim(ref, dist, mode=mode, precise=False).item() - precise_ms.item()) <= 1e-5
+
+
+# The compiled CPU kernels (core/metrics/_ssim_kernels.py) against the PyTorch path they replace.
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("mode", ["reference", "rgb"])
+@pytest.mark.parametrize("n_ref,n_dist", [(1, 1), (1, 3), (3, 3), (3, 1)])
+def test_compiled_maps_equal_the_pytorch_path(dtype, tol, mode, n_ref, n_dist):
+    from core.metrics import ssim as ssim_module
+
+    gen = torch.Generator().manual_seed(n_ref * 10 + n_dist)
+    ref = torch.rand(n_ref, 3, 37, 52, generator=gen)
+    dist = (ref[:1].expand(n_dist, -1, -1, -1) + 0.1 * torch.randn(n_dist, 3, 37, 52, generator=gen)).clamp(0, 1)
+    prepared = ssim_module.prepare_planes(ref, mode, dtype == torch.float64, 11, "SSIM")
+    y = ssim_module.planes(dist, mode, dtype)
+    scale = prepared.scales[0]
+    assert scale.planes.dtype == dtype
+    got_ssim, got_cs = ssim_module.moments_maps(scale, y)
+    want_ssim, want_cs = ssim_module._moments_maps_torch(scale, y, (0.01 * 255) ** 2, (0.03 * 255) ** 2)
+    assert got_ssim.shape == want_ssim.shape == (max(n_ref, n_dist), 3 if mode == "rgb" else 1, 27, 42)
+    assert got_ssim.dtype == dtype
+    assert torch.max(torch.abs(got_ssim - want_ssim)) <= tol
+    assert torch.max(torch.abs(got_cs - want_cs)) <= tol
+    x = torch.rand(2, 3, 30, 20, generator=gen, dtype=dtype) * 255
+    assert torch.allclose(ssim_module._filter_valid(x), ssim_module._filter_valid_torch(x), rtol=0, atol=tol * 255)
+
+
+def test_compiled_maps_take_strided_views():
+    # The reference's moments are views of one filtered stack; the kernels must read them right.
+    from core.metrics import ssim as ssim_module
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 3, 40, 40, generator=gen)
+    y = x.flip(-1)
+    prepared = ssim_module.prepare_planes(x, "rgb", True, 11, "SSIM")
+    scale = prepared.scales[0]
+    mu, e_xx = torch.cat([scale.mu, scale.e_xx], dim=1).split(3, dim=1)  # non-contiguous views
+    strided = ssim_module.ScaleMoments(scale.planes, mu[:, :, :, :], e_xx.transpose(-1, -2).transpose(-1, -2))
+    planes = ssim_module.planes(y, "rgb", torch.float64)
+    a = ssim_module.moments_maps(scale, planes)
+    b = ssim_module.moments_maps(strided, planes)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
