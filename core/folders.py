@@ -724,8 +724,9 @@ def _ssim_pairs(spec: ScoringSpec, A: list[ImageState], B: list[ImageState], dia
     computed). Per pair only E[xy] is filtered; each image's E[x] and E[x²] were filtered once
     (its state), and its variance and mean terms are formed once per tile. The arithmetic is
     :func:`core.metrics.ssim.moments_maps`'s, operation for operation (the same values)."""
+    from .metrics import _ssim_kernels
     from .metrics.ms_ssim import MS_SSIM_WEIGHTS
-    from .metrics.ssim import SSIM_K1, SSIM_K2, _filter_valid
+    from .metrics.ssim import SSIM_K1, SSIM_K2, _cpu_taps, _filter_valid, _on_kernels
     from .metrics._levels import PEAK
 
     c1, c2 = (SSIM_K1 * PEAK) ** 2, (SSIM_K2 * PEAK) ** 2
@@ -734,27 +735,43 @@ def _ssim_pairs(spec: ScoringSpec, A: list[ImageState], B: list[ImageState], dia
     used = scales if want_ms else 1
     side_a = [_ssim_side(A, k) for k in range(used)]
     side_b = side_a if diagonal else [_ssim_side(B, k) for k in range(used)]
-    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=side_a[0][0].dtype, device=side_a[0][0].device)
-    ssim_parts, ms_parts = [], []
-    for a in range(len(A)):
-        first = a + 1 if diagonal else 0
-        for start in range(first, len(B), chunk):
-            stop = min(start + chunk, len(B))
-            terms = []
-            for k in range(used):
-                x, mu_x, var_x, sx, sxx = (t[a:a + 1] for t in side_a[k])
-                y, mu_y, var_y, sy, syy = (t[start:stop] for t in side_b[k])
+    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64, device=side_a[0][0].device)
+    compiled = _on_kernels(side_a[0][0])
+
+    def pair_chunk(a: int, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """SSIM (and MS-SSIM) of image a of A against images start..stop of B."""
+        terms, ssim_values = [], None
+        for k in range(used):
+            x, mu_x, var_x, sx, sxx = (t[a:a + 1] for t in side_a[k])
+            y, mu_y, var_y, sy, syy = (t[start:stop] for t in side_b[k])
+            if compiled:  # one compiled pass per pair and scale, no map stored
+                ssim_mean, cs_mean = _ssim_kernels.pair_means(x, mu_x, var_x, y, mu_y, var_y, _cpu_taps(x.dtype),
+                                                              c1, c2, _mid_grey())
+            else:
                 cov = _filter_valid(x * y).sub_(mu_x * mu_y)
                 cs_map = cov.mul_(2.0).add_(c2).div_((var_x + var_y).add_(c2))
                 ssim_map = (sx * sy).mul_(2.0).add_(c1).div_((sxx + syy).add_(c1)).mul_(cs_map)
-                if k == 0:
-                    ssim_parts.append(ssim_map.mean(dim=1, keepdim=True).mean(dim=(1, 2, 3)).float().cpu())
-                if want_ms:
-                    last = k == len(MS_SSIM_WEIGHTS) - 1
-                    terms.append((ssim_map if last else cs_map).mean(dim=(2, 3)))
+                ssim_mean, cs_mean = ssim_map.mean(dim=(2, 3)).double(), cs_map.mean(dim=(2, 3)).double()
+            if k == 0:
+                ssim_values = ssim_mean.mean(dim=1).float().cpu()
             if want_ms:
-                per_channel = torch.stack(terms).clamp(min=0.0).pow(weights.view(-1, 1, 1)).prod(dim=0)
-                ms_parts.append(per_channel.mean(dim=1).float().cpu())
+                terms.append(ssim_mean if k == len(MS_SSIM_WEIGHTS) - 1 else cs_mean)
+        if not want_ms:
+            return ssim_values, None
+        per_channel = torch.stack(terms).clamp(min=0.0).pow(weights.view(-1, 1, 1)).prod(dim=0)
+        return ssim_values, per_channel.mean(dim=1).float().cpu()
+
+    jobs = [(a, start, min(start + chunk, len(B))) for a in range(len(A))
+            for start in range(a + 1 if diagonal else 0, len(B), chunk)]
+    if compiled and len(jobs) > 1:
+        # The compiled kernel runs on one core and releases the GIL: spread the chunks over the
+        # cores PyTorch would use.
+        with ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="ssim") as pool:
+            results = list(pool.map(lambda job: pair_chunk(*job), jobs))
+    else:
+        results = [pair_chunk(*job) for job in jobs]
+    ssim_parts = [r[0] for r in results]
+    ms_parts = [r[1] for r in results if r[1] is not None]
     ssim_values = torch.cat(ssim_parts) if ssim_parts else torch.empty(0)
     ms_values = torch.cat(ms_parts) if ms_parts else torch.full_like(ssim_values, math.nan)
     return ssim_values, ms_values
