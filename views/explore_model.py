@@ -28,6 +28,22 @@ def explore_data(result) -> dict[str, Any]:
     }
 
 
+def merge_data(parts: list[dict[str, Any]], order: tuple[str, ...]) -> dict[str, Any]:
+    """One :func:`explore_data` dict from those of separate calls on disjoint metrics (the page
+    computes LPIPS first, so that its card is sent before the other metrics are computed)."""
+    if len(parts) == 1:
+        return parts[0]
+    row: dict[str, Any] = {}
+    merged: dict[str, Any] = {"row": row, "metrics": tuple(k for k in order if any(k in p["metrics"] for p in parts)),
+                              "skipped": {}, "layer_maps": [], "maps": {}}
+    for part in parts:
+        row.update(part["row"])
+        merged["skipped"].update(part["skipped"])
+        merged["maps"].update(part["maps"])
+        merged["layer_maps"] = merged["layer_maps"] or part["layer_maps"]
+    return merged
+
+
 def map_scale(key: str, values: np.ndarray) -> tuple[float, float, str]:
     """``(zmin, zmax, colour scale)`` for metric ``key``'s map: its declared range where it is
     bounded, a robust maximum where it is open; Viridis where higher is better (dark = worse
@@ -94,7 +110,9 @@ def images(dist_pixels: np.ndarray, data: dict, overlay: bool = False, opacity: 
     """The JPEGs a move sends: the distorted image and the LPIPS map (or the map over the image)."""
     heat, vmax = lpips_heat(data)
     shown = heatmaps.overlay(dist_pixels, heat, opacity) if overlay else heat
-    return {"distorted": heatmaps.encode(dist_pixels), "lpips_map": heatmaps.encode(shown), "vmax": vmax}
+    # The map alone is smooth colour: half-resolution chroma loses nothing visible there.
+    return {"distorted": heatmaps.encode(dist_pixels),
+            "lpips_map": heatmaps.encode(shown, chroma="4:4:4" if overlay else "4:2:0"), "vmax": vmax}
 
 
 def channel_figure(channels, image_size: tuple[int, int], cache: dict | None = None):
