@@ -1,6 +1,13 @@
 """LPIPS Explorer: the Streamlit entry point. Pages live in views/; numbers come from core/."""
 
+import os
 from pathlib import Path
+
+# Read by PyTorch's OpenMP runtime when torch is first imported (below, by the pages). Streamlit
+# runs every rerun on a new thread, each with its own OpenMP team; teams that spin while idle
+# steal the cores the next rerun (and, on one machine, the browser) needs. Sleeping at once
+# took a slider move's LPIPS card from 162 to 137 ms p50 (bench/app_loop.py, README).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 

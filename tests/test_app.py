@@ -296,6 +296,9 @@ def test_chain_add_seed_reorder_remove():
     assert_clean(at)
     assert steps(at) == []
     assert at.metric[0].value == "0.0000"
+    # The numbers were computed from the widgets' state before the editor was drawn, and the
+    # editor always agreed (else the page would have switched this session to editor-first).
+    assert "explore.editor_first" not in at.session_state
 
 
 def test_network_version_and_baseline_settings():

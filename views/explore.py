@@ -12,6 +12,7 @@ import json
 import math
 import zipfile
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -184,6 +185,25 @@ def _param_widget(step_id: int, param: distortions.Param):
                      persist_state="session", help=param.help or None)
 
 
+def chain_from_state() -> tuple[list[distortions.Step], int]:
+    """The chain and seed the editor's widgets hold, read before they are drawn.
+
+    A rerun starts with the browser's widget values already in ``st.session_state``, so the
+    page can compute and send the numbers first and draw the editor's widgets (dozens of
+    elements, ~60 ms of Streamlit's time) after them. :func:`chain_editor` returns the same chain;
+    the fragment checks that it does."""
+    from core import distortions
+
+    chain = []
+    for step in _chain_state():
+        spec = distortions.REGISTRY[step["name"]]
+        defaults = spec.defaults()
+        chain.append(distortions.Step(step["name"], {p.name: st.session_state.get(f"dist.{step['id']}.{p.name}",
+                                                                                   defaults[p.name])
+                                                     for p in spec.params}))
+    return chain, int(st.session_state.get("chain.seed", 0))
+
+
 def chain_editor() -> tuple[list[distortions.Step], int]:
     from core import distortions
 
@@ -251,39 +271,47 @@ def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibr
     return model.explore_data(result)
 
 
-def metric_cards(data: dict, ctx, key: str) -> None:
-    from core import metrics
+def card_slots(keys: Sequence[str]) -> dict:
+    """One column per metric card, in display order (filled by :func:`write_card`)."""
+    # Up to five cards in a row (legible at 1280 px); more metrics wrap into even rows.
+    per_row = len(keys) if len(keys) <= 5 else -(-len(keys) // -(-len(keys) // 5))
+    columns = [col for start in range(0, len(keys), per_row) for col in st.columns(per_row)]
+    return dict(zip(keys, columns))
 
-    row = data["row"]
+
+def previous_row(key: str) -> dict | None:
+    """The numbers of the previous setting (for the cards' arrows), or None."""
     previous = st.session_state.get("explore.previous")
     last = st.session_state.get("explore.last")
     if last is not None and last["key"] != key:
         previous = last
+    return previous["row"] if previous and previous["key"] != key else None
+
+
+def remember_row(key: str, row: dict) -> None:
+    last = st.session_state.get("explore.last")
+    if last is not None and last["key"] != key:
         st.session_state["explore.previous"] = last
     st.session_state["explore.last"] = {"key": key, "row": row}
-    prev_row = previous["row"] if previous and previous["key"] != key else None
 
-    def delta(name: str, digits: int) -> str | None:
-        if prev_row is None or name not in prev_row:
-            return None
+
+def write_card(column, name: str, data: dict, prev_row: dict | None, ctx) -> None:
+    from core import metrics
+
+    spec = metrics.get(name)
+    row = data["row"]
+    note = data["skipped"].get(name)
+    delta = None
+    if prev_row is not None and name in prev_row:
         a, b = row[name], prev_row[name]
-        if any(math.isinf(v) or math.isnan(v) for v in (a, b)):
-            return None
-        return f"{a - b:+.{digits}f}"
-
-    keys = list(data["metrics"])
-    # Up to five cards in a row (legible at 1280 px); more metrics wrap into even rows.
-    per_row = len(keys) if len(keys) <= 5 else -(-len(keys) // -(-len(keys) // 5))
-    columns = [col for start in range(0, len(keys), per_row) for col in st.columns(per_row)]
-    for col, name in zip(columns, keys):
-        spec = metrics.get(name)
-        note = data["skipped"].get(name)
-        with col.container(border=True, gap=None, key=f"card_{name}"):
-            st.metric(spec.title(ctx), fmt_metric(name, row[name]), delta(name, spec.digits),
-                      delta_color="normal" if spec.higher_is_better else "inverse",
-                      help=(f"{spec.description} {note}." if note else spec.description)
-                      + " The arrow shows the change since the last setting.")
-            st.caption(card_direction(spec))
+        if not any(math.isinf(v) or math.isnan(v) for v in (a, b)):
+            delta = f"{a - b:+.{spec.digits}f}"
+    with column.container(border=True, gap=None, key=f"card_{name}"):
+        st.metric(spec.title(ctx), fmt_metric(name, row[name]), delta,
+                  delta_color="normal" if spec.higher_is_better else "inverse",
+                  help=(f"{spec.description} {note}." if note else spec.description)
+                  + " The arrow shows the change since the last setting.")
+        st.caption(card_direction(spec))
 
 
 def card_direction(spec) -> str:
@@ -573,14 +601,25 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     cards = st.container()
     # The results column gets two thirds and a bit: its two pictures stay ≥ 300 px wide at 1280×800.
     controls, results = st.columns([1, 2.15], gap="small")
+    editor_drawn = False
     if target == "distort":
-        with controls:
-            chain, seed = chain_editor()
+        # Numbers first: the chain is read from the widgets' state and the editor is drawn after
+        # the cards, so a slider move's LPIPS card leaves the server before the editor's elements.
+        # Should the widgets ever disagree with their state, this session draws them first instead.
+        if st.session_state.get("explore.editor_first"):
+            with controls:
+                chain, seed = chain_editor()
+            editor_drawn = True
+        else:
+            chain, seed = chain_from_state()
         chain_text = distortions.describe(chain)
         try:
             chain_json = json.dumps(distortions.chain_to_dict(chain), sort_keys=True)
             dist_pixels = distorted_pixels(ref.digest, chain_json, seed, ref.pixels)
         except LpipsExplorerError as err:
+            if not editor_drawn:
+                with controls:
+                    chain_editor()
             show_error(err, "The distortion could not be applied")
             return
         dist_digest = f"{ref.digest}:{chain_json}:{seed}"
@@ -590,27 +629,54 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
             for note in target.notes:
                 st.caption(f"Second image: {note}")
     if engine is None:
+        if target == "distort" and not editor_drawn:
+            with controls:
+                chain_editor()
         return
     shown = settings.shown_metrics
+    first = tuple(k for k in shown if k == "lpips")  # the card people watch: computed and sent first
+    rest = tuple(k for k in shown if k != "lpips")
 
-    def compute(all_maps: bool) -> dict:
+    def compute(keys: tuple[str, ...], all_maps: bool) -> dict:
         return comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
-                          settings.ssim_mode, settings.device, shown, all_maps, engine,
+                          settings.ssim_mode, settings.device, keys, all_maps, engine,
                           prepared_for(engine, settings, ref), dist_pixels)
 
+    def compute_all(all_maps: bool) -> dict:
+        return model.merge_data([compute(part, all_maps) for part in (first, rest) if part], shown)
+
+    key = f"{ref.digest}|{dist_digest}|{settings.label}|{settings.ssim_mode}"
+    ctx = metric_context(engine, settings)
+    prev_row = previous_row(key)
+    maps_open = layers_open()
     try:
-        data = compute(layers_open())
+        with cards:
+            slots = card_slots(shown)
+            parts = []
+            for part in (first, rest):
+                if part:
+                    parts.append(compute(part, maps_open))
+                    for name in part:
+                        write_card(slots[name], name, parts[-1], prev_row, ctx)
+        data = model.merge_data(parts, shown)
     except LpipsExplorerError as err:
         show_error(err, "The metrics could not be computed")
+        if target == "distort" and not editor_drawn:
+            with controls:
+                chain_editor()
         return
-    key = f"{ref.digest}|{dist_digest}|{settings.label}|{settings.ssim_mode}"
-    with cards:
-        metric_cards(data, metric_context(engine, settings), key)
+    remember_row(key, data["row"])
+    if target == "distort" and not editor_drawn:
+        with controls:
+            drawn = chain_editor()
+        if drawn != (chain, seed):  # never show the numbers of another chain than the widgets show
+            st.session_state["explore.editor_first"] = True
+            st.rerun(scope="fragment")
     with results:
         pictures = image_row(ref, dist_pixels, data, chain_text)
     closer_view(engine, settings, ref, dist_pixels, dist_digest, data, pictures)
     layer_view(ref, data)
-    downloads(dist_pixels, data, chain_text, seed, lambda: compute(True))
+    downloads(dist_pixels, data, chain_text, seed, lambda: compute_all(True))
 
 
 def render() -> None:
