@@ -603,6 +603,28 @@ def _fast_rows(spec: ScoringSpec, files: Sequence[str], tile: Tile, pairs: list[
     A = [states[i] for i in rows_idx]
     B = [states[j] for j in cols_idx]
     keys = spec.metrics
+    with ThreadPoolExecutor(1, thread_name_prefix="ssim-pairs") as background:
+        # SSIM's pairs (compiled, GIL released) run beside LPIPS's and PSNR's matrix products.
+        ssim_job = (background.submit(_ssim_pairs, spec, A, B, tile.diagonal)
+                    if ("ssim" in keys or "ms_ssim" in keys) and A[0].moments is not None else None)
+        _matrix_columns(engine, keys, A, B, tile, a_idx, b_idx, columns, layer_columns)
+        if "ssim" in keys or "ms_ssim" in keys:
+            if ssim_job is None:  # too small for MS-SSIM
+                columns["ms_ssim"] = torch.full((len(pairs),), math.nan)
+            else:
+                ssim_values, ms_values = ssim_job.result()
+                if "ssim" in keys:
+                    columns["ssim"] = ssim_values
+                if "ms_ssim" in keys:
+                    columns["ms_ssim"] = ms_values
+    others = [k for k in keys if k not in FAST_METRICS]
+    other_rows = _other_metric_rows(spec, engine, files, tile, pairs, states, others) if others else None
+    return _assemble_rows(spec, ctx, engine, files, keys, pairs, columns, layer_columns, other_rows)
+
+
+def _matrix_columns(engine, keys, A: list[ImageState], B: list[ImageState], tile: Tile, a_idx: list[int],
+                    b_idx: list[int], columns: dict, layer_columns: dict) -> None:
+    """LPIPS and PSNR of a tile's pairs, from matrix products of the images' states."""
     if "lpips" in keys:
         wanted = torch.zeros(len(A), len(B), dtype=torch.bool)
         wanted[a_idx, b_idx] = True
@@ -613,16 +635,10 @@ def _fast_rows(spec: ScoringSpec, files: Sequence[str], tile: Tile, pairs: list[
         columns["lpips"] = sel.sum(dim=1)
     if "psnr" in keys:
         columns["psnr"] = _psnr_matrix(A, B)[a_idx, b_idx]
-    if ("ssim" in keys or "ms_ssim" in keys) and A[0].moments is None:  # too small for MS-SSIM
-        columns["ms_ssim"] = torch.full((len(pairs),), math.nan)
-    elif "ssim" in keys or "ms_ssim" in keys:
-        ssim_values, ms_values = _ssim_pairs(spec, A, B, tile.diagonal)
-        if "ssim" in keys:
-            columns["ssim"] = ssim_values
-        if "ms_ssim" in keys:
-            columns["ms_ssim"] = ms_values
-    others = [k for k in keys if k not in FAST_METRICS]
-    other_rows = _other_metric_rows(spec, engine, files, tile, pairs, states, others) if others else None
+
+
+def _assemble_rows(spec: ScoringSpec, ctx, engine, files: Sequence[str], keys, pairs: list[tuple[int, int]],
+                   columns: dict, layer_columns: dict, other_rows: list[Row] | None) -> list[Row]:
     settings: dict[str, Any] = {}
     if "lpips" in keys:
         settings.update(net=engine.net, version=engine.version, calibrated=engine.lpips)
@@ -702,14 +718,17 @@ def _psnr_matrix(A: list[ImageState], B: list[ImageState]) -> torch.Tensor:
     return values.float().cpu()
 
 
-def _ssim_side(states: list[ImageState], scale: int) -> tuple[torch.Tensor, ...]:
+def _ssim_side(states: list[ImageState], scale: int, shifted: bool = True) -> tuple[torch.Tensor | None, ...]:
     """One side of a tile at one scale: each image's centred planes, filtered mean, variance,
-    and mean (shifted back) with its square: everything of SSIM that is not a cross term."""
+    and mean (shifted back) with its square: everything of SSIM that is not a cross term
+    (the compiled kernel shifts the means itself: ``shifted=False`` leaves those two None)."""
     planes = torch.cat([s.moments[scale].planes for s in states])
     mu = torch.cat([s.moments[scale].mu for s in states])
     var = torch.cat([s.moments[scale].e_xx for s in states]).sub_(mu * mu)
-    shifted = mu + _mid_grey()
-    return planes, mu, var, shifted, shifted * shifted
+    if not shifted:
+        return planes, mu, var, None, None
+    mean = mu + _mid_grey()
+    return planes, mu, var, mean, mean * mean
 
 
 def _mid_grey() -> float:
@@ -733,17 +752,17 @@ def _ssim_pairs(spec: ScoringSpec, A: list[ImageState], B: list[ImageState], dia
     scales = len(A[0].moments)
     want_ms = "ms_ssim" in spec.metrics and scales == len(MS_SSIM_WEIGHTS)
     used = scales if want_ms else 1
-    side_a = [_ssim_side(A, k) for k in range(used)]
-    side_b = side_a if diagonal else [_ssim_side(B, k) for k in range(used)]
+    compiled = _on_kernels(A[0].moments[0].planes)
+    side_a = [_ssim_side(A, k, not compiled) for k in range(used)]
+    side_b = side_a if diagonal else [_ssim_side(B, k, not compiled) for k in range(used)]
     weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64, device=side_a[0][0].device)
-    compiled = _on_kernels(side_a[0][0])
 
     def pair_chunk(a: int, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """SSIM (and MS-SSIM) of image a of A against images start..stop of B."""
         terms, ssim_values = [], None
         for k in range(used):
-            x, mu_x, var_x, sx, sxx = (t[a:a + 1] for t in side_a[k])
-            y, mu_y, var_y, sy, syy = (t[start:stop] for t in side_b[k])
+            x, mu_x, var_x, sx, sxx = (None if t is None else t[a:a + 1] for t in side_a[k])
+            y, mu_y, var_y, sy, syy = (None if t is None else t[start:stop] for t in side_b[k])
             if compiled:  # one compiled pass per pair and scale, no map stored
                 ssim_mean, cs_mean = _ssim_kernels.pair_means(x, mu_x, var_x, y, mu_y, var_y, _cpu_taps(x.dtype),
                                                               c1, c2, _mid_grey())
