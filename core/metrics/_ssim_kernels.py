@@ -15,6 +15,9 @@ PyTorch path (``core.metrics.ssim``).
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from numba import njit
@@ -182,16 +185,53 @@ def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out).view(n, c, height - k + 1, width - k + 1)
 
 
+# Bands of at least this many output rows are worth a thread of their own.
+_MIN_BAND_ROWS = 48
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _bands(rows: int) -> list[tuple[int, int]]:
+    """Split ``rows`` output rows into one band per core PyTorch may use (one band when the
+    image is small or PyTorch runs on one thread, as the app does for a class)."""
+    count = max(1, min(torch.get_num_threads(), rows // _MIN_BAND_ROWS))
+    edges = [round(k * rows / count) for k in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _run_bands(work, bands: list[tuple[int, int]]) -> None:
+    """``work(start, stop)`` for each band: on this thread when there is one band, else on a
+    small shared pool (the kernels release the GIL, so the bands run at once)."""
+    global _pool
+    if len(bands) == 1:
+        work(*bands[0])
+        return
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < len(bands):
+            _pool = ThreadPoolExecutor(len(bands), thread_name_prefix="ssim-band")
+        pool = _pool
+    for future in [pool.submit(work, *band) for band in bands]:
+        future.result()
+
+
 def ssim_maps(x: torch.Tensor, y: torch.Tensor, mu_x: torch.Tensor, e_xx: torch.Tensor, taps: torch.Tensor,
               c1: float, c2: float, mid: float) -> tuple[torch.Tensor, torch.Tensor]:
     """SSIM and cs maps (valid region) of ``y`` against the reference's centred planes ``x``
-    and moments; CPU tensors of one dtype. See :func:`_ssim_maps`."""
+    and moments; CPU tensors of one dtype. See :func:`_ssim_maps`. Large maps are computed in
+    horizontal bands on several cores (each band reads its rows plus the window's 10)."""
     n = max(x.shape[0], y.shape[0])
-    shape = (n, y.shape[1], mu_x.shape[2], mu_x.shape[3])
-    dtype = _numpy(y).dtype
-    ssim_out, cs_out = np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
-    _ssim_maps(_numpy(x), _numpy(y), _numpy(mu_x), _numpy(e_xx), _numpy(taps.to(y.dtype)),
-               float(c1), float(c2), float(mid), ssim_out, cs_out)
+    height = mu_x.shape[2]
+    shape = (n, y.shape[1], height, mu_x.shape[3])
+    xn, yn, mun, exn = _numpy(x), _numpy(y), _numpy(mu_x), _numpy(e_xx)
+    tn = _numpy(taps.to(y.dtype))
+    ssim_out, cs_out = np.empty(shape, dtype=yn.dtype), np.empty(shape, dtype=yn.dtype)
+    k = tn.shape[0] - 1
+
+    def band(start: int, stop: int) -> None:
+        _ssim_maps(xn[:, :, start:stop + k], yn[:, :, start:stop + k], mun[:, :, start:stop], exn[:, :, start:stop],
+                   tn, float(c1), float(c2), float(mid), ssim_out[:, :, start:stop], cs_out[:, :, start:stop])
+
+    _run_bands(band, _bands(height))
     return torch.from_numpy(ssim_out), torch.from_numpy(cs_out)
 
 
