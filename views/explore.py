@@ -256,16 +256,18 @@ def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: n
 # Results.
 # ---------------------------------------------------------------------------------------------
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=64)  # two entries per setting: LPIPS, then the others
 def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibrated: bool, ssim_mode: str,
                device: str, metrics: tuple[str, ...], all_maps: bool, _engine, _prepared,
-               _dist_pixels: np.ndarray) -> dict:
-    """Display-ready numbers and maps (numpy, CPU) for one pair: the metrics shown, LPIPS's map
-    always (it sits beside the photos) and the other maps only when they are on screen."""
+               _dist_pixels: np.ndarray, counted: bool = True) -> dict:
+    """Display-ready numbers and maps (numpy, CPU) for one pair: the metrics asked for, LPIPS's
+    map always (it sits beside the photos) and the other maps only when they are on screen.
+    ``counted``: this call is the one that counts the setting as computed (the first part)."""
     from core.comparison import compare
     from core.tensors import from_numpy
 
-    note_computation("comparison")
+    if counted:
+        note_computation("comparison")
     result = compare(_engine, _prepared, from_numpy(_dist_pixels), metrics=metrics,
                      spatial=True if all_maps else ("lpips",))
     return model.explore_data(result)
@@ -636,14 +638,15 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     shown = settings.shown_metrics
     first = tuple(k for k in shown if k == "lpips")  # the card people watch: computed and sent first
     rest = tuple(k for k in shown if k != "lpips")
+    parts_order = [part for part in (first, rest) if part]
 
     def compute(keys: tuple[str, ...], all_maps: bool) -> dict:
         return comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
                           settings.ssim_mode, settings.device, keys, all_maps, engine,
-                          prepared_for(engine, settings, ref), dist_pixels)
+                          prepared_for(engine, settings, ref), dist_pixels, counted=keys is parts_order[0])
 
     def compute_all(all_maps: bool) -> dict:
-        return model.merge_data([compute(part, all_maps) for part in (first, rest) if part], shown)
+        return model.merge_data([compute(part, all_maps) for part in parts_order], shown)
 
     key = f"{ref.digest}|{dist_digest}|{settings.label}|{settings.ssim_mode}"
     ctx = metric_context(engine, settings)
@@ -653,11 +656,10 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
         with cards:
             slots = card_slots(shown)
             parts = []
-            for part in (first, rest):
-                if part:
-                    parts.append(compute(part, maps_open))
-                    for name in part:
-                        write_card(slots[name], name, parts[-1], prev_row, ctx)
+            for part in parts_order:
+                parts.append(compute(part, maps_open))
+                for name in part:
+                    write_card(slots[name], name, parts[-1], prev_row, ctx)
         data = model.merge_data(parts, shown)
     except LpipsExplorerError as err:
         show_error(err, "The metrics could not be computed")
