@@ -16,7 +16,9 @@ def test_move_benchmark_reports_each_stage(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["size"] == [96, 96] or max(report["size"]) == 96
     assert report["floor_ms"] > 0 and report["total_open_ms"] >= report["total_collapsed_ms"] > report["floor_ms"]
-    assert {"distortion (apply, 8-bit)", "metrics, one call (LPIPS map only)"} <= set(report["stages_ms"])
+    assert {"distortion (apply, 8-bit)", "LPIPS with its map (card sent next)"} <= set(report["stages_ms"])
+    assert report["floor_ms"] < report["to_card_ms"] < report["total_collapsed_ms"]
+    assert report["cpu_ms_per_move"] > 0 and report["wall_ms_per_move"] > 0
     from core import metrics
 
     # Every metric the page shows by default, but MS-SSIM: 96 px is below its 176.
