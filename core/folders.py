@@ -764,8 +764,10 @@ def _ssim_pairs(spec: ScoringSpec, A: list[ImageState], B: list[ImageState], dia
             x, mu_x, var_x, sx, sxx = (None if t is None else t[a:a + 1] for t in side_a[k])
             y, mu_y, var_y, sy, syy = (None if t is None else t[start:stop] for t in side_b[k])
             if compiled:  # one compiled pass per pair and scale, no map stored
+                last = k == len(MS_SSIM_WEIGHTS) - 1
                 ssim_mean, cs_mean = _ssim_kernels.pair_means(x, mu_x, var_x, y, mu_y, var_y, _cpu_taps(x.dtype),
-                                                              c1, c2, _mid_grey())
+                                                              c1, c2, _mid_grey(), want_ssim=k == 0 or last,
+                                                              want_cs=want_ms and not last)
             else:
                 cov = _filter_valid(x * y).sub_(mu_x * mu_y)
                 cs_map = cov.mul_(2.0).add_(c2).div_((var_x + var_y).add_(c2))

@@ -122,12 +122,14 @@ def _ssim_maps(x, y, mu_x, e_xx, taps, c1, c2, mid, ssim_out, cs_out):  # pragma
 
 
 @njit(**_JIT)
-def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, ssim_mean, cs_mean):  # pragma: no cover
+def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, want_cs,
+                ssim_mean, cs_mean):  # pragma: no cover - compiled
     """Means of the SSIM and cs maps of one image against each of B others, no map stored.
 
     x: C×H×W centred planes of the first image, mu_x/var_x: C×h×w its filtered mean and
     variance; y, mu_y, var_y: the same for B images (B×C×…). Only E[xy] is filtered here.
-    ssim_mean, cs_mean: B×C, summed in float64 whatever the planes' precision.
+    ``want_ssim``/``want_cs`` skip the mean nobody asked for (MS-SSIM needs cs at its first four
+    scales and SSIM at its last). ssim_mean, cs_mean: B×C, summed in float64.
     """
     n_b, channels, height, width = y.shape
     h, w = mu_x.shape[1], mu_x.shape[2]
@@ -135,6 +137,7 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, ssim_mean, cs
     rows = np.empty((height, w), dtype=y.dtype)
     prod = np.empty(width, dtype=y.dtype)
     acc = np.empty(w, dtype=y.dtype)
+    two = taps[0] * 0 + 2  # 2 in the planes' precision
     for b in range(n_b):
         for c in range(channels):
             for i in range(height):
@@ -161,12 +164,13 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, ssim_mean, cs
                 for j in range(w):
                     mx = mxr[j]
                     my = myr[j]
-                    cov = acc[j] - mx * my
-                    cs = (2.0 * cov + c2) / (vxr[j] + vyr[j] + c2)
-                    mxs = mx + mid
-                    mys = my + mid
-                    c_sum += cs
-                    s_sum += (2.0 * (mxs * mys) + c1) / (mxs * mxs + mys * mys + c1) * cs
+                    cs = (two * (acc[j] - mx * my) + c2) / (vxr[j] + vyr[j] + c2)
+                    if want_cs:
+                        c_sum += cs
+                    if want_ssim:
+                        mxs = mx + mid
+                        mys = my + mid
+                        s_sum += (two * (mxs * mys) + c1) / (mxs * mxs + mys * mys + c1) * cs
             ssim_mean[b, c] = s_sum / (h * w)
             cs_mean[b, c] = c_sum / (h * w)
 
@@ -236,12 +240,16 @@ def ssim_maps(x: torch.Tensor, y: torch.Tensor, mu_x: torch.Tensor, e_xx: torch.
 
 
 def pair_means(x: torch.Tensor, mu_x: torch.Tensor, var_x: torch.Tensor, y: torch.Tensor, mu_y: torch.Tensor,
-               var_y: torch.Tensor, taps: torch.Tensor, c1: float, c2: float,
-               mid: float) -> tuple[torch.Tensor, torch.Tensor]:
+               var_y: torch.Tensor, taps: torch.Tensor, c1: float, c2: float, mid: float,
+               want_ssim: bool = True, want_cs: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean SSIM and cs (B×C, float64) of one image (``x``: 1×C×H×W centred planes, with its
-    moments) against B others, on the CPU: ``allpairs``' inner loop (see :func:`_pair_means`)."""
+    moments) against B others, on the CPU: ``allpairs``' inner loop (see :func:`_pair_means`).
+    The map's arithmetic runs in the planes' precision, as the PyTorch path's does."""
     shape = (y.shape[0], y.shape[1])
-    ssim_mean, cs_mean = np.empty(shape), np.empty(shape)
-    _pair_means(_numpy(x[0]), _numpy(mu_x[0]), _numpy(var_x[0]), _numpy(y), _numpy(mu_y), _numpy(var_y),
-                _numpy(taps.to(y.dtype)), float(c1), float(c2), float(mid), ssim_mean, cs_mean)
+    ssim_mean, cs_mean = np.zeros(shape), np.zeros(shape)
+    yn = _numpy(y)
+    scalar = yn.dtype.type
+    _pair_means(_numpy(x[0]), _numpy(mu_x[0]), _numpy(var_x[0]), yn, _numpy(mu_y), _numpy(var_y),
+                _numpy(taps.to(y.dtype)), scalar(c1), scalar(c2), scalar(mid), bool(want_ssim), bool(want_cs),
+                ssim_mean, cs_mean)
     return torch.from_numpy(ssim_mean), torch.from_numpy(cs_mean)
