@@ -72,3 +72,14 @@ def test_public_functions_still_validate_every_call():
             assert "[0.0, 1.0]" in str(err) or "[0, 1]" in str(err)
         else:
             raise AssertionError(f"{fn.__name__} accepted values above 1")
+
+
+def test_compiled_luma_equals_the_pytorch_formula_for_every_colour():
+    # All 16.7 million 8-bit colours, in float64 and float32 levels: the compiled rgb2gray
+    # rounds every one of them to the same grey level as the PyTorch formula it replaces.
+    g, b = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    for r in range(256):
+        levels = torch.stack([torch.full_like(g, r), g, b]).unsqueeze(0)
+        for dtype in (torch.float64, torch.float32):
+            lv = levels.to(dtype)
+            assert torch.equal(_levels.matlab_luma(lv), _levels._matlab_luma_torch(lv)), (r, dtype)

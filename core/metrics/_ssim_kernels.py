@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numba import njit
 
-__all__ = ["filter_valid", "pair_means", "ssim_maps"]
+__all__ = ["filter_valid", "luma", "pair_means", "ssim_maps"]
 
 _JIT = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
@@ -173,6 +173,29 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, wa
                         s_sum += (two * (mxs * mys) + c1) / (mxs * mxs + mys * mys + c1) * cs
             ssim_mean[b, c] = s_sum / (h * w)
             cs_mean[b, c] = c_sum / (h * w)
+
+
+@njit(**_JIT)
+def _luma(levels, weights, out):  # pragma: no cover - compiled
+    """MATLAB rgb2gray of N×3×H×W 8-bit levels into N×H×W: the float64 sum r·w0 + g·w1 + b·w2
+    in that order, rounded half away from zero, as :func:`core.metrics._levels.matlab_luma`."""
+    n, _, height, width = levels.shape
+    w0, w1, w2 = weights[0], weights[1], weights[2]
+    for b in range(n):
+        for i in range(height):
+            r, g, bl, dst = levels[b, 0, i], levels[b, 1, i], levels[b, 2, i], out[b, i]
+            for j in range(width):
+                v = np.floor(((np.float64(r[j]) * w0 + np.float64(g[j]) * w1) + np.float64(bl[j]) * w2) + 0.5)
+                dst[j] = min(max(v, 0.0), 255.0)
+
+
+def luma(levels: torch.Tensor, weights: tuple[float, float, float]) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of 8-bit levels (N×3×H×W, CPU, float32/64) as N×1×H×W in their dtype."""
+    n, _, height, width = levels.shape
+    src = _numpy(levels)
+    out = np.empty((n, height, width), dtype=src.dtype)
+    _luma(src, np.asarray(weights, dtype=np.float64), out)
+    return torch.from_numpy(out).view(n, 1, height, width)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
