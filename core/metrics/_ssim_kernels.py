@@ -122,6 +122,25 @@ def _ssim_maps(x, y, mu_x, e_xx, taps, c1, c2, mid, ssim_out, cs_out):  # pragma
 
 
 @njit(**_JIT)
+def _row_sum(row):  # pragma: no cover - compiled
+    """Sum of a row in float64 with four running sums, so that the additions need not wait on
+    each other (the order moves only the last bits of a float64 sum)."""
+    a0 = a1 = a2 = a3 = 0.0
+    n = row.shape[0]
+    j = 0
+    while j + 4 <= n:
+        a0 += row[j]
+        a1 += row[j + 1]
+        a2 += row[j + 2]
+        a3 += row[j + 3]
+        j += 4
+    while j < n:
+        a0 += row[j]
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(**_JIT)
 def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, want_cs,
                 ssim_mean, cs_mean):  # pragma: no cover - compiled
     """Means of the SSIM and cs maps of one image against each of B others, no map stored.
@@ -137,6 +156,8 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, wa
     rows = np.empty((height, w), dtype=y.dtype)
     prod = np.empty(width, dtype=y.dtype)
     acc = np.empty(w, dtype=y.dtype)
+    s_row = np.zeros(w, dtype=y.dtype)
+    c_row = np.zeros(w, dtype=y.dtype)
     two = taps[0] * 0 + 2  # 2 in the planes' precision
     for b in range(n_b):
         for c in range(channels):
@@ -161,16 +182,19 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, wa
                         acc[j] += tk * src[j]
                 mxr, vxr = mu_x[c, i], var_x[c, i]
                 myr, vyr = mu_y[b, c, i], var_y[b, c, i]
+                # The row's values first (a loop without a running sum vectorizes), then their sums.
                 for j in range(w):
                     mx = mxr[j]
                     my = myr[j]
                     cs = (two * (acc[j] - mx * my) + c2) / (vxr[j] + vyr[j] + c2)
-                    if want_cs:
-                        c_sum += cs
-                    if want_ssim:
-                        mxs = mx + mid
-                        mys = my + mid
-                        s_sum += (two * (mxs * mys) + c1) / (mxs * mxs + mys * mys + c1) * cs
+                    c_row[j] = cs
+                    mxs = mx + mid
+                    mys = my + mid
+                    s_row[j] = (two * (mxs * mys) + c1) / (mxs * mxs + mys * mys + c1) * cs
+                if want_cs:
+                    c_sum += _row_sum(c_row)
+                if want_ssim:
+                    s_sum += _row_sum(s_row)
             ssim_mean[b, c] = s_sum / (h * w)
             cs_mean[b, c] = c_sum / (h * w)
 
@@ -207,8 +231,21 @@ def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     ``taps`` ⊗ ``taps``: N×C×(H−k+1)×(W−k+1)."""
     n, c, height, width = x.shape
     k = taps.numel()
-    out = np.empty((n * c, height - k + 1, width - k + 1), dtype=_numpy(x).dtype)
-    _filter_valid(_numpy(x).reshape(n * c, height, width), _numpy(taps.to(x.dtype)), out)
+    src = _numpy(x).reshape(n * c, height, width)
+    tn = _numpy(taps.to(x.dtype))
+    out = np.empty((n * c, height - k + 1, width - k + 1), dtype=src.dtype)
+    planes = n * c
+    if planes > 1:  # whole planes per thread (a batch of images, or an image and its square)
+        count = max(1, min(torch.get_num_threads(), planes))
+        edges = [round(i * planes / count) for i in range(count + 1)]
+        _run_bands(lambda a, b: _filter_valid(src[a:b], tn, out[a:b]), list(zip(edges[:-1], edges[1:])))
+    else:
+        rows = out.shape[1]
+
+        def band(start: int, stop: int) -> None:
+            _filter_valid(src[:, start:stop + k - 1], tn, out[:, start:stop])
+
+        _run_bands(band, _bands(rows))
     return torch.from_numpy(out).view(n, c, height - k + 1, width - k + 1)
 
 
