@@ -35,6 +35,7 @@ $(PY):
 $(VENV)/.installed-run: requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(PY) -c "from core.metrics._ssim_kernels import compile_all; compile_all()"  # once, not on a first page view
 	touch $@
 
 $(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.installed-run
