@@ -407,7 +407,7 @@ class ImageState:
     lpips: tuple[torch.Tensor, ...] | None = None
     lpips_sq: torch.Tensor | None = None
     lpips_hw: tuple[int, ...] = ()
-    levels: torch.Tensor | None = None  # PSNR: 8-bit levels, flattened, float64
+    levels: torch.Tensor | None = None  # PSNR: 8-bit levels, flattened, uint8 (8× smaller than floats)
     moments: tuple | None = None  # SSIM: ScaleMoments at each scale (1×C×h×w)
     nbytes: int = 0
 
@@ -511,7 +511,7 @@ def compute_states(spec: ScoringSpec, images: torch.Tensor) -> list[ImageState]:
     if "psnr" in keys:
         levels = registry.get("psnr").prepare(images, ctx).levels
         for i in range(n):
-            states[i].levels = levels[i].reshape(-1).clone()
+            states[i].levels = levels[i].reshape(-1).to(torch.uint8)
     wanted = [k for k in ("ms_ssim", "ssim") if k in keys]
     if wanted and _ssim_moments_apply(spec, images):
         prepared = registry.get(wanted[0]).prepare(images, ctx)  # MS-SSIM's five scales hold SSIM's one
@@ -634,7 +634,7 @@ def _matrix_columns(engine, keys, A: list[ImageState], B: list[ImageState], tile
             layer_columns[f"lpips_{name}"] = sel[:, k]
         columns["lpips"] = sel.sum(dim=1)
     if "psnr" in keys:
-        columns["psnr"] = _psnr_matrix(A, B)[a_idx, b_idx]
+        columns["psnr"] = _psnr_matrix(A, A if tile.diagonal else B)[a_idx, b_idx]
 
 
 def _assemble_rows(spec: ScoringSpec, ctx, engine, files: Sequence[str], keys, pairs: list[tuple[int, int]],
@@ -710,9 +710,12 @@ def _psnr_matrix(A: list[ImageState], B: list[ImageState]) -> torch.Tensor:
     so float64 gives exactly the sum of squared differences that PSNR's own loop sums."""
     from .metrics._levels import PEAK
 
-    la = torch.stack([s.levels for s in A])  # exact integers: float64 everywhere but MPS
-    lb = torch.stack([s.levels for s in B])
-    sse = (la * la).sum(dim=1)[:, None] + (lb * lb).sum(dim=1)[None, :] - 2.0 * (la @ lb.T)
+    dtype = torch.float32 if A[0].levels.device.type == "mps" else torch.float64  # exact integers
+    la = torch.stack([s.levels for s in A]).to(dtype)
+    lb = la if B is A else torch.stack([s.levels for s in B]).to(dtype)
+    sq_a = (la * la).sum(dim=1)
+    sq_b = sq_a if B is A else (lb * lb).sum(dim=1)
+    sse = sq_a[:, None] + sq_b[None, :] - 2.0 * (la @ lb.T)
     mse = sse / la.shape[1]
     values = torch.where(mse > 0, 10.0 * torch.log10(PEAK**2 / mse), torch.full_like(mse, math.inf))
     return values.float().cpu()

@@ -83,3 +83,27 @@ def test_compiled_luma_equals_the_pytorch_formula_for_every_colour():
         for dtype in (torch.float64, torch.float32):
             lv = levels.to(dtype)
             assert torch.equal(_levels.matlab_luma(lv), _levels._matlab_luma_torch(lv)), (r, dtype)
+
+
+def test_compiled_levels_round_like_pytorch():
+    # Every k/255 and every half-way (k + 0.5)/255, a step either side of each, values outside
+    # [0, 1] and 2 million random ones, from float32 and float64, into float32 and float64.
+    gen = torch.Generator().manual_seed(0)
+    k = torch.arange(256, dtype=torch.float64)
+    special = torch.cat([k / 255, (k + 0.5) / 255, torch.tensor([0.0, -0.0, 1.0, 1e-45, 0.9999999, -0.3, 1.7])])
+    for src_dtype in (torch.float32, torch.float64):
+        s = special.to(src_dtype)
+        s = torch.cat([s, torch.nextafter(s, torch.tensor(2.0, dtype=src_dtype)),
+                       torch.nextafter(s, torch.tensor(-2.0, dtype=src_dtype)),
+                       torch.rand(2_000_000, generator=gen, dtype=src_dtype)])
+        for dtype in (torch.float32, torch.float64):
+            want = s.clamp(0.0, 1.0).mul(255.0).round().to(dtype)
+            assert torch.equal(_levels.quantize(s, dtype), want), (src_dtype, dtype)
+
+
+def test_levels_in_a_second_precision_come_from_the_first():
+    scratch: dict = {}
+    image = torch.rand(1, 3, 8, 8)
+    as64 = _levels.shared_levels(image, torch.float64, scratch)
+    as32 = _levels.shared_levels(image, torch.float32, scratch)
+    assert as32.dtype == torch.float32 and torch.equal(as32.double(), as64)

@@ -39,6 +39,10 @@ def out_dtype(image: torch.Tensor) -> torch.dtype:
 def quantize(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """[0, 1] floats → 8-bit grey levels 0..255 (as floats), rounding like ``to_uint8``."""
     # Rounded in the input's precision: k/255 stored as float32 maps back to exactly k.
+    if image.device.type == "cpu" and image.dtype in (torch.float32, torch.float64) and image.numel():
+        from . import _ssim_kernels  # the same four steps in one compiled pass (equal, tested)
+
+        return _ssim_kernels.levels(image, dtype)
     return image.clamp(0.0, 1.0).mul(255.0).round().to(dtype)
 
 
@@ -81,8 +85,16 @@ def shared(scratch: dict | None, name: tuple, image: torch.Tensor, make: Callabl
 
 
 def shared_levels(image: torch.Tensor, dtype: torch.dtype, scratch: dict | None) -> torch.Tensor:
-    """:func:`quantize`, shared within one call (see :func:`shared`)."""
-    return shared(scratch, ("levels", dtype), image, lambda: quantize(image, dtype))
+    """:func:`quantize`, shared within one call (see :func:`shared`); levels already made in
+    another precision are converted (integers 0..255 are exact in both)."""
+    def make() -> torch.Tensor:
+        for other in (torch.float64, torch.float32):
+            hit = scratch.get((("levels", other), id(image))) if scratch is not None else None
+            if other != dtype and hit is not None and hit[0] is image:
+                return hit[1].to(dtype)
+        return quantize(image, dtype)
+
+    return shared(scratch, ("levels", dtype), image, make)
 
 
 def shared_luma(image: torch.Tensor, dtype: torch.dtype, scratch: dict | None) -> torch.Tensor:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numba import njit
 
-__all__ = ["filter_valid", "luma", "pair_means", "ssim_maps"]
+__all__ = ["filter_valid", "levels", "luma", "pair_means", "ssim_maps"]
 
 _JIT = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
@@ -213,6 +213,28 @@ def _luma(levels, weights, out):  # pragma: no cover - compiled
                 dst[j] = min(max(v, 0.0), 255.0)
 
 
+@njit(**_JIT)
+def _levels(image, peak, out):  # pragma: no cover - compiled
+    """round(clamp(x, 0, 1) · 255) in the image's precision, halves to even, as PyTorch's
+    ``clamp(0, 1).mul(255).round()``; flat arrays."""
+    zero = peak - peak  # 0 and 1 in the image's precision: mixing in a float64 would change
+    one = peak / peak  # the product's rounding (x·255 must be rounded to float32 first)
+    for i in range(image.shape[0]):
+        out[i] = np.round(min(max(image[i], zero), one) * peak)
+
+
+def levels(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[0, 1] floats (CPU, float32/64) → 8-bit levels 0..255 as ``dtype``, in one pass."""
+    src = _numpy(image)
+    out = np.empty(src.shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+    flat_src, flat_out, peak = src.reshape(-1), out.reshape(-1), src.dtype.type(255.0)
+    size = flat_src.shape[0]
+    count = max(1, min(torch.get_num_threads(), size // (1 << 20)))  # a thread per million values
+    edges = [round(k * size / count) for k in range(count + 1)]
+    _run_bands(lambda a, b: _levels(flat_src[a:b], peak, flat_out[a:b]), list(zip(edges[:-1], edges[1:])))
+    return torch.from_numpy(out)
+
+
 def luma(levels: torch.Tensor, weights: tuple[float, float, float]) -> torch.Tensor:
     """MATLAB ``rgb2gray`` of 8-bit levels (N×3×H×W, CPU, float32/64) as N×1×H×W in their dtype."""
     n, _, height, width = levels.shape
@@ -329,4 +351,6 @@ def compile_all() -> float:
         ssim_maps(x[:1] - 127.5, x, moments[:1], moments[:1] ** 2, taps, 6.5, 58.5, 127.5)
         pair_means(x[:1], moments[:1], moments[:1], x, moments, moments, taps, 6.5, 58.5, 127.5)
         luma(torch.rand(1, 3, 4, 4, dtype=dtype).mul(255).round(), (0.299, 0.587, 0.114))
+        for out in (torch.float32, torch.float64):
+            levels(torch.rand(1, 3, 4, 4, dtype=dtype), out)
     return time.perf_counter() - start
