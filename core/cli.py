@@ -41,10 +41,10 @@ becomes an error row and the run goes on.
 What each metric costs per pair (measured on a 2-core CPU, decoding included):
   lpips     two backbone passes (ref and dist): the bulk of the time (alex, 256x256,
             2-core CPU: about 17 ms per pair with decoding)
-  psnr      one pass over the pixels, exact: about 5 ms alone, most of it decoding
-  ssim      five Gaussian-filtered moments per pair: about 7 ms at 256x256 in float32
-            (the default), 10 ms in float64 (--precision)
-  ms_ssim   the same at five scales, sharing SSIM's first: about 9 ms (float32) alone
+  psnr      one pass over the pixels, exact: about 5 ms alone, nearly all of it decoding
+  ssim      five Gaussian-filtered moments per pair: about 4.5 ms alone at 256x256 in
+            float32 (the default), 5.5 ms in float64 (--precision), decoding included
+  ms_ssim   the same at five scales, sharing SSIM's first: about 5 ms (float32) alone
   others    (see `python -m core metrics`) their own cost, through the same path as `compare`
 `--metrics lpips` computes LPIPS alone; `--metrics psnr,ssim` needs no network at all.
 Measured figures: README, "Scoring at scale" (make bench-batch)."""
@@ -57,8 +57,8 @@ What each metric costs (measured on a 2-core CPU, 256x256, alex, decoding includ
             features for all pairs of a block (N=40 at 256x256: 0.7 ms per pair in all)
   psnr      one matrix product of the 8-bit levels (exact): about 0.2 ms per pair
   ssim      each image's moments once, then one filtered cross moment E[xy] per pair:
-            about 0.6 ms per pair in float32 (the default), 1.2 ms in float64
-  ms_ssim   the same at five scales (the coarser ones are small): about 0.8 ms per pair
+            about 0.3 ms per pair in float32 (the default), 0.36 ms in float64
+  ms_ssim   the same at five scales (the coarser ones are small): about 0.4 ms per pair
   others    (see `python -m core metrics`) each image prepared once, its partners scored
             through the same path as `compare`
 Memory is bounded by --memory: blocks of images whose states fit are paired with each other.
