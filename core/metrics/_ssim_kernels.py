@@ -28,6 +28,27 @@ _JIT = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
 
 @njit(**_JIT)
+def _along_row(src, taps, dst):  # pragma: no cover - compiled
+    """dst[j] = Σ_k taps[k] · src[j + k], tap 0 first (one row, 'valid')."""
+    dst[:] = 0
+    for k in range(taps.shape[0]):
+        tk = taps[k]
+        for j in range(dst.shape[0]):
+            dst[j] += tk * src[j + k]
+
+
+@njit(**_JIT)
+def _down_rows(rows, i, taps, dst):  # pragma: no cover - compiled
+    """dst[j] = Σ_k taps[k] · rows[i + k, j], tap 0 first (one output row of a column pass)."""
+    dst[:] = 0
+    for k in range(taps.shape[0]):
+        tk = taps[k]
+        src = rows[i + k]
+        for j in range(dst.shape[0]):
+            dst[j] += tk * src[j]
+
+
+@njit(**_JIT)
 def _filter_valid(x, taps, out):  # pragma: no cover - compiled
     """out[p] = taps ⊗ taps 'valid' correlation of x[p] (P×H×W → P×h×w), rows first."""
     planes, height, width = x.shape
@@ -36,21 +57,9 @@ def _filter_valid(x, taps, out):  # pragma: no cover - compiled
     rows = np.empty((height, w), dtype=x.dtype)
     for p in range(planes):
         for i in range(height):
-            row = rows[i]
-            row[:] = 0
-            src = x[p, i]
-            for k in range(k_len):
-                tk = taps[k]
-                for j in range(w):
-                    row[j] += tk * src[j + k]
+            _along_row(x[p, i], taps, rows[i])
         for i in range(h):
-            dst = out[p, i]
-            dst[:] = 0
-            for k in range(k_len):
-                tk = taps[k]
-                src = rows[i + k]
-                for j in range(w):
-                    dst[j] += tk * src[j]
+            _down_rows(rows, i, taps, out[p, i])
 
 
 @njit(**_JIT)
@@ -63,7 +72,6 @@ def _ssim_maps(x, y, mu_x, e_xx, taps, c1, c2, mid, ssim_out, cs_out):  # pragma
     """
     n_out, channels, h, w = ssim_out.shape
     height, width = y.shape[2], y.shape[3]
-    k_len = taps.shape[0]
     one_x, one_y = x.shape[0] == 1, y.shape[0] == 1
     rows = np.empty((3, height, w), dtype=y.dtype)
     yc = np.empty(width, dtype=y.dtype)
@@ -84,28 +92,14 @@ def _ssim_maps(x, y, mu_x, e_xx, taps, c1, c2, mid, ssim_out, cs_out):  # pragma
                     yc[j] = v
                     y2[j] = v * v
                     xy[j] = xr[j] * v
-                r0, r1, r2 = rows[0, i], rows[1, i], rows[2, i]
-                r0[:] = 0
-                r1[:] = 0
-                r2[:] = 0
-                for k in range(k_len):
-                    tk = taps[k]
-                    for j in range(w):
-                        r0[j] += tk * yc[j + k]
-                        r1[j] += tk * y2[j + k]
-                        r2[j] += tk * xy[j + k]
+                _along_row(yc, taps, rows[0, i])
+                _along_row(y2, taps, rows[1, i])
+                _along_row(xy, taps, rows[2, i])
             # Columns, then the map, one output row at a time.
             for i in range(h):
-                a[:] = 0
-                b[:] = 0
-                d[:] = 0
-                for k in range(k_len):
-                    tk = taps[k]
-                    s0, s1, s2 = rows[0, i + k], rows[1, i + k], rows[2, i + k]
-                    for j in range(w):
-                        a[j] += tk * s0[j]
-                        b[j] += tk * s1[j]
-                        d[j] += tk * s2[j]
+                _down_rows(rows[0], i, taps, a)
+                _down_rows(rows[1], i, taps, b)
+                _down_rows(rows[2], i, taps, d)
                 mx_row, exx_row = mu_x[nx, c, i], e_xx[nx, c, i]
                 so, co = ssim_out[n, c, i], cs_out[n, c, i]
                 for j in range(w):
@@ -152,7 +146,6 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, wa
     """
     n_b, channels, height, width = y.shape
     h, w = mu_x.shape[1], mu_x.shape[2]
-    k_len = taps.shape[0]
     rows = np.empty((height, w), dtype=y.dtype)
     prod = np.empty(width, dtype=y.dtype)
     acc = np.empty(w, dtype=y.dtype)
@@ -165,21 +158,11 @@ def _pair_means(x, mu_x, var_x, y, mu_y, var_y, taps, c1, c2, mid, want_ssim, wa
                 xr, yr = x[c, i], y[b, c, i]
                 for j in range(width):
                     prod[j] = xr[j] * yr[j]
-                row = rows[i]
-                row[:] = 0
-                for k in range(k_len):
-                    tk = taps[k]
-                    for j in range(w):
-                        row[j] += tk * prod[j + k]
+                _along_row(prod, taps, rows[i])
             s_sum = 0.0
             c_sum = 0.0
             for i in range(h):
-                acc[:] = 0
-                for k in range(k_len):
-                    tk = taps[k]
-                    src = rows[i + k]
-                    for j in range(w):
-                        acc[j] += tk * src[j]
+                _down_rows(rows, i, taps, acc)
                 mxr, vxr = mu_x[c, i], var_x[c, i]
                 myr, vyr = mu_y[b, c, i], var_y[b, c, i]
                 # The row's values first (a loop without a running sum vectorizes), then their sums.
