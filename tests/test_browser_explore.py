@@ -193,10 +193,10 @@ def test_drag_the_swipe_divider(chromium, app_url):
         view = page.locator('[data-view="single"]')
         view.wait_for()
         view.scroll_into_view_if_needed()
-        box = view.bounding_box()
+        box = settled_box(view)  # the mouse works in window coordinates: a settled layout
         assert box["width"] > 600  # the large view
         handle = page.get_by_role("slider", name="Swipe divider")
-        start = handle.bounding_box()
+        start = settled_box(handle)
         page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
         page.mouse.down()
         page.mouse.move(box["x"] + 0.25 * box["width"], start["y"] + start["height"] / 2, steps=8)
