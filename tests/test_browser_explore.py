@@ -121,6 +121,21 @@ def settled_box(locator, timeout_s: float = 10.0) -> dict:
     raise AssertionError(f"the element kept moving for {timeout_s} s: {box}")
 
 
+def box_in_window(locator, timeout_s: float = 10.0) -> dict:
+    """The settled box of an element brought into the window: the mouse works in window
+    coordinates, and the page can re-lay out (images loading, a rerun) and move the element
+    out of the window after it was scrolled there once."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        locator.scroll_into_view_if_needed()
+        box = settled_box(locator, timeout_s)
+        size = locator.page.viewport_size
+        if box["y"] >= 0 and box["y"] + box["height"] <= size["height"] + 0.5 or time.monotonic() > deadline:
+            return box
+
+
 def shown_region(page, view: str) -> tuple[float, float, float, float, float]:
     """The image region a view shows, measured from where the browser drew the image (its
     bounding box under the zoom transform) against the view's box: (x0, y0, x1, y1, scale)."""
@@ -156,8 +171,7 @@ def test_zoom_and_pan_show_the_same_region_in_all_three_views(chromium, app_url)
             # The mouse works in window coordinates: the page can re-lay out after the zoom and
             # leave the distorted view below the window (seen in about one run in eight), so bring
             # it into view and read its box once the layout has settled.
-            page.locator('[data-view="dist"]').scroll_into_view_if_needed()
-            dist_box = settled_box(page.locator('[data-view="dist"]'))
+            dist_box = box_in_window(page.locator('[data-view="dist"]'))
             cx, cy = dist_box["x"] + dist_box["width"] / 2, dist_box["y"] + dist_box["height"] / 2
             page.mouse.move(cx, cy)
             page.mouse.down()
@@ -168,8 +182,7 @@ def test_zoom_and_pan_show_the_same_region_in_all_three_views(chromium, app_url)
             if panned[0][0] != regions[0][0]:
                 break
         assert panned[0][0] == pytest.approx(regions[0][0] + 15, abs=1)  # 60 screen px at 4× = 15 image px
-        page.locator('[data-view="map"]').scroll_into_view_if_needed()
-        map_box = settled_box(page.locator('[data-view="map"]'))
+        map_box = box_in_window(page.locator('[data-view="map"]'))
         page.mouse.move(map_box["x"] + 50, map_box["y"] + 50)
         page.mouse.wheel(0, 300)
         page.wait_for_timeout(300)
@@ -192,8 +205,7 @@ def test_drag_the_swipe_divider(chromium, app_url):
         page.locator('[data-testid="look-closer"] button[data-mode="swipe"]').click()
         view = page.locator('[data-view="single"]')
         view.wait_for()
-        view.scroll_into_view_if_needed()
-        box = settled_box(view)  # the mouse works in window coordinates: a settled layout
+        box = box_in_window(view)
         assert box["width"] > 600  # the large view
         handle = page.get_by_role("slider", name="Swipe divider")
         start = settled_box(handle)
@@ -258,7 +270,7 @@ def test_click_a_map_region_and_its_numbers_match_core(chromium, app_url):
     context, page = open_explore(chromium, app_url, 1280, 800)
     try:
         open_closer(page)
-        box = settled_box(page.locator('[data-view="map"]'))
+        box = box_in_window(page.locator('[data-view="map"]'))
         page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.4 * box["height"])
         heading = page.get_by_text(re.compile(r"Region x \d+–\d+, y \d+–\d+ px"))
         heading.wait_for(timeout=120_000)
