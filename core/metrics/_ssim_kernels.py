@@ -212,9 +212,7 @@ def levels(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     out = np.empty(src.shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
     flat_src, flat_out, peak = src.reshape(-1), out.reshape(-1), src.dtype.type(255.0)
     size = flat_src.shape[0]
-    count = max(1, min(torch.get_num_threads(), size // (1 << 20)))  # a thread per million values
-    edges = [round(k * size / count) for k in range(count + 1)]
-    _run_bands(lambda a, b: _levels(flat_src[a:b], peak, flat_out[a:b]), list(zip(edges[:-1], edges[1:])))
+    _run_bands(lambda a, b: _levels(flat_src[a:b], peak, flat_out[a:b]), _bands(size, 1 << 20))
     return torch.from_numpy(out)
 
 
@@ -241,16 +239,14 @@ def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     out = np.empty((n * c, height - k + 1, width - k + 1), dtype=src.dtype)
     planes = n * c
     if planes > 1:  # whole planes per thread (a batch of images, or an image and its square)
-        count = max(1, min(torch.get_num_threads(), planes))
-        edges = [round(i * planes / count) for i in range(count + 1)]
-        _run_bands(lambda a, b: _filter_valid(src[a:b], tn, out[a:b]), list(zip(edges[:-1], edges[1:])))
+        _run_bands(lambda a, b: _filter_valid(src[a:b], tn, out[a:b]), _bands(planes, 1))
     else:
         rows = out.shape[1]
 
         def band(start: int, stop: int) -> None:
             _filter_valid(src[:, start:stop + k - 1], tn, out[:, start:stop])
 
-        _run_bands(band, _bands(rows))
+        _run_bands(band, _bands(rows, _MIN_BAND_ROWS))
     return torch.from_numpy(out).view(n, c, height - k + 1, width - k + 1)
 
 
@@ -260,11 +256,12 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _bands(rows: int) -> list[tuple[int, int]]:
-    """Split ``rows`` output rows into one band per core PyTorch may use (one band when the
-    image is small or PyTorch runs on one thread, as the app does for a class)."""
-    count = max(1, min(torch.get_num_threads(), rows // _MIN_BAND_ROWS))
-    edges = [round(k * rows / count) for k in range(count + 1)]
+def _bands(items: int, min_per_band: int) -> list[tuple[int, int]]:
+    """Split ``items`` (rows, planes, values) into one band per core PyTorch may use, each of at
+    least ``min_per_band`` (one band when the work is small or PyTorch runs on one thread, as the
+    app does for a class)."""
+    count = max(1, min(torch.get_num_threads(), items // min_per_band))
+    edges = [round(k * items / count) for k in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
@@ -300,7 +297,7 @@ def ssim_maps(x: torch.Tensor, y: torch.Tensor, mu_x: torch.Tensor, e_xx: torch.
         _ssim_maps(xn[:, :, start:stop + k], yn[:, :, start:stop + k], mun[:, :, start:stop], exn[:, :, start:stop],
                    tn, float(c1), float(c2), float(mid), ssim_out[:, :, start:stop], cs_out[:, :, start:stop])
 
-    _run_bands(band, _bands(height))
+    _run_bands(band, _bands(height, _MIN_BAND_ROWS))
     return torch.from_numpy(ssim_out), torch.from_numpy(cs_out)
 
 
