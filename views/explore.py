@@ -603,15 +603,21 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     cards = st.container()
     # The results column gets two thirds and a bit: its two pictures stay ≥ 300 px wide at 1280×800.
     controls, results = st.columns([1, 2.15], gap="small")
-    editor_drawn = False
+    drawn: list = []  # the chain editor's (chain, seed), once it is drawn
+
+    def draw_editor() -> tuple | None:
+        """Draw the chain editor (for a distortion) once, wherever this run stops."""
+        if target == "distort" and not drawn:
+            with controls:
+                drawn.append(chain_editor())
+        return drawn[0] if drawn else None
+
     if target == "distort":
         # Numbers first: the chain is read from the widgets' state and the editor is drawn after
         # the cards, so a slider move's LPIPS card leaves the server before the editor's elements.
         # Should the widgets ever disagree with their state, this session draws them first instead.
         if st.session_state.get("explore.editor_first"):
-            with controls:
-                chain, seed = chain_editor()
-            editor_drawn = True
+            chain, seed = draw_editor()
         else:
             chain, seed = chain_from_state()
         chain_text = distortions.describe(chain)
@@ -619,9 +625,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
             chain_json = json.dumps(distortions.chain_to_dict(chain), sort_keys=True)
             dist_pixels = distorted_pixels(ref.digest, chain_json, seed, ref.pixels)
         except LpipsExplorerError as err:
-            if not editor_drawn:
-                with controls:
-                    chain_editor()
+            draw_editor()
             show_error(err, "The distortion could not be applied")
             return
         dist_digest = f"{ref.digest}:{chain_json}:{seed}"
@@ -631,9 +635,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
             for note in target.notes:
                 st.caption(f"Second image: {note}")
     if engine is None:
-        if target == "distort" and not editor_drawn:
-            with controls:
-                chain_editor()
+        draw_editor()
         return
     shown = settings.shown_metrics
     first = tuple(k for k in shown if k == "lpips")  # the card people watch: computed and sent first
@@ -663,17 +665,13 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
         data = model.merge_data(parts, shown)
     except LpipsExplorerError as err:
         show_error(err, "The metrics could not be computed")
-        if target == "distort" and not editor_drawn:
-            with controls:
-                chain_editor()
+        draw_editor()
         return
     remember_row(key, data["row"])
-    if target == "distort" and not editor_drawn:
-        with controls:
-            drawn = chain_editor()
-        if drawn != (chain, seed):  # never show the numbers of another chain than the widgets show
-            st.session_state["explore.editor_first"] = True
-            st.rerun(scope="fragment")
+    if target == "distort" and draw_editor() != (chain, seed):
+        # Never show the numbers of another chain than the widgets show.
+        st.session_state["explore.editor_first"] = True
+        st.rerun(scope="fragment")
     with results:
         pictures = image_row(ref, dist_pixels, data, chain_text)
     closer_view(engine, settings, ref, dist_pixels, dist_digest, data, pictures)
