@@ -3,7 +3,8 @@
 On the CPU, PyTorch's depthwise ``conv2d`` (oneDNN) took 15–25 ms for a Gaussian blur of a
 3×512×512 image on this project's 2-core machine; the same correlation written as one
 multiply-add per tap takes 2–5 ms and gives the same numbers, tap order included
-(``python -m bench.move`` shows the distortion stage). Used by the distortions and by SSIM.
+(``python -m bench.move`` shows the distortion stage). Used by the distortions and by the
+MATLAB-style filters of the classic metrics (SSIM itself runs compiled kernels on the CPU).
 """
 
 from __future__ import annotations
