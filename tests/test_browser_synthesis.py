@@ -28,10 +28,15 @@ def test_run_see_images_and_chart_then_stop():
         assert images.count() == 3
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("Stopped after").wait_for(timeout=120_000)
+        # The result is drawn top to bottom by one rerun, and the status widget can be idle
+        # for a moment while it runs (a fresh-clone CI run caught "Stopped after" on screen
+        # before the downloads below it): wait for the last element, then for the run's end.
+        page.get_by_role("button", name="history.csv").wait_for(timeout=60_000)
         wait_until_idle(page)
         assert page.get_by_role("button", name="Run MAD competition").is_enabled()
         assert page.get_by_text("Both images: PSNR = 24.00 dB").is_visible()
         assert page.get_by_role("button", name="best.png").is_visible()
+        assert page.get_by_role("button", name="worst.png").is_visible()
         assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
         assert_no_errors(page)
         chromium.close()
