@@ -9,16 +9,18 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test setup setup-test weights browser postgres bench bench-move bench-app bench-load bench-quiz bench-metrics bench-batch bench-synthesis fuzz clean-venv
+.PHONY: run test setup setup-test weights browser postgres bench bench-start bench-move bench-app bench-load bench-quiz bench-metrics bench-batch bench-synthesis fuzz clean-venv
 
 # MALLOC_ARENA_MAX=2: glibc's per-thread memory arenas (Streamlit runs each rerun in a thread)
 # kept about 200 MB more for a class of 30 (1.95 vs 1.75 GiB peak, bench/load_class.py).
 # MALLOC_MMAP_THRESHOLD_=1048576: buffers of 1 MB and more (images, feature maps) go back to the
 # OS when freed instead of growing the heap: class of 30 peak 1.43 vs 1.64 GiB, for about 25% more
 # server CPU (page faults); a larger value (e.g. 33554432, glibc's ceiling) trades memory back for CPU.
+# `lpips-explorer app` sets both for the server it starts (a value already in the environment
+# wins), and serves views/app.py with views/.streamlit/config.toml: the same server from a
+# clone and from an installed wheel.
 run: setup weights
-	MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} MALLOC_MMAP_THRESHOLD_=$${MALLOC_MMAP_THRESHOLD_:-1048576} \
-		$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) --browser.gatherUsageStats false
+	$(VENV)/bin/lpips-explorer app --host $(HOST) --port $(PORT)
 
 test: setup-test weights browser postgres
 	$(VENV)/bin/lint-imports
@@ -30,8 +32,8 @@ setup-test: $(VENV)/.installed-test
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# The project itself is installed editable (no dependencies, no download): it gives the
-# `lpips-explorer` command; the code keeps running from this folder.
+# The project itself is installed editable (its dependencies are the pinned requirements above,
+# so no download): it gives the `lpips-explorer` command; the code keeps running from this folder.
 $(VENV)/.installed-run: requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
@@ -62,6 +64,12 @@ postgres:
 
 bench: setup-test weights
 	$(PY) -m bench.engine
+
+# How fast the command line answers (--help, metrics, usage errors without PyTorch; compare on two
+# small images against `import torch`), fresh processes, median of 5 (bench/cli_start.py). The app's
+# server start → first metrics is in `make bench-app`.
+bench-start: setup weights
+	$(PY) -m bench.cli_start
 
 # One slider move's server work, stage by stage, against one backbone pass (bench/move.py).
 bench-move: setup weights

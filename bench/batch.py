@@ -9,7 +9,7 @@ in a temporary folder; ``dirs`` pairs each crop with a blurred, noisy copy. Alex
 Each figure is the median of ``--repeats`` runs, taken in one process and interleaved, so the
 ratios hold even when the machine is busy.
 
-* **dirs** — the command line in-process (``core.cli.main``: decoding, batching, the CSV
+* **dirs** — the command line in-process (``cli.entry.main``: decoding, batching, the CSV
   included) with ``--metrics lpips`` and with every metric, against the official ``lpips==0.1.4``
   package's plain loop as its ``lpips_2dirs.py`` runs it: for each pair, load both images, convert
   with ``lpips.im2tensor``, call ``lpips.LPIPS(net='alex')`` on the pair, write a line. (The
@@ -41,13 +41,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from core import cli, weights
-from core.imageio import load_image
+import cli
+from core.lpips import weights
+from core.images.imageio import load_image
 
 SIDE = 256
 # The metrics the issue's figures were taken with (metrics registered since cost their own time).
 FOUR = "lpips,psnr,ssim,ms_ssim"
-SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "samples" / "astronaut.png"
+SAMPLE = Path(__file__).resolve().parents[1] / "core" / "images" / "gallery" / "astronaut.png"
 
 
 def make_crops(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -111,11 +112,11 @@ def run_cli(*argv) -> None:
 
 
 def allpairs_before(files: list[Path], metrics: str, batch_size: int = 8) -> int:
-    """The allpairs loop before this work (core/cli.py at commit 01b26ca): decode every image,
+    """The allpairs loop before this work (cli/entry.py at commit 01b26ca): decode every image,
     then each image against every later one, in batches, through core.compare (float64)."""
     from core import metrics as registry
     from core.comparison import compare
-    from core.lpips import Engine
+    from core.lpips.engine import Engine
 
     keys = registry.resolve(metrics)
     engine = Engine("alex", device="cpu") if "lpips" in keys else None

@@ -1,4 +1,4 @@
-"""Benchmark: our :class:`~core.lpips.Engine` against the official ``lpips==0.1.4`` package.
+"""Benchmark: our :class:`~core.lpips.engine.Engine` against the official ``lpips==0.1.4`` package.
 
 ``python -m bench.engine [--sizes 256,512,1024] [--nets alex,vgg,squeeze] [--repeats 5]
 [--device cpu|cuda|auto|cpu,cuda] [--out bench/results.json] [--quick] [--full] [--no-memory]``
@@ -14,7 +14,7 @@ median of ``repeats`` is reported. Cases, per net and image size:
 * **cached update** – ``Engine.compare(cached_ref, new_dist)`` vs the official pair call (what an
   official user pays per slider move); the distorted image changes every repeat;
 * **fast (bf16)** – the cached update with the backbone under ``torch.autocast(bfloat16)``
-  (a wrapper built here; ``core.lpips`` is untouched), with its error against fp32;
+  (a wrapper built here; ``core.lpips.engine`` is untouched), with its error against fp32;
 * **batch16** – 16 distorted images against one reference: ours in one call vs the official
   model on the 16 pairs as a batch (reference expanded); reported per image;
 * **floor** – one backbone pass under ``inference_mode``: exactly as the engine runs it
@@ -56,9 +56,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import weights
-from core.lpips import Engine, LpipsNetwork, build_network, get_network, resolve_device
-from core.nets import Backbone
+from core.lpips import weights
+from core.lpips.engine import Engine, LpipsNetwork, build_network, get_network, resolve_device
+from core.lpips.nets import Backbone
 
 TOL = 1e-5
 BATCH = 16
@@ -221,7 +221,7 @@ def _cpu_flags() -> list[str]:
 
 
 def _source_state() -> dict:
-    """Which code was measured: git HEAD (+ dirty flag) and the sha256 of core/lpips.py."""
+    """Which code was measured: git HEAD (+ dirty flag) and the sha256 of core/lpips/engine.py."""
     import hashlib
     import subprocess
 
@@ -277,7 +277,7 @@ def machine_info(devices) -> dict:
 
 def _photo() -> torch.Tensor:
     """The gallery's astronaut (512×512) as 1×3×H×W in [0, 1]."""
-    from core.samples import load_sample
+    from core.images.samples import load_sample
 
     return load_sample("astronaut")
 
@@ -324,7 +324,7 @@ def fast_network(network: LpipsNetwork) -> LpipsNetwork:
 def our_network(net: str, device: torch.device) -> tuple[LpipsNetwork, str]:
     """The shared model for alex/vgg (pretrained); a seeded random trunk when none is cached.
 
-    The random model is built by :func:`~core.lpips.build_network`, the factory behind
+    The random model is built by :func:`~core.lpips.engine.build_network`, the factory behind
     :func:`get_network`, so it gets the same layout and device preparation as the real models.
     """
     ok, _ = weights.backbone_available(net)

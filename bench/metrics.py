@@ -37,8 +37,8 @@ def _median_ms(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> 
 def _pair(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     import torch.nn.functional as F
 
-    from core.samples import load_sample
-    from core.tensors import quantize_8bit
+    from core.images.samples import load_sample
+    from core.images.tensors import quantize_8bit
 
     ref = F.interpolate(load_sample("astronaut"), size=(size, size), mode="bilinear", antialias=True,
                         align_corners=False).clamp(0, 1)
@@ -53,7 +53,7 @@ def _pair(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def measure(sizes: tuple[int, ...], repeats: int, keys: tuple[str, ...] | None = None) -> list[dict]:
     from core import metrics
-    from core.lpips import Engine
+    from core.lpips.engine import Engine
     from core.metrics import MetricContext
 
     engine = Engine("alex")

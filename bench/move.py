@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from core import distortions
     from core.comparison import compare, prepare_reference
-    from core.imageio import downscale_to_fit
-    from core.lpips import Engine
-    from core.samples import load_sample
-    from core.tensors import from_numpy, quantize_8bit, to_uint8
+    from core.images.imageio import downscale_to_fit
+    from core.lpips.engine import Engine
+    from core.images.samples import load_sample
+    from core.images.tensors import from_numpy, quantize_8bit, to_uint8
     from views import explore_model as render
     from viz import charts
 

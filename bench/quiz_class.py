@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import websockets  # noqa: E402  (a Streamlit dependency)
 from streamlit.proto.WidgetStates_pb2 import WidgetState  # noqa: E402
 
-from bench.load_class import (  # noqa: E402
+from bench.class_client import (  # noqa: E402
     LoadError,
     Student,
     cpu_seconds,
@@ -75,7 +75,7 @@ class QuizOptions:
 
 
 class RestartableServer:
-    """``streamlit run app.py`` on a fixed loopback port that can be killed and started again."""
+    """``streamlit run views/app.py`` on a fixed loopback port that can be killed and started again."""
 
     def __init__(self, env: dict, log_dir: Path) -> None:
         self.port = free_port()
@@ -322,7 +322,9 @@ def check_store(store_target: str, code: str, records: list[StudentRecord]) -> d
                     unexplained.append({"student": rec.idx, "round": index, "stored": choice})
                 else:
                     stored_unacked += 1
-        summary = store.summary(code)
+        from teach.quiz import summarize
+
+        summary = summarize(store, code)
         joined = store.joined(code)
         votes = store.votes(code)
     integrity = "n/a"
@@ -346,7 +348,7 @@ def check_store(store_target: str, code: str, records: list[StudentRecord]) -> d
 def prepare_session(store_target: str, n_rounds: int, nets: bool, seed: int = 1234) -> tuple[str, float]:
     """Create the session and prepare every round as the server's background thread does;
     returns (code, seconds per round). ``nets=False``: PSNR and SSIM only, no network at all."""
-    from core.lpips import Engine
+    from core.lpips.engine import Engine
     from store import open_store
     from teach.preparation import RoundPreparer
 

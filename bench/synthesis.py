@@ -34,8 +34,8 @@ def _threads() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.imageio import load_image
-    from core.samples import list_samples
+    from core.images.imageio import load_image
+    from core.images.samples import list_samples
     from core.synthesis import mad, square_reference
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -8,7 +8,7 @@ two commands any machine with this project's requirements can run, CPU or GPU.
 
 Each result is gathered once, by its task's key, in submission order: a task that ran twice
 (because its first worker died) still yields its rows once. The model is loaded once per worker
-process (:func:`core.lpips.get_network` caches it), from that worker's weights cache; nothing is
+process (:func:`core.lpips.engine.get_network` caches it), from that worker's weights cache; nothing is
 downloaded.
 
 >>> runner = connect("tcp://127.0.0.1:8786")          # doctest: +SKIP

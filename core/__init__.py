@@ -9,10 +9,10 @@ more different; higher PSNR/SSIM means more similar.
 ['alex', 'squeeze', 'vgg']
 """
 
-import importlib
+from ._lazy import lazy_attributes
 
 # Public names → the submodule that defines them. Loaded on first use (PEP 562), so that
-# `import core.samples` or `core.NETS` does not pay for importing torch.
+# `import core.images.samples` or `core.NETS` does not pay for importing torch.
 _EXPORTS = {
     "Comparison": "comparison", "PreparedReference": "comparison", "compare": "comparison",
     "prepare_reference": "comparison",
@@ -21,26 +21,16 @@ _EXPORTS = {
     "ImageTooSmallError": "errors", "InputRangeError": "errors", "InputShapeError": "errors",
     "LpipsExplorerError": "errors", "UnsafeWeightsError": "errors", "WeightsCorruptError": "errors",
     "WeightsError": "errors", "WeightsMissingError": "errors",
-    "LoadedImage": "imageio", "load_image": "imageio", "load_image_info": "imageio", "match_size": "imageio",
-    "save_image": "imageio", "to_png_bytes": "imageio",
-    "LPIPS": "lpips", "Engine": "lpips", "LpipsResult": "lpips", "ReferenceFeatures": "lpips",
-    "default_device": "lpips", "get_network": "lpips", "lpips_distance": "lpips",
-    "MIN_SIDE": "nets", "from_numpy": "tensors", "to_uint8": "tensors",
-    "NETS": "names", "VERSIONS": "names",
+    "LoadedImage": "images.imageio", "load_image": "images.imageio", "load_image_info": "images.imageio",
+    "match_size": "images.imageio", "save_image": "images.imageio", "to_png_bytes": "images.imageio",
+    "LPIPS": "lpips.engine", "Engine": "lpips.engine", "LpipsResult": "lpips.engine",
+    "ReferenceFeatures": "lpips.engine", "default_device": "lpips.engine", "get_network": "lpips.engine",
+    "lpips_distance": "lpips.engine", "MIN_SIDE": "lpips.names", "from_numpy": "images.tensors",
+    "to_uint8": "images.tensors", "NETS": "lpips.names", "VERSIONS": "lpips.names",
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -1,7 +1,7 @@
-"""``python -m core``: see :mod:`core.cli`."""
+"""``python -m core``: see :mod:`cli.entry`."""
 
 import sys
 
-from .cli import main
+from cli import main
 
 sys.exit(main())

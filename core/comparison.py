@@ -19,9 +19,9 @@ import torch
 
 from . import metrics as registry
 from .errors import InvalidArgumentError
-from .lpips import Engine, LpipsResult, ReferenceFeatures
+from .lpips.engine import Engine, LpipsResult, ReferenceFeatures
 from .metrics import MetricContext
-from .tensors import check_dist, check_unit_batch
+from .images.tensors import check_dist, check_unit_batch
 
 __all__ = ["Comparison", "PreparedReference", "compare", "prepare_reference"]
 
@@ -167,7 +167,7 @@ def compare(engine: Engine | None, ref: PreparedReference | ReferenceFeatures | 
             spatial: bool | Sequence[str] = True, precise: bool | None = None) -> Comparison:
     """Each metric of each image in ``dist`` (N×3×H×W in [0, 1]) against ``ref``.
 
-    ``ref`` is an image batch, LPIPS's :class:`~core.lpips.ReferenceFeatures`, or a
+    ``ref`` is an image batch, LPIPS's :class:`~core.lpips.engine.ReferenceFeatures`, or a
     :class:`PreparedReference` (then each new image costs one backbone pass plus the classic
     metrics' own work). ``metrics`` (default: all registered, see :func:`core.metrics.names`)
     picks which; ``engine`` is needed for LPIPS. ``spatial`` adds maps (``True``: every metric

@@ -1,6 +1,6 @@
 """Why a region differs: a box's share of the LPIPS distance, layer by layer and channel by channel.
 
-LPIPS is a sum over layers of each layer's map averaged over space (:mod:`core.lpips`). A layer's
+LPIPS is a sum over layers of each layer's map averaged over space (:mod:`core.lpips.engine`). A layer's
 map has its own resolution (AlexNet's first layer is about a quarter of the image's side); as in
 the official ``spatial=True`` upsampling, cell ``(i, j)`` of an ``h×w`` map stands for the image
 rectangle ``[j·W/w, (j+1)·W/w) × [i·H/h, (i+1)·H/h)``. A box in image pixels covers some cells
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidArgumentError
-from .lpips import Engine, LpipsResult, ReferenceFeatures, normalize_channels
+from .lpips.engine import Engine, LpipsResult, ReferenceFeatures, normalize_channels
 
 __all__ = ["Box", "ChannelContributions", "RegionContributions", "box_fractions", "box_around",
            "channel_contributions", "patch_scores", "region_contributions"]
@@ -143,7 +143,7 @@ def region_contributions(layer_maps: LpipsResult | Sequence, image_size: tuple[i
                          layer_names: Sequence[str] | None = None, index: int = 0) -> RegionContributions:
     """The LPIPS of ``box`` and each layer's share of it, from a comparison's per-layer maps.
 
-    ``layer_maps`` is an :class:`~core.lpips.LpipsResult` (image ``index`` of it) or its
+    ``layer_maps`` is an :class:`~core.lpips.engine.LpipsResult` (image ``index`` of it) or its
     ``layer_maps`` (each N×1×h×w, or h×w arrays); ``image_size`` is (H, W) of the compared images.
     """
     if isinstance(layer_maps, LpipsResult):

@@ -17,10 +17,10 @@ behind one address writing to one database. The app reads the path or URL from
 ``LPIPS_EXPLORER_QUIZ_DB``. Both backends have the same schema, migrations and guarantees;
 the interface and everything that does not depend on the database are in :mod:`store.base`.
 
-Dependencies: this package uses :mod:`core` (distortion chains as dicts) and
-:mod:`teach.quiz` (the :class:`~teach.quiz.RoundSpec` that :meth:`record_vote` takes, the
-metric order and the agreement statistics of the summary, the base errors); neither
-:mod:`core` nor :mod:`teach` imports :mod:`store`. :mod:`store.postgres` (and psycopg) is
+Dependencies: this package uses :mod:`core` only (distortion chains as dicts, the metric
+names). It stores and returns rows (:mod:`store.records`: the round specs and prepared rounds
+that :mod:`teach` makes); what they mean — each metric's agreement with the people, the
+dashboard — is computed by :mod:`teach.quiz` (:func:`~teach.quiz.summarize`). :mod:`store.postgres` (and psycopg) is
 imported only when a PostgreSQL URL is opened.
 
 A server that cannot be reached (here: nothing listens on port 1) is a
@@ -47,10 +47,8 @@ from store.base import (
     TOKEN_LENGTH,
     BaseQuizStore,
     Receipt,
-    RoundSummary,
     SessionInfo,
     StoredRound,
-    Summary,
     Vote,
     check_token,
     normalize_code,
@@ -84,10 +82,8 @@ __all__ = [
     "QuizVoteConflictError",
     "QuizVoteError",
     "Receipt",
-    "RoundSummary",
     "SessionInfo",
     "StoredRound",
-    "Summary",
     "TOKEN_LENGTH",
     "Vote",
     "check_token",

@@ -34,6 +34,7 @@ from typing import Any, Literal, Self, TextIO
 
 from core.distortions import chain_to_dict
 from store.errors import (
+    check_int,
     QuizInputError,
     QuizRoundNotReadyError,
     QuizSessionNotFoundError,
@@ -42,8 +43,7 @@ from store.errors import (
     QuizVoteConflictError,
     QuizVoteError,
 )
-from teach.preparation import PNG_SIGNATURE, PreparedRound
-from teach.quiz import Agreement, RoundSpec, agreement, check_int, metric_order, pair_label
+from store.records import PNG_SIGNATURE, PreparedRound, RoundSpec, metric_order, pair_label
 
 __all__ = [
     "CODE_ALPHABET",
@@ -123,34 +123,6 @@ class Vote:
     @property
     def pair(self) -> str:
         return pair_label(self.family_a, self.family_b)
-
-
-@dataclass(frozen=True)
-class RoundSummary:
-    """The votes of one round; ``majority`` is ``"A"``, ``"B"``, ``"tie"`` or ``None`` (no votes).
-
-    ``sample``, ``pair`` and ``metric_picks`` come from the stored votes (empty without votes).
-    """
-
-    index: int
-    votes_a: int
-    votes_b: int
-    majority: Literal["A", "B", "tie"] | None
-    sample: str = ""
-    pair: str = ""
-    metric_picks: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The teacher dashboard: every round, and each metric's agreement with the people."""
-
-    session: SessionInfo
-    n_votes: int
-    n_voters: int
-    rounds: tuple[RoundSummary, ...]
-    metrics: dict[str, Agreement]
-    by_family: dict[str, dict[str, Agreement]]
 
 
 @dataclass(frozen=True)
@@ -318,22 +290,6 @@ def _write_csv(fh: TextIO, header: list[str], rows: list[list[Any]]) -> None:
     writer.writerows(rows)
 
 
-def _round_summary(index: int, votes: list[Vote]) -> RoundSummary:
-    votes_a = sum(1 for v in votes if v.choice == "A")
-    votes_b = len(votes) - votes_a
-    majority = None if not votes else "A" if votes_a > votes_b else "B" if votes_b > votes_a else "tie"
-    first = votes[0] if votes else None
-    return RoundSummary(
-        index=index,
-        votes_a=votes_a,
-        votes_b=votes_b,
-        majority=majority,
-        sample=first.sample if first else "",
-        pair=first.pair if first else "",
-        metric_picks={m: e.get("pick", "") for m, e in first.metrics.items()} if first else {},
-    )
-
-
 # --------------------------------------------------------------------------------------
 # The interface
 # --------------------------------------------------------------------------------------
@@ -468,7 +424,8 @@ class BaseQuizStore(abc.ABC):
         """The session with this join code (any case, spaces and dashes ignored), or ``None``."""
         return self._fetch_session(normalize_code(code))
 
-    def _require_session(self, code: str) -> SessionInfo:
+    def require_session(self, code: str) -> SessionInfo:
+        """The session with this join code; :class:`QuizSessionNotFoundError` when there is none."""
         info = self.session(code)
         if info is None:
             raise QuizSessionNotFoundError(f"There is no quiz session with the code {code!r}; check the code.")
@@ -533,7 +490,7 @@ class BaseQuizStore(abc.ABC):
 
     def joined(self, code: str) -> int:
         """How many students have joined session ``code`` (tokens issued)."""
-        return int(self._count_voters(self._require_session(code).code))
+        return int(self._count_voters(self.require_session(code).code))
 
     def cast_vote(self, code: str, token: str, round_index: int, choice: str) -> Receipt:
         """Store the student's pick for a prepared round; durable when it returns.
@@ -665,7 +622,7 @@ class BaseQuizStore(abc.ABC):
 
     def votes(self, code: str) -> list[Vote]:
         """Every vote of a session, by round and then in the order cast."""
-        info = self._require_session(code)
+        info = self.require_session(code)
         rows = self._fetch_vote_rows(info.code)
         try:
             return [Vote(*row[:10], json.loads(row[10]), json.loads(row[11]), json.loads(row[12])) for row in rows]
@@ -705,31 +662,3 @@ class BaseQuizStore(abc.ABC):
         else:
             _write_csv(file, header, rows)
         return len(rows)
-
-    def summary(self, code: str) -> Summary:
-        """Votes per round, and each metric's agreement with the people (overall and per family pair)."""
-        info = self._require_session(code)
-        votes = self.votes(info.code)
-        by_round: dict[int, list[Vote]] = {}
-        credits: dict[str, list[float]] = {}
-        family_credits: dict[str, dict[str, list[float]]] = {}
-        for v in votes:
-            by_round.setdefault(v.round_index, []).append(v)
-            for metric, entry in v.metrics.items():
-                pick = entry.get("pick")
-                credit = 0.5 if pick == "tie" else float(pick == v.choice)
-                credits.setdefault(metric, []).append(credit)
-                family_credits.setdefault(v.pair, {}).setdefault(metric, []).append(credit)
-        rounds = tuple(_round_summary(i, by_round.get(i, [])) for i in range(info.n_rounds))
-        metric_names = metric_order(set(credits))
-        return Summary(
-            session=info,
-            n_votes=len(votes),
-            n_voters=len({v.voter_id for v in votes}),
-            rounds=rounds,
-            metrics={m: agreement(m, credits[m]) for m in metric_names},
-            by_family={
-                pair: {m: agreement(m, per[m]) for m in metric_order(set(per))}
-                for pair, per in sorted(family_credits.items())
-            },
-        )

@@ -1,14 +1,18 @@
-"""The quiz store's errors; every one is a :class:`teach.quiz.QuizError`, hence a :class:`core.errors.LpipsExplorerError`.
+"""The quiz's errors; every one is a :class:`QuizError`, hence a :class:`core.errors.LpipsExplorerError`.
 
-:class:`QuizError` and :class:`QuizInputError` come from :mod:`teach.quiz` (making a round can
-fail on bad input too) and are re-exported here, so the store's users need one import.
+:class:`QuizError` and :class:`QuizInputError` are defined here, below :mod:`teach` (making a
+round can fail on bad input too; :mod:`teach.quiz` re-exports them), so that the store depends
+on nothing above it.
 """
 
 from __future__ import annotations
 
-from teach.quiz import QuizError, QuizInputError
+from typing import Any
+
+from core.errors import LpipsExplorerError
 
 __all__ = [
+    "check_int",
     "QuizError",
     "QuizInputError",
     "QuizRoundNotReadyError",
@@ -18,6 +22,22 @@ __all__ = [
     "QuizVoteConflictError",
     "QuizVoteError",
 ]
+
+
+class QuizError(LpipsExplorerError):
+    """Something about the quiz went wrong; ``str(err)`` says what and what to do."""
+
+
+class QuizInputError(QuizError, ValueError):
+    """An argument (title, number of rounds, seed, image size, engines) is not acceptable."""
+
+
+def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) in ``[low, high]``, else :class:`QuizInputError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        upper = f" and at most {high}" if high is not None else ""
+        raise QuizInputError(f"{name} must be an integer of at least {low}{upper}, got {value!r}.")
+    return int(value)
 
 
 class QuizVoteError(QuizInputError):

@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, unquote
 
 from store.base import BaseQuizStore, Ballot, Cast, Receipt, SessionInfo, _now
 from store.errors import QuizError, QuizStorageError
-from teach.preparation import PreparedRound
+from store.records import PreparedRound
 
 try:
     import psycopg

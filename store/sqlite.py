@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from store.base import BaseQuizStore, Ballot, Cast, Receipt, SessionInfo, _now
-from teach.preparation import PreparedRound
+from store.records import PreparedRound
 from store.errors import QuizStorageError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "QuizStore", "default_db_path", "migrate"]

@@ -34,9 +34,10 @@ import torch
 from PIL import Image
 
 from core.errors import LpipsExplorerError
-from core.lpips import Engine
-from core.tensors import to_uint8
-from teach.quiz import QuizInputError, RoundSpec, check_int, make_round, render_round, score_round
+from core.lpips.engine import Engine
+from core.images.tensors import to_uint8
+from store.records import PNG_SIGNATURE, PreparedRound, RoundSpec
+from teach.quiz import QuizInputError, check_int, make_round, render_round, score_round
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -47,25 +48,6 @@ __all__ = [
     "encode_png",
     "prepare_round",
 ]
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class PreparedRound:
-    """One round, ready to show: its spec, the three images as PNG (8-bit, exactly the pixels
-    that were measured) and :func:`~teach.quiz.score_round`'s values."""
-
-    spec: RoundSpec
-    ref_png: bytes
-    a_png: bytes
-    b_png: bytes
-    metrics: dict[str, dict[str, Any]]
-
-    @property
-    def index(self) -> int:
-        return self.spec.index
-
 
 def encode_png(image: torch.Tensor | np.ndarray) -> bytes:
     """A 1×3×H×W tensor in [0, 1] (or an H×W×3 uint8 array) as lossless PNG bytes."""

@@ -7,10 +7,11 @@ registry), :func:`render_round` draws its images and :func:`score_round` measure
 every metric. :func:`wilson_interval` and :class:`Agreement` say how often a metric agrees
 with the people (the 2AFC score, ties counting half).
 
-Sessions and votes live in the quiz store (:mod:`store`, :class:`store.QuizStore`), which
-uses the types here (:class:`RoundSpec`, :func:`metric_order`, :class:`Agreement`); nothing here
-touches a database, and this module does not import :mod:`store`. :class:`QuizError` and
-:class:`QuizInputError` are defined here; the store's own errors derive from them.
+Sessions and votes live in the quiz store (:mod:`store`, :class:`store.QuizStore`), which keeps
+the records this module makes (:class:`~store.records.RoundSpec`, defined there with
+:func:`~store.records.metric_order` and the errors, and importable from here) and returns rows;
+:func:`summarize` turns a session's votes into the teacher's dashboard (each metric's
+:class:`Agreement` with the people). Nothing here writes to a database.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -27,12 +28,14 @@ import torch
 from core import metrics
 from core.comparison import compare
 from core.distortions import REGISTRY, Param, ParamValue, Step, apply
-from core.errors import LpipsExplorerError
-from core.imageio import downscale_to_fit
-from core.lpips import Engine
-from core.names import NET_LABELS
-from core.samples import list_samples, load_sample
-from core.tensors import quantize_8bit
+from core.images.imageio import downscale_to_fit
+from core.lpips.engine import Engine
+from core.lpips.names import NET_LABELS
+from core.images.samples import list_samples, load_sample
+from core.images.tensors import quantize_8bit
+from store.base import BaseQuizStore, SessionInfo, Vote
+from store.errors import QuizError, QuizInputError, check_int
+from store.records import RoundSpec, metric_order, pair_label
 
 __all__ = [
     "QUIZ_LEVELS",
@@ -61,12 +64,6 @@ Pick = Literal["A", "B", "tie"]
 # --------------------------------------------------------------------------------------
 
 
-class QuizError(LpipsExplorerError):
-    """Something about the quiz went wrong; ``str(err)`` says what and what to do."""
-
-
-class QuizInputError(QuizError, ValueError):
-    """An argument (title, number of rounds, seed, image size, engines) is not acceptable."""
 
 
 # --------------------------------------------------------------------------------------
@@ -88,12 +85,6 @@ def quiz_metrics() -> dict[str, bool]:
     out = {f"lpips_{net}": True for net in QUIZ_NETS}
     out.update({spec.key: not spec.higher_is_better for spec in metrics.specs() if spec.key != "lpips"})
     return out
-
-
-def metric_order(names: set[str] | list[str]) -> list[str]:
-    """``names`` in display order: the quiz's metrics first, then any others (older records) sorted."""
-    known = [m for m in quiz_metrics() if m in names]
-    return known + sorted(set(names) - set(known))
 
 
 def metric_label(name: str) -> str:
@@ -143,47 +134,6 @@ _SAME_FAMILY_SHARE = 0.2
 # level sits from it: similar, but never equal.
 _LEVEL_A = (0.2, 0.8)
 _LEVEL_GAP = (0.1, 0.3)
-
-
-@dataclass(frozen=True)
-class RoundSpec:
-    """Round ``index`` of the session with seed ``seed``: a reference sample and two chains.
-
-    ``noise_seed`` seeds the random distortions (:func:`core.distortions.apply`), so the
-    noise pattern is part of the round too. Chains are tuples so the spec stays immutable.
-    """
-
-    index: int
-    seed: int
-    sample: str
-    chain_a: tuple[Step, ...]
-    chain_b: tuple[Step, ...]
-    family_a: str
-    family_b: str
-    noise_seed: int = 0
-
-    @property
-    def pair(self) -> str:
-        """The families of the pair, order-free, e.g. ``'blur vs noise'``."""
-        return pair_label(self.family_a, self.family_b)
-
-
-def pair_label(family_a: str, family_b: str) -> str:
-    """Name a pair of distortion families independently of which side was A.
-
-    >>> pair_label("noise", "blur"), pair_label("blur", "noise"), pair_label("blur", "blur")
-    ('blur vs noise', 'blur vs noise', 'blur vs blur')
-    """
-    first, second = sorted((family_a, family_b))
-    return f"{first} vs {second}"
-
-
-def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    """``value`` if it is an integer (not a bool) in ``[low, high]``, else :class:`QuizInputError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        upper = f" and at most {high}" if high is not None else ""
-        raise QuizInputError(f"{name} must be an integer of at least {low}{upper}, got {value!r}.")
-    return int(value)
 
 
 def _quiz_families() -> dict[str, list[str]]:
@@ -325,7 +275,7 @@ def score_round(
     """Each metric's values for A and B and its pick, keyed by metric name.
 
     ``engines`` maps a network name (``"alex"``, ``"vgg"``; ``"lpips_alex"`` works too) to an
-    :class:`~core.lpips.Engine`; only the LPIPS variants given are computed (an empty dict
+    :class:`~core.lpips.engine.Engine`; only the LPIPS variants given are computed (an empty dict
     gives just the other registered metrics). The result looks like
     ``{"lpips_alex": {"a": 0.21, "b": 0.34, "pick": "A"}, "psnr": {...}, "ssim": {...}}``:
     each metric's direction comes from :mod:`core.metrics` (SSIM in reference luma mode); equal values
@@ -421,4 +371,81 @@ def agreement(metric: str, credits: list[float]) -> Agreement:
         score=total / n if n else None,
         low=low,
         high=high,
+    )
+
+# --------------------------------------------------------------------------------------
+# The teacher dashboard: statistics over the votes the store returns
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """The votes of one round; ``majority`` is ``"A"``, ``"B"``, ``"tie"`` or ``None`` (no votes).
+
+    ``sample``, ``pair`` and ``metric_picks`` come from the stored votes (empty without votes).
+    """
+
+    index: int
+    votes_a: int
+    votes_b: int
+    majority: Literal["A", "B", "tie"] | None
+    sample: str = ""
+    pair: str = ""
+    metric_picks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The teacher dashboard: every round, and each metric's agreement with the people."""
+
+    session: SessionInfo
+    n_votes: int
+    n_voters: int
+    rounds: tuple[RoundSummary, ...]
+    metrics: dict[str, Agreement]
+    by_family: dict[str, dict[str, Agreement]]
+
+
+def _round_summary(index: int, votes: list[Vote]) -> RoundSummary:
+    votes_a = sum(1 for v in votes if v.choice == "A")
+    votes_b = len(votes) - votes_a
+    majority = None if not votes else "A" if votes_a > votes_b else "B" if votes_b > votes_a else "tie"
+    first = votes[0] if votes else None
+    return RoundSummary(
+        index=index,
+        votes_a=votes_a,
+        votes_b=votes_b,
+        majority=majority,
+        sample=first.sample if first else "",
+        pair=first.pair if first else "",
+        metric_picks={m: e.get("pick", "") for m, e in first.metrics.items()} if first else {},
+    )
+
+
+def summarize(store: BaseQuizStore, code: str) -> Summary:
+    """Votes per round, and each metric's agreement with the people (overall and per family pair)."""
+    info = store.require_session(code)
+    votes = store.votes(info.code)
+    by_round: dict[int, list[Vote]] = {}
+    credits: dict[str, list[float]] = {}
+    family_credits: dict[str, dict[str, list[float]]] = {}
+    for v in votes:
+        by_round.setdefault(v.round_index, []).append(v)
+        for metric, entry in v.metrics.items():
+            pick = entry.get("pick")
+            credit = 0.5 if pick == "tie" else float(pick == v.choice)
+            credits.setdefault(metric, []).append(credit)
+            family_credits.setdefault(v.pair, {}).setdefault(metric, []).append(credit)
+    rounds = tuple(_round_summary(i, by_round.get(i, [])) for i in range(info.n_rounds))
+    metric_names = metric_order(set(credits))
+    return Summary(
+        session=info,
+        n_votes=len(votes),
+        n_voters=len({v.voter_id for v in votes}),
+        rounds=rounds,
+        metrics={m: agreement(m, credits[m]) for m in metric_names},
+        by_family={
+            pair: {m: agreement(m, per[m]) for m in metric_order(set(per))}
+            for pair, per in sorted(family_credits.items())
+        },
     )

@@ -11,7 +11,7 @@ families, where such pairs are common).
 :func:`equal_psnr_set` does it for several families at once and ranks the results by LPIPS:
 the classic demonstration that images PSNR calls equally damaged do not look equally damaged.
 
-Every distorted image is rounded to 8 bits (:func:`core.tensors.quantize_8bit`) before it is
+Every distorted image is rounded to 8 bits (:func:`core.images.tensors.quantize_8bit`) before it is
 scored, so the numbers are those of the PNG a user would save. Nothing here imports Streamlit.
 """
 
@@ -28,9 +28,9 @@ import torch
 from core import metrics as registry
 from core.comparison import compare, prepare_reference
 from core.distortions import REGISTRY, DistortionParamError, Param, ParamValue, UnknownDistortionError, sweep
-from core.lpips import Engine, ReferenceFeatures
+from core.lpips.engine import Engine, ReferenceFeatures
 from core.metrics.psnr import psnr as classic_psnr
-from core.tensors import check_unit_batch, quantize_8bit
+from core.images.tensors import check_unit_batch, quantize_8bit
 
 __all__ = [
     "DEFAULT_EQUAL_PSNR_FAMILIES",

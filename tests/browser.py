@@ -26,32 +26,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Wait until the Streamlit server at ``url`` answers its health check; raise if the
+    process ends first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("streamlit did not become healthy in time")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running_app(env: dict | None = None, timeout: float = 90.0):
-    """``streamlit run app.py`` on a free loopback port; yields (url, process, start_time)."""
+    """The app served as ``lpips-explorer app`` serves it (``streamlit run views/app.py`` with its
+    settings) on a free loopback port; yields (url, process, start_time)."""
+    from cli.app import server_command
+
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
+    cmd = server_command("127.0.0.1", port, ["--server.headless", "true", "--server.fileWatcherType", "none"])
     start = time.monotonic()
     log = open(ROOT / "tests" / "artifacts" / f"server-{port}.log", "w") if (ROOT / "tests" / "artifacts").is_dir() \
         else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("streamlit did not become healthy in time")
-            time.sleep(0.2)
+        wait_healthy(url, proc, timeout)
         yield url, proc, start
     finally:
         proc.terminate()

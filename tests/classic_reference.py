@@ -297,7 +297,7 @@ def gallery_photo(key: str, size: int | None = None) -> np.ndarray:
     """A gallery photo (uint8 H×W×3), centre-cropped to size×size when given."""
     from PIL import Image
 
-    from core.samples import list_samples
+    from core.images.samples import list_samples
 
     path = next(s.path for s in list_samples() if s.key == key)
     img = np.asarray(Image.open(path).convert("RGB"))

@@ -21,20 +21,21 @@ import pytest
 import torch
 from PIL import Image
 
-from core import distortions, weights
+from core import distortions
+from core.lpips import weights
 from core.metrics.ms_ssim import MS_SSIM_MIN_SIZE
 from core.metrics.ms_ssim import ms_ssim as core_ms_ssim
 from core.metrics.psnr import psnr as core_psnr
 from core.metrics.ssim import ssim as core_ssim
 from core.errors import LpipsExplorerError
-from core.imageio import downscale_to_fit, load_image_info, match_size
-from core.lpips import Engine
-from core.samples import list_samples, load_sample
-from core.tensors import from_numpy, quantize_8bit, to_uint8
+from core.images.imageio import downscale_to_fit, load_image_info, match_size
+from core.lpips.engine import Engine
+from core.images.samples import list_samples, load_sample
+from core.images.tensors import from_numpy, quantize_8bit, to_uint8
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = Path(__file__).resolve().parents[1] / "views" / "app.py"
 TIMEOUT = 120  # seconds per script run; the first loads torch and the networks on a 2-core CPU
 MAX_SIDE = 512  # the app's default compute size limit (settings.max_side)
 SMALL = 256  # a lower limit, for tests about wiring rather than the default numbers (2-core CPU)

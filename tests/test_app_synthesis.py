@@ -52,7 +52,7 @@ def test_mad_runs_in_the_background_and_shows_images_chart_scores():
     job = at.session_state["synthesis.mad.job"]
     wait_for_job(at, "synthesis.mad.job")
     result = job.result
-    assert job.view()["state"] == "done" and result.steps_done == 10
+    assert job.view()["state"] == "done" and result.steps_done == 10, repr(job.view()["error"])
     assert not at.error
     # Reference, best and worst, and the chart of both metrics over the steps.
     captions = [image.proto.imgs[0].caption for image in at.get("image")]

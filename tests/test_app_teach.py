@@ -19,18 +19,19 @@ import numpy as np
 import pytest
 import torch
 
-from core.imageio import downscale_to_fit, load_image_info
+from core.images.imageio import downscale_to_fit, load_image_info
 from core import metrics
-from core.lpips import Engine
-from core.samples import list_samples
-from core.tensors import from_numpy, to_uint8
+from core.lpips.engine import Engine
+from core.images.samples import list_samples
+from core.images.tensors import from_numpy, to_uint8
 from store import CODE_ALPHABET, QuizStore
 from teach import quiz, sweeps
+from teach.quiz import summarize
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
-QUIZ_PAGE = APP.parent / "views" / "quiz.py"
+APP = Path(__file__).resolve().parents[1] / "views" / "app.py"
+QUIZ_PAGE = APP.parent / "quiz.py"
 TIMEOUT = 180  # seconds per script run: the first loads torch and the networks on a loaded 2-core CPU
 SMALL = 256  # compute size limit for these tests (settings.max_side); the quiz's rounds are 256 px too
 SWEEP_SAMPLE = "astronaut"  # the first gallery entry: the Sweeps page's default reference
@@ -126,7 +127,7 @@ ENTRY_LINE = re.compile(r"([A-Z][A-Za-z-]*) \*\*([^*]+)\*\*")
 
 
 def test_sweeps_equal_psnr_matches_core():
-    at = start("views/sweep.py")
+    at = start("sweep.py")
     assert_clean(at)
     assert [t.value for t in at.title] == ["Sweeps"]
     assert at.select_slider(key="settings.max_side").value == SMALL  # kept across the page switch
@@ -168,7 +169,7 @@ def test_sweeps_equal_psnr_matches_core():
 
 
 def test_sweeps_severity_sweep_matches_core():
-    at = start("views/sweep.py")
+    at = start("sweep.py")
     assert any("press **Run sweep**" in i.value for i in at.info)
     at.selectbox(key="sweep.name").set_value("gaussian_noise").run()
     assert_clean(at)
@@ -345,7 +346,7 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
         # The teacher refreshes: one judgment from one person, each metric's agreement as QuizStore.summary says.
         teacher.button(key="quiz.refresh").click().run()
         assert_clean(teacher)
-        summary = store.summary(code)
+        summary = summarize(store, code)
         assert (summary.n_votes, summary.n_voters) == (1, 1)
         assert any(m.value == "**Perceptual similarity quiz** · 1 judgment from 1 person" for m in teacher.markdown)
         assert any(c.value.startswith("1 student joined") for c in teacher.caption)
@@ -404,7 +405,7 @@ def test_quiz_unwritable_store_explained_and_explore_still_works(tmp_path, monke
     monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", str(blocker / "quiz.sqlite3"))
     clear_quiz_store()
     try:
-        at = start("views/quiz.py")
+        at = start("quiz.py")
         assert not at.exception, [e.value for e in at.exception]
         assert len(at.error) == 1, [e.value for e in at.error]
         assert "cannot" in at.error[0].value and "The quiz cannot store votes" in at.error[0].value
@@ -416,7 +417,7 @@ def test_quiz_unwritable_store_explained_and_explore_still_works(tmp_path, monke
         assert len(at.error) == 1 and "cannot" in at.error[0].value
         assert not [b for b in at.button if b.label == "Create session"]
 
-        at.switch_page("views/explore.py").run()
+        at.switch_page("explore.py").run()
         assert_clean(at)
         assert len(at.metric) >= 4 and all(m.value for m in at.metric)  # LPIPS, PSNR, SSIM, MS-SSIM at least
         assert not blocker.with_name("quiz.sqlite3").exists() and blocker.is_file()
@@ -430,7 +431,7 @@ def test_unwritable_store_message_names_the_variable_in_use(tmp_path, monkeypatc
     monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", str(blocker / "quiz.sqlite3"))
     clear_quiz_store()
     try:
-        at = start("views/quiz.py")
+        at = start("quiz.py")
         assert len(at.error) == 1
         assert "LPIPS_EXPLORER_QUIZ_DB" in at.error[0].value, at.error[0].value
     finally:
@@ -445,7 +446,7 @@ def test_quiz_unreachable_postgres_explained_and_explore_still_works(monkeypatch
     monkeypatch.setenv("LPIPS_EXPLORER_QUIZ_DB", f"postgresql://quiz:{secret}@127.0.0.1:{closed}/quiz")
     clear_quiz_store()
     try:
-        at = start("views/quiz.py")
+        at = start("quiz.py")
         assert not at.exception, [e.value for e in at.exception]
         assert len(at.error) == 1, [e.value for e in at.error]
         message = at.error[0].value
@@ -460,7 +461,7 @@ def test_quiz_unreachable_postgres_explained_and_explore_still_works(monkeypatch
         assert len(at.error) == 1 and "LPIPS_EXPLORER_QUIZ_DB" in at.error[0].value
         assert not [b for b in at.button if b.label == "Create session"]
 
-        at.switch_page("views/explore.py").run()
+        at.switch_page("explore.py").run()
         assert_clean(at)
         assert len(at.metric) >= 4 and all(m.value for m in at.metric)  # LPIPS, PSNR, SSIM, MS-SSIM at least
     finally:

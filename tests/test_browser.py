@@ -1,4 +1,4 @@
-"""A real browser (Debian's Chromium through Playwright) against `streamlit run app.py`."""
+"""A real browser (Debian's Chromium through Playwright) against `lpips-explorer app` (`streamlit run views/app.py`)."""
 
 from __future__ import annotations
 

@@ -241,11 +241,11 @@ def test_drag_the_swipe_divider(chromium, app_url):
 def expected_region(box):
     """What core says about ``box`` for the default sample and chain, computed here directly."""
     from core import distortions
-    from core.imageio import downscale_to_fit
-    from core.lpips import Engine
+    from core.images.imageio import downscale_to_fit
+    from core.lpips.engine import Engine
     from core.regions import Box, channel_contributions, patch_scores, region_contributions
-    from core.samples import load_sample
-    from core.tensors import from_numpy, quantize_8bit, to_uint8
+    from core.images.samples import load_sample
+    from core.images.tensors import from_numpy, quantize_8bit, to_uint8
 
     small, _ = downscale_to_fit(load_sample("astronaut"), SIZE)
     ref = from_numpy(to_uint8(small))

@@ -1,5 +1,5 @@
 """The class quiz in a real browser: a teacher and two students, each in their own browser context
-(own cookies, own Streamlit session), against `streamlit run app.py` with a fresh quiz database."""
+(own cookies, own Streamlit session), against `lpips-explorer app` (`streamlit run views/app.py`) with a fresh quiz database."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The class quiz on two app servers sharing one PostgreSQL database, in a real browser.
 
-Two ``streamlit run app.py`` servers on two free ports, both with ``LPIPS_EXPLORER_QUIZ_DB`` set to
+Two ``lpips-explorer app` (`streamlit run views/app.py`)` servers on two free ports, both with ``LPIPS_EXPLORER_QUIZ_DB`` set to
 the same database of the throwaway PostgreSQL server (tests/pg_server.py): a teacher creates a
 session on server 1, one student votes through server 1 and another through server 2, and the
 teacher's dashboard on server 2 counts both. Then a server is killed (SIGKILL) right after the page

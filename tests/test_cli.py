@@ -2,7 +2,7 @@
 
 Numbers are checked against the official lpips package (with the same backbone weights),
 scikit-image's PSNR/SSIM on the 8-bit files, and the published example values; never against
-core itself. Most runs go through ``core.cli.main`` in-process (the model loads once); the
+core itself. Most runs go through ``cli.entry.main`` in-process (the model loads once); the
 missing-weights case runs ``python -m core`` as a subprocess (a fresh process with an empty
 cache, as a user would meet it; it also covers ``__main__`` and the exit-code plumbing).
 """
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from conftest import load_png, official_model
-from core import cli, weights
+import cli
+from core.lpips import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = "python -m core weights fetch"

@@ -24,7 +24,7 @@ from PIL import Image
 
 distributed = pytest.importorskip("distributed")
 
-from core import cli  # noqa: E402
+import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).with_name("dask")
@@ -156,7 +156,7 @@ def test_the_model_is_loaded_once_per_worker(dask_cluster, folders, tmp_path):
                 "--cluster", dask_cluster.address) == 1
 
     def loads():
-        from core import lpips
+        from core.lpips import engine as lpips
 
         info = lpips._cached_network.cache_info()
         return info.misses, info.currsize

@@ -23,7 +23,7 @@ def test_public_names_import_from_core():
 
 
 def test_light_names_do_not_import_torch():
-    code = "import core, sys; core.NETS; core.VERSIONS; import core.samples; print('torch' in sys.modules)"
+    code = "import core, sys; core.NETS; core.VERSIONS; import core.images.samples; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

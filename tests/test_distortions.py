@@ -12,7 +12,7 @@ from skimage import data
 from core import distortions as D
 from core.distortions import REGISTRY, Step, apply, chain_from_dict, chain_to_dict, describe, sweep
 from core.errors import InputRangeError, LpipsExplorerError
-from core.tensors import from_numpy
+from core.images.tensors import from_numpy
 
 NAMES = sorted(REGISTRY)
 RANDOM = sorted(n for n, d in REGISTRY.items() if d.random)
@@ -325,7 +325,7 @@ def test_other_validation(small):
 
 @pytest.fixture(scope="module")
 def alex_engine():
-    from core.lpips import Engine
+    from core.lpips.engine import Engine
 
     return Engine("alex", device="cpu")
 
@@ -335,9 +335,9 @@ def alex_engine():
 def test_lpips_grows_with_severity_on_sample_images(name, sample, alex_engine):
     """LPIPS (not only pixel error) rises from mild to strong along each distortion's main
     parameter, on the gallery's photos at the app's quiz size."""
-    from core.imageio import downscale_to_fit
-    from core.samples import load_sample
-    from core.tensors import quantize_8bit
+    from core.images.imageio import downscale_to_fit
+    from core.images.samples import load_sample
+    from core.images.tensors import quantize_8bit
 
     ref = quantize_8bit(downscale_to_fit(load_sample(sample), 160)[0])
     values = _severity_values(name, count=4)[1:]  # skip the identity

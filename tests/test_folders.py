@@ -1,4 +1,4 @@
-"""core.folders: allpairs from per-image states and dirs in batches give the values of today's
+"""core.folders.scoring: allpairs from per-image states and dirs in batches give the values of today's
 per-pair path, ``core.compare`` (itself checked against the official lpips package and
 scikit-image in test_cli.py / test_metrics_*.py), for every tile layout and size group.
 """
@@ -14,9 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from core import cli, folders, metrics
+import cli
+from core.folders import scoring as folders
+from core import metrics
 from core.comparison import compare
-from core.lpips import Engine
+from core.lpips.engine import Engine
 
 SIDE = 176  # MS-SSIM's minimum: its five scales are exercised
 
@@ -44,7 +46,7 @@ def gallery(tmp_path_factory) -> Path:
 
 
 def _load(path: str) -> torch.Tensor:
-    from core.imageio import load_image
+    from core.images.imageio import load_image
 
     return load_image(path)
 

@@ -1,4 +1,4 @@
-"""Tests for core.imageio: every input is generated here (no binary fixtures)."""
+"""Tests for core.images.imageio: every input is generated here (no binary fixtures)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PIL import ExifTags, Image, ImageCms
 
 from conftest import png_claiming_size
 from core.errors import ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, InputRangeError, InputShapeError
-from core.imageio import (
+from core.images.imageio import (
     ALPHA_BACKGROUND,
     DEFAULT_MAX_PIXELS,
     downscale_to_fit,
@@ -26,7 +26,7 @@ from core.imageio import (
     save_image,
     to_png_bytes,
 )
-from core.tensors import from_numpy, to_uint8
+from core.images.tensors import from_numpy, to_uint8
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **options) -> bytes:

@@ -1,4 +1,4 @@
-"""core.lpips against the official lpips==0.1.4 package and its published example values."""
+"""core.lpips.engine against the official lpips==0.1.4 package and its published example values."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import load_png, natural_pair, official_model
-from core import weights
+from core.lpips import weights
 from core.errors import ImageSizeMismatchError, ImageTooSmallError, InputRangeError, WeightsMissingError
-from core.lpips import LPIPS, Engine, LpipsNetwork, get_network
-from core.nets import MIN_SIDE, Backbone, smallest_input
+from core.lpips.engine import LPIPS, Engine, LpipsNetwork, get_network
+from core.lpips.nets import MIN_SIDE, Backbone, smallest_input
 
 TOL = 1e-5
 

@@ -12,7 +12,7 @@ import torch
 
 import core
 from classic_reference import blurred, gallery_photo, noisy, to_tensor
-from core import weights
+from core.lpips import weights
 from core.errors import ImageTooSmallError, WeightsCorruptError, WeightsMissingError
 from core.metrics.dists import DISTS_LAYERS, dists
 

@@ -20,7 +20,9 @@ from PIL import Image
 
 import core
 from conftest import natural_pair, official_model
-from core import cli, metrics, weights
+import cli
+from core import metrics
+from core.lpips import weights
 from core.errors import ImageTooSmallError, LpipsExplorerError
 from core.metrics import MetricContext, MetricScore, MetricSpec
 
@@ -277,3 +279,30 @@ def test_metrics_command_lists_the_registry(capsys):
     assert cli.main(["metrics"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
     assert [line.split()[0] for line in lines] == list(metrics.names())
+
+
+def test_the_catalog_is_light_and_its_minimum_sizes_are_the_metrics_own():
+    """The catalog lists every metric without importing PyTorch or a metric module; the minimum
+    sizes it states follow from each metric's own windows and scales."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from core import metrics; specs = metrics.specs(); "
+            "print(len(specs), 'torch' in sys.modules, any(m.startswith('core.metrics.') and m.split('.')[-1] "
+            "in metrics.names() for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(len(metrics.names())), "False", "False"]
+
+    from core.metrics import catalog
+    from core.metrics.ms_ssim import MS_SSIM_WEIGHTS
+    from core.metrics.ssim import SSIM_WINDOW
+    from core.metrics.vif import _coarsest_side
+
+    assert catalog.SSIM_MIN_SIZE == SSIM_WINDOW
+    assert catalog.MS_SSIM_MIN_SIZE == SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
+    assert _coarsest_side(catalog.VIF_MIN_SIZE) >= 1 > _coarsest_side(catalog.VIF_MIN_SIZE - 1)
+    for spec in metrics.specs():  # each implementation resolves to a function of its module
+        assert callable(spec.prepare) and callable(spec.score)
+        if isinstance(spec.score, metrics.Deferred):
+            assert spec.score.resolve().__module__ == spec.score.module

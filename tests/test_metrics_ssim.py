@@ -170,11 +170,20 @@ def test_fast_float32_path_stays_within_1e5_of_skimage(mode):
 
 
 # The compiled CPU kernels (core/metrics/_ssim_kernels.py) against the PyTorch path they replace.
+# Small tensors stay on PyTorch (loading the kernels would cost more than they save); these tests
+# lower that threshold so that the kernels are what is compared.
+
+@pytest.fixture
+def kernels_for_every_size(monkeypatch):
+    from core.metrics import _levels
+
+    monkeypatch.setattr(_levels, "KERNEL_MIN_ELEMENTS", 0)
+
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("mode", ["reference", "rgb"])
 @pytest.mark.parametrize("n_ref,n_dist", [(1, 1), (1, 3), (3, 3), (3, 1)])
-def test_compiled_maps_equal_the_pytorch_path(dtype, tol, mode, n_ref, n_dist):
+def test_compiled_maps_equal_the_pytorch_path(dtype, tol, mode, n_ref, n_dist, kernels_for_every_size):
     from core.metrics import ssim as ssim_module
 
     gen = torch.Generator().manual_seed(n_ref * 10 + n_dist)
@@ -183,7 +192,7 @@ def test_compiled_maps_equal_the_pytorch_path(dtype, tol, mode, n_ref, n_dist):
     prepared = ssim_module.prepare_planes(ref, mode, dtype == torch.float64, 11, "SSIM")
     y = ssim_module.planes(dist, mode, dtype)
     scale = prepared.scales[0]
-    assert scale.planes.dtype == dtype
+    assert scale.planes.dtype == dtype and ssim_module._on_kernels(y)
     got_ssim, got_cs = ssim_module.moments_maps(scale, y)
     want_ssim, want_cs = ssim_module._moments_maps_torch(scale, y, (0.01 * 255) ** 2, (0.03 * 255) ** 2)
     assert got_ssim.shape == want_ssim.shape == (max(n_ref, n_dist), 3 if mode == "rgb" else 1, 27, 42)
@@ -194,7 +203,7 @@ def test_compiled_maps_equal_the_pytorch_path(dtype, tol, mode, n_ref, n_dist):
     assert torch.allclose(ssim_module._filter_valid(x), ssim_module._filter_valid_torch(x), rtol=0, atol=tol * 255)
 
 
-def test_compiled_maps_take_strided_views():
+def test_compiled_maps_take_strided_views(kernels_for_every_size):
     # The reference's moments are views of one filtered stack; the kernels must read them right.
     from core.metrics import ssim as ssim_module
 
@@ -209,6 +218,18 @@ def test_compiled_maps_take_strided_views():
     a = ssim_module.moments_maps(scale, planes)
     b = ssim_module.moments_maps(strided, planes)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_small_images_stay_on_pytorch_and_large_ones_take_the_kernels():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from core.metrics.ssim import ssim; a = torch.rand(1, 3, 64, 64); "
+            "ssim(a, a.flip(-1)); small = 'numba' in sys.modules; b = torch.rand(1, 3, 160, 160); "
+            "ssim(b, b.flip(-1)); print(small, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_every_kernel_compiles_for_both_precisions():

@@ -1,4 +1,4 @@
-"""Property-based tests of the command line, in-process (``core.cli.main(argv)``): any argument
+"""Property-based tests of the command line, in-process (``cli.entry.main(argv)``): any argument
 list ends in a result, a clear message with exit status 1 or 2, or argparse's usage error (2);
 never a traceback, never exit 0 with nothing done.
 
@@ -20,7 +20,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from core import cli
+import cli
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, str]:
@@ -110,7 +110,7 @@ def test_any_argument_list(world, tmp_path, monkeypatch):
     # `weights fetch/import` may write: to a throwaway cache, filled with the real files first
     import shutil
 
-    from core import weights
+    from core.lpips import weights
 
     cache = tmp_path / "cache"
     shutil.copytree(weights.cache_dir(), cache)

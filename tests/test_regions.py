@@ -16,9 +16,9 @@ import torch
 
 from classic_reference import matlab_gray, sk_ssim_valid
 from conftest import natural_pair, official_model
-from core import weights
+from core.lpips import weights
 from core.errors import InvalidArgumentError
-from core.lpips import Engine
+from core.lpips.engine import Engine
 from core.regions import (Box, box_around, box_fractions, channel_contributions, patch_scores,
                           region_contributions)
 

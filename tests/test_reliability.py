@@ -31,16 +31,16 @@ import torch
 from PIL import ExifTags, Image
 
 from conftest import png_claiming_size
-from core import weights
+from core.lpips import weights
 from core.errors import (ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, ImageTooSmallError,
                          InputRangeError, LpipsExplorerError)
-from core.imageio import downscale_to_fit, load_image, load_image_info, match_size
-from core.lpips import Engine, clear_network_cache, get_network
-from core.tensors import from_numpy, to_uint8
+from core.images.imageio import downscale_to_fit, load_image, load_image_info, match_size
+from core.lpips.engine import Engine, clear_network_cache, get_network
+from core.images.tensors import from_numpy, to_uint8
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = Path(__file__).resolve().parents[1] / "views" / "app.py"
 TIMEOUT = 120  # seconds per script run (2-core, shared CPU)
 MAX_SIDE = 256  # settings.max_side preset in every app test: the wiring matters here, not the numbers
 APP_MAX_PIXELS = 40_000_000  # views.common.UPLOAD_MAX_PIXELS (LPIPS_EXPLORER_MAX_PIXELS unset)
@@ -449,7 +449,7 @@ def test_corpus_upload_as_second_image(case: Case) -> None:
 @lru_cache(maxsize=None)
 def default_sample_png() -> bytes:
     """The default sample at the app's compute size, as a PNG: a second image that needs no fit."""
-    from core.samples import list_samples
+    from core.images.samples import list_samples
 
     sample = list_samples()[0]
     return encode(Image.fromarray(to_uint8(app_pixels(load_image(sample.path)))))
@@ -714,7 +714,7 @@ def test_upload_names_are_not_paths_or_html(tmp_path, monkeypatch, open_spy) -> 
 
 @pytest.fixture
 def project_config(monkeypatch):
-    """Streamlit's options as deployed, from the project's .streamlit/config.toml (which another
+    """Streamlit's options as deployed, from the project's views/.streamlit/config.toml (which another
     test's working directory may have kept Streamlit from reading)."""
     from streamlit import config
 

@@ -1,4 +1,4 @@
-"""Tests for core.samples and the bundled gallery in assets/samples/."""
+"""Tests for core.images.samples and the bundled gallery in core/images/gallery/."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from core.errors import ImageLoadError
-from core.imageio import load_image_info
-from core.samples import SAMPLES_DIR, Sample, list_samples, load_sample
+from core.images.imageio import load_image_info
+from core.images.samples import SAMPLES_DIR, Sample, list_samples, load_sample
 
-LICENSES = SAMPLES_DIR.parent / "LICENSES.md"
+LICENSES = SAMPLES_DIR / "LICENSES.md"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
@@ -32,7 +32,7 @@ def test_every_image_file_is_indexed_and_licensed() -> None:
     assert on_disk == indexed
     licenses = LICENSES.read_text(encoding="utf-8")
     for name in indexed:
-        assert f"`{name}`" in licenses, f"{name} has no row in assets/LICENSES.md"
+        assert f"`{name}`" in licenses, f"{name} has no row in core/images/gallery/LICENSES.md"
 
 
 def test_samples_are_small_clean_rgb() -> None:

@@ -18,8 +18,8 @@ import core
 from core.errors import InvalidArgumentError
 from core.synthesis import (HOLD_TOLERANCE, UnreachableLevelError, mad, objective, parse_loss, restore,
                             square_reference)
-from core.synthesis.mad import _correct
-from core.tensors import quantize_8bit
+from core.synthesis.competition import _correct
+from core.images.tensors import quantize_8bit
 
 from conftest import natural_pair
 

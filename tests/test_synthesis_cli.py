@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import core
-from core.cli import main
-from core.imageio import load_image
+from cli import main
+from core.images.imageio import load_image
 from core.synthesis import HOLD_TOLERANCE
 
 

@@ -12,7 +12,7 @@ from core.metrics.psnr import psnr
 from core.metrics.ssim import ssim
 from core.distortions import REGISTRY
 from core.errors import WeightsError
-from core.lpips import Engine
+from core.lpips.engine import Engine
 from teach import quiz
 from teach.quiz import (
     QUIZ_LEVELS,

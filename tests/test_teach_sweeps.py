@@ -13,10 +13,10 @@ from core.metrics import registry
 from core.metrics.psnr import psnr as core_psnr
 from core.metrics.ssim import ssim as core_ssim
 from core.distortions import REGISTRY, DistortionParamError, UnknownDistortionError, sweep
-from core.imageio import downscale_to_fit
-from core.lpips import Engine
-from core.samples import load_sample
-from core.tensors import quantize_8bit, to_uint8
+from core.images.imageio import downscale_to_fit
+from core.lpips.engine import Engine
+from core.images.samples import load_sample
+from core.images.tensors import quantize_8bit, to_uint8
 from teach.sweeps import (
     MAX_LEVELS,
     SweepResult,

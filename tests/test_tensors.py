@@ -1,4 +1,4 @@
-"""Input checks (core/tensors.py): a range check is skipped only for the very same, unmodified
+"""Input checks (core/images/tensors.py): a range check is skipped only for the very same, unmodified
 tensor that passed it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.errors import InputRangeError
-from core.tensors import check_range, check_unit_batch
+from core.images.tensors import check_range, check_unit_batch
 
 
 def test_a_checked_tensor_modified_in_place_is_checked_again():

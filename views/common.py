@@ -17,13 +17,13 @@ import numpy as np
 import streamlit as st
 
 from core.errors import LpipsExplorerError, WeightsError
-from core.names import NET_LABELS, NETS, VERSIONS
-from core.samples import list_samples
+from core.lpips.names import NET_LABELS, NETS, VERSIONS
+from core.images.samples import list_samples
 
 if TYPE_CHECKING:
-    from core.lpips import Engine, ReferenceFeatures
+    from core.lpips.engine import Engine, ReferenceFeatures
 
-# torch-based modules (core.lpips, core.imageio, core.weights…) are imported inside the
+# torch-based modules (core.lpips.engine, core.images.imageio, core.lpips.weights…) are imported inside the
 # functions that need them: the page's first controls appear before torch has loaded.
 # Largest side the app computes on; bigger uploads are downscaled with a notice.
 MAX_SIDE_CHOICES = (256, 384, 512, 768, 1024, 1536)
@@ -100,7 +100,7 @@ def show_error(err: Exception, what: str) -> None:
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1)
 def weights_status() -> dict[str, str]:
     """``{net: problem}`` ('' when usable); re-checked every 30 s so a repair shows up."""
-    from core import weights
+    from core.lpips import weights
 
     return {net: ("" if ok else reason) for net, (ok, reason) in
             ((n, weights.backbone_available(n)) for n in NETS)}
@@ -188,7 +188,7 @@ def freeze_imported_objects() -> int:
 @st.cache_resource(show_spinner="Loading the network…", max_entries=6)
 def engine_for(net: str, version: str, calibrated: bool, device: str) -> Engine:
     """One shared, read-only engine per configuration for the whole server."""
-    from core.lpips import Engine, resolve_device
+    from core.lpips.engine import Engine, resolve_device
 
     threads = os.environ.get("LPIPS_EXPLORER_TORCH_THREADS")
     if threads:  # serving a class: 1 thread per request shares the cores better than 2 per request
@@ -204,7 +204,7 @@ def get_engine(settings: Settings) -> Engine | None:
         freeze_imported_objects()  # after the first engine: PyTorch and the model are imported by now
         return engine
     except WeightsError as err:
-        from core.lpips import clear_network_cache
+        from core.lpips.engine import clear_network_cache
 
         clear_network_cache()  # so the app recovers as soon as the weights are repaired
         weights_status.clear()
@@ -220,7 +220,7 @@ def prepared_reference(digest: str, net: str, version: str, calibrated: bool, de
     """Everything every metric needs of the reference (LPIPS features, SSIM's moments at each
     scale...), computed once per (image, settings) and shared read-only by all sessions."""
     from core.comparison import prepare_reference
-    from core.tensors import from_numpy
+    from core.images.tensors import from_numpy
 
     # float64 SSIM, the reference path: with the reference's moments filtered once here, a move
     # costs about what float32 did (25.7 vs 21.9 ms for SSIM + MS-SSIM at 512², 2 cores).
@@ -240,10 +240,10 @@ def features_for(engine: Engine, settings: Settings, image: PreparedImage) -> Re
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _decode_upload(data: bytes, max_pixels: int, max_side: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    from core.imageio import downscale_to_fit, load_image_info
-    from core.tensors import to_uint8
+    from core.images.imageio import downscale_to_fit, load_image_info
+    from core.images.tensors import to_uint8
 
-    from core.nets import MIN_SIDE
+    from core.lpips.nets import MIN_SIDE
 
     info = load_image_info(data, max_pixels=max_pixels)
     # Never shrink below what every network accepts: a banner keeps a usable short side.

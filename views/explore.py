@@ -28,7 +28,7 @@ from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, 
 if TYPE_CHECKING:
     from core import distortions
 
-# torch-based modules (core.distortions, core.comparison, core.tensors) are imported inside the
+# torch-based modules (core.distortions, core.comparison, core.images.tensors) are imported inside the
 # functions that use them, so the first controls render before torch has finished loading.
 
 DEFAULT_CHAIN = [("gaussian_blur", {"sigma": 1.5})]
@@ -107,8 +107,8 @@ def load_reference(settings: Settings, source) -> PreparedImage | None:
 
 def load_comparison(settings: Settings, ref: PreparedImage, upload) -> PreparedImage | None:
     """The second image, fitted to ``ref``'s size only when the person chooses how."""
-    from core.imageio import match_size
-    from core.tensors import from_numpy, to_uint8
+    from core.images.imageio import match_size
+    from core.images.tensors import from_numpy, to_uint8
 
     try:
         other = prepare_upload(upload.getvalue(), "second image", max(settings.max_side, max(ref.size)))
@@ -245,7 +245,7 @@ def chain_editor() -> tuple[list[distortions.Step], int]:
 def distorted_pixels(ref_digest: str, chain_json: str, seed: int, _ref_pixels: np.ndarray) -> np.ndarray:
     """The distorted image as 8-bit pixels: what is measured is exactly what one can download."""
     from core import distortions
-    from core.tensors import from_numpy, quantize_8bit, to_uint8
+    from core.images.tensors import from_numpy, quantize_8bit, to_uint8
 
     chain = distortions.chain_from_dict(json.loads(chain_json))
     dist = distortions.apply(chain, from_numpy(_ref_pixels), seed=seed)
@@ -264,7 +264,7 @@ def comparison(ref_digest: str, dist_digest: str, net: str, version: str, calibr
     map always (it sits beside the photos) and the other maps only when they are on screen.
     ``counted``: this call is the one that counts the setting as computed (the first part)."""
     from core.comparison import compare
-    from core.tensors import from_numpy
+    from core.images.tensors import from_numpy
 
     if counted:
         note_computation("comparison")
@@ -409,7 +409,7 @@ def region_panel(engine, settings: Settings, ref: PreparedImage, dist_pixels: np
     Every number comes from :mod:`core.regions`."""
     from core import metrics
     from core.regions import patch_scores, region_contributions
-    from core.tensors import from_numpy
+    from core.images.tensors import from_numpy
 
     row = data["row"]
     region = region_contributions(data["layer_maps"], ref.size, box, layer_names=row["lpips_layer_names"])
@@ -455,7 +455,7 @@ def channel_data(ref_digest: str, dist_digest: str, label: str, device: str, lay
     """One layer's channels over the image or a region: the backbone up to that layer (at most
     one pass), then cached."""
     from core.regions import Box, channel_contributions
-    from core.tensors import from_numpy
+    from core.images.tensors import from_numpy
 
     box = Box(*box_key) if box_key else None
     return channel_contributions(_engine, _features, from_numpy(_dist_pixels), layer, box=box, top_k=8)

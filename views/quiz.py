@@ -24,7 +24,6 @@ from store import (
     QuizTokenError,
     SessionInfo,
     StoredRound,
-    Summary,
     normalize_code,
     open_store,
 )
@@ -404,7 +403,7 @@ def dashboard(store: BaseQuizStore) -> None:
                  icon=":material/lock:")
         return
     try:
-        summary = store.summary(code)
+        summary = quiz.summarize(store, code)
     except LpipsExplorerError as err:
         show_error(err, "The results cannot be read")
         return
@@ -444,7 +443,7 @@ def dashboard(store: BaseQuizStore) -> None:
                        mime="text/csv", key="quiz.export", on_click="ignore", icon=":material/download:")
 
 
-def family_chart(summary: Summary) -> go.Figure:
+def family_chart(summary: quiz.Summary) -> go.Figure:
     fig = go.Figure()
     pairs = list(summary.by_family)
     for metric in summary.metrics:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import distortions
 from core.errors import LpipsExplorerError
-from core.tensors import from_numpy, to_uint8
+from core.images.tensors import from_numpy, to_uint8
 from teach import sweeps
 from viz import charts, heatmaps
 from views.common import (direction_summary, fmt_metric, get_engine, prepare_sample, sample_catalogue, show_error,

@@ -62,23 +62,23 @@ def _fmt(key: str, value) -> str:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _reference(sample: str, size: int):
     """The sample's centre square at size², 8-bit, as a uint8 array."""
-    from core.imageio import load_image
-    from core.samples import list_samples
+    from core.images.imageio import load_image
+    from core.images.samples import list_samples
     from core.synthesis import square_reference
-    from core.tensors import to_uint8
+    from core.images.tensors import to_uint8
 
     path = next(s.path for s in list_samples() if s.key == sample)
     return to_uint8(square_reference(load_image(path), size))
 
 
 def _tensor(pixels):
-    from core.tensors import from_numpy
+    from core.images.tensors import from_numpy
 
     return from_numpy(pixels)
 
 
 def _png(image) -> bytes:
-    from core.imageio import to_png_bytes
+    from core.images.imageio import to_png_bytes
 
     return to_png_bytes(image)
 
@@ -97,7 +97,7 @@ def _csv(rows: list[dict]) -> bytes:
 
 
 def _uint8(image):
-    from core.tensors import to_uint8
+    from core.images.tensors import to_uint8
 
     return to_uint8(image)
 

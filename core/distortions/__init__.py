@@ -1,7 +1,7 @@
 """Parametric image distortions and chains of them, for showing how metrics judge damage.
 
 Every distortion is a pure function ``f(image, main_param, *other_params, rng=None)`` that
-takes a float N×3×H×W batch in [0, 1] (see :mod:`core.tensors`) and returns a new batch of
+takes a float N×3×H×W batch in [0, 1] (see :mod:`core.images.tensors`) and returns a new batch of
 the same shape and dtype, clamped to [0, 1], on the image's device (JPEG goes through
 Pillow on the CPU and comes back). The first parameter is the *main* one (the "severity"
 that sweeps vary); at its identity value the input comes back bit-identical.

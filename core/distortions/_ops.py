@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..filters import correlate_valid
+from ..images.filters import correlate_valid
 
 def _generator(rng: torch.Generator | None) -> torch.Generator:
     # A missing generator means seed 0, not global state: distortions stay reproducible.

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..tensors import check_unit_batch
+from ..images.tensors import check_unit_batch
 from .spec import REGISTRY, Distortion, DistortionParamError, ParamValue, UnknownDistortionError
 
 CHAIN_FORMAT_VERSION = 1

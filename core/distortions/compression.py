@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..tensors import to_uint8
+from ..images.tensors import to_uint8
 from .spec import Param, _register
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import LpipsExplorerError
-from ..tensors import check_unit_batch
+from ..images.tensors import check_unit_batch
 
 ParamValue = float | int | str
 

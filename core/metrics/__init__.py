@@ -3,8 +3,9 @@
 ``names()`` gives the keys in display order (``lpips``, ``psnr``, ``ssim``, ``ms_ssim``, then
 ``dists``, ``fsim``, ``vif``, ``gmsd``) and ``get(key)`` the :class:`MetricSpec`;
 :func:`core.compare` scores any of them. ``defaults()`` leaves out the metrics too slow for an
-interactive move on a CPU (``MetricSpec.default``). Adding a metric is one new module here that
-calls :func:`register`, and one import line below.
+interactive move on a CPU (``MetricSpec.default``). The specs live in :mod:`.catalog`, which
+names each metric's module without importing it: importing this package (and listing the
+metrics) imports no PyTorch. Adding a metric is one new module here and one spec in the catalog.
 
 >>> from core import metrics
 >>> metrics.names()
@@ -13,11 +14,12 @@ calls :func:`register`, and one import line below.
 False
 """
 
-from .registry import (MapSpec, MetricContext, MetricScore, MetricSpec, UnknownMetricError, defaults, get, names,
-                       register, registered, resolve, specs, unregister)
+from .registry import (Deferred, MapSpec, MetricContext, MetricScore, MetricSpec, UnknownMetricError, defaults, get,
+                       names, register, registered, resolve, specs, unregister)
+from .catalog import BUILT_IN
 
-# Importing a metric's module registers it; the order here is the display order.
-from . import lpips, psnr, ssim, ms_ssim, dists, fsim, vif, gmsd  # noqa: E402,F401  isort: skip
+for _spec in BUILT_IN:
+    register(_spec)
 
-__all__ = ["MapSpec", "MetricContext", "MetricScore", "MetricSpec", "UnknownMetricError", "defaults", "get", "names",
+__all__ = ["Deferred", "MapSpec", "MetricContext", "MetricScore", "MetricSpec", "UnknownMetricError", "defaults", "get", "names",
            "register", "registered", "resolve", "specs", "unregister"]

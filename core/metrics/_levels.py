@@ -22,6 +22,17 @@ PEAK = 255.0
 # some pixels, which is enough to move SSIM in the fifth decimal.
 MATLAB_LUMA = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
+# Below this many elements a tensor stays on the PyTorch path: the compiled kernels
+# (_ssim_kernels) save ~9 ms per 512² image but cost ~0.5 s to load (numba and the cached
+# machine code) the first time a process uses them, which a one-shot `compare` of two small
+# images would pay for nothing. Both paths give the same sums (≤ 1e-12, tested).
+KERNEL_MIN_ELEMENTS = 128 * 128
+
+
+def use_kernels(x: torch.Tensor) -> bool:
+    """Whether the compiled CPU kernels take ``x`` (accelerators and small tensors keep PyTorch)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.numel() >= KERNEL_MIN_ELEMENTS
+
 
 def work_dtype(image: torch.Tensor, precise: bool = True) -> torch.dtype:
     """float64 (exact enough to match the reference implementations to 1e-6), or float32 on
@@ -39,7 +50,7 @@ def out_dtype(image: torch.Tensor) -> torch.dtype:
 def quantize(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """[0, 1] floats → 8-bit grey levels 0..255 (as floats), rounding like ``to_uint8``."""
     # Rounded in the input's precision: k/255 stored as float32 maps back to exactly k.
-    if image.device.type == "cpu" and image.dtype in (torch.float32, torch.float64) and image.numel():
+    if use_kernels(image):
         from . import _ssim_kernels  # the same four steps in one compiled pass (equal, tested)
 
         return _ssim_kernels.levels(image, dtype)
@@ -48,7 +59,7 @@ def quantize(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def matlab_luma(levels: torch.Tensor) -> torch.Tensor:
     """N×3×H×W 8-bit levels → N×1×H×W 8-bit luma, as MATLAB ``rgb2gray`` on uint8 input."""
-    if levels.device.type == "cpu" and levels.dtype in (torch.float32, torch.float64):
+    if use_kernels(levels):
         from . import _ssim_kernels  # one compiled pass: the same float64 sums, 4-10× less time
 
         return _ssim_kernels.luma(levels, MATLAB_LUMA)

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..filters import correlate_valid
+from ..images.filters import correlate_valid
 
 __all__ = ["average_downsample", "conv2_same", "filter2_valid", "gaussian_window"]
 

@@ -1,10 +1,10 @@
 """DISTS (Ding, Ma, Wang & Simoncelli, TPAMI 2020): deep image structure and texture similarity.
 
 The authors' model (``DISTS_pt.py`` in ``dists-pytorch==0.1``), rebuilt offline: torchvision's
-VGG16 conv weights (the project's cached ``vgg`` backbone, :func:`core.weights.load_backbone`)
-with each max pooling replaced by L2 pooling (:class:`core.nets.DistsBackbone`), inputs
+VGG16 conv weights (the project's cached ``vgg`` backbone, :func:`core.lpips.weights.load_backbone`)
+with each max pooling replaced by L2 pooling (:class:`core.lpips.nets.DistsBackbone`), inputs
 normalized with the ImageNet mean and std, and the learned α/β from the wheel's ``weights.pt``
-(:func:`core.weights.load_dists_weights`). Six "layers" are compared: the [0, 1] image itself
+(:func:`core.lpips.weights.load_dists_weights`). Six "layers" are compared: the [0, 1] image itself
 (not normalized, as in the original) and relu1_2 ... relu5_3. Per channel, the texture term
 compares global means, ``(2 μx μy + c1) / (μx² + μy² + c1)``, and the structure term the global
 covariance, ``(2 σxy + c2) / (σx² + σy² + c2)`` (c1 = c2 = 1e-6); DISTS = 1 - Σ (α·texture +
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ImageTooSmallError
-from ..nets import DistsBackbone
-from ..tensors import check_dist, check_unit_batch
-from .registry import MetricContext, MetricScore, MetricSpec, register
+from ..lpips.nets import DistsBackbone
+from ..images.tensors import check_dist, check_unit_batch
+from .registry import MetricContext, MetricScore
+from .catalog import DISTS_MIN_SIZE
 
 __all__ = ["DISTS_LAYERS", "DISTS_MIN_SIZE", "DistsNetwork", "DistsReference", "DistsResult", "dists",
            "network", "prepare_reference", "score"]
@@ -32,9 +33,6 @@ DISTS_CHANNELS = (3, 64, 128, 256, 512, 512)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _C1 = _C2 = 1e-6
-# L2 pooling (window 3, padding 1, stride 2) accepts any size, but below 16 px relu5_3 has a single
-# position and its "texture" statistics mean nothing: DISTS asks for VGG16's minimum, as LPIPS does.
-DISTS_MIN_SIZE = 16
 
 
 class DistsNetwork(torch.nn.Module):
@@ -65,7 +63,7 @@ def network(device: torch.device | str = "cpu") -> DistsNetwork:
     Raises :class:`~core.errors.WeightsMissingError` (with the command that fixes it) when the
     VGG16 backbone or the α/β file is not provisioned.
     """
-    from ..weights import load_backbone, load_dists_weights
+    from ..lpips.weights import load_backbone, load_dists_weights
 
     key = str(torch.device(device))
     with _networks_lock:
@@ -168,7 +166,7 @@ def dists(ref: torch.Tensor, dist: torch.Tensor, device: torch.device | str = "c
     Lower = more similar (0 = identical), higher = more different. ``return_terms=True`` returns
     a :class:`DistsResult` with the per-layer texture and structure terms that add up to it.
     Needs the provisioned VGG16 backbone and α/β (``python -m core weights fetch`` and
-    :func:`core.weights.fetch_dists`). Images must be at least 16×16.
+    :func:`core.lpips.weights.fetch_dists`). Images must be at least 16×16.
 
     >>> ref = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     >>> abs(dists(ref, ref).item()) < 1e-6
@@ -183,30 +181,10 @@ def dists(ref: torch.Tensor, dist: torch.Tensor, device: torch.device | str = "c
     return result if return_terms else result.value
 
 
-def _extras(result: DistsResult, i: int) -> dict:
+def row_extras(result: DistsResult, i: int) -> dict:
     """Image ``i``'s per-layer terms for its row (JSON; the CSV keeps only the value)."""
     return {
         "dists_layer_names": list(result.layer_names),
         "dists_texture": [float(v) for v in result.texture[i]],
         "dists_structure": [float(v) for v in result.structure[i]],
     }
-
-
-SPEC = register(MetricSpec(
-    key="dists",
-    label="DISTS",
-    higher_is_better=False,
-    prepare=prepare_reference,
-    score=score,
-    description="Deep image structure and texture similarity (Ding et al. 2020): VGG16 features with L2 "
-                "pooling, compared by global means (texture) and covariances (structure) with learned "
-                "weights. Lower is better: 0 = identical, higher = more different.",
-    value_range=(0.0, 1.0),
-    identical=0.0,
-    differentiable=False,
-    min_size=DISTS_MIN_SIZE,
-    small_images="nan",
-    default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
-    tie=1e-3,
-    extras=_extras,
-))

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ImageTooSmallError
-from ..tensors import check_dist, check_unit_batch
+from ..images.tensors import check_dist, check_unit_batch
 from ._levels import out_dtype, quantize, work_dtype
 from ._matlab import average_downsample, conv2_same
-from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
+from .registry import MetricContext, MetricScore
+from .catalog import FSIM_MIN_SIZE
 
 __all__ = ["FSIM_MIN_SIZE", "FSIMReference", "FSIMResult", "fsim", "phase_congruency", "prepare_reference", "score"]
 
@@ -40,8 +41,6 @@ T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
 _YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 # phasecong2's parameters as FeatureSIM.m sets them.
 _NSCALE, _NORIENT, _MIN_WAVELENGTH, _MULT, _SIGMA_ON_F, _D_THETA_ON_SIGMA, _K, _EPSILON = 4, 4, 6, 2, 0.55, 1.2, 2.0, 1e-4
-# phasecong2 divides by (size - 1) for odd sizes: one row or column would be 0/0.
-FSIM_MIN_SIZE = 8
 
 
 def downsample_factor(height: int, width: int) -> int:
@@ -236,22 +235,3 @@ def fsim(ref: torch.Tensor, dist: torch.Tensor, chromatic: bool = True, return_m
     check_dist(check_unit_batch(ref, "ref"), dist)
     result = _fsim(_prepare(ref, precise, chromatic), dist)
     return result if return_map else result.value
-
-
-SPEC = register(MetricSpec(
-    key="fsim",
-    label="FSIM",
-    higher_is_better=True,
-    prepare=prepare_reference,
-    score=score,
-    description="Feature similarity with colour (FSIMc, Zhang et al. 2011): phase congruency and gradient "
-                "similarity, weighted where structure is. Higher is better; 1 = identical.",
-    value_range=(0.0, 1.0),
-    identical=1.0,
-    map=MapSpec(title="FSIM map (dark = less similar)", unit="S_L", file_stem="fsim_map",
-                higher_is_better=True, value_range=(0.0, 1.0)),
-    differentiable=False,  # scored on 8-bit levels
-    min_size=FSIM_MIN_SIZE,
-    small_images="nan",
-    default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
-))

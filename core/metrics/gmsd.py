@@ -18,16 +18,15 @@ from dataclasses import dataclass
 
 import torch
 
-from ..tensors import check_dist, check_unit_batch
+from ..images.tensors import check_dist, check_unit_batch
 from ._levels import out_dtype, shared_luma, work_dtype
 from ._matlab import average_downsample, conv2_same
-from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
+from .registry import MetricContext, MetricScore
+from .catalog import GMSD_MIN_SIZE
 
 __all__ = ["GMSD_MIN_SIZE", "GMSD_T", "GMSDReference", "GMSDResult", "gmsd", "prepare_reference", "score"]
 
 GMSD_T = 170.0
-# After the 2× reduction the map needs two pixels per side for a standard deviation.
-GMSD_MIN_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -115,21 +114,3 @@ def gmsd(ref: torch.Tensor, dist: torch.Tensor, return_map: bool = False,
     check_dist(check_unit_batch(ref, "ref"), dist)
     result = _gmsd(prepare_reference(ref, MetricContext(precise=precise)), dist)
     return result if return_map else result.value
-
-
-SPEC = register(MetricSpec(
-    key="gmsd",
-    label="GMSD",
-    higher_is_better=False,
-    prepare=prepare_reference,
-    score=score,
-    description="Gradient Magnitude Similarity Deviation (Xue et al. 2014): how unevenly the local "
-                "gradients change. Lower is better: 0 = identical, higher = more different.",
-    value_range=(0.0, 1.0),
-    identical=0.0,
-    map=MapSpec(title="GMSD map (dark = less similar)", unit="GMS", file_stem="gmsd_map",
-                higher_is_better=True, value_range=(0.0, 1.0)),
-    differentiable=False,  # scored on 8-bit levels
-    min_size=GMSD_MIN_SIZE,
-    small_images="nan",
-))

@@ -1,21 +1,19 @@
-"""LPIPS as a registered metric: the :class:`~core.lpips.Engine` with its cached reference.
+"""LPIPS as a registered metric: the :class:`~core.lpips.engine.Engine` with its cached reference.
 
-The algorithm, the drop-in module and the engine live in :mod:`core.lpips`; this module only
+The algorithm, the drop-in module and the engine live in :mod:`core.lpips.engine`; this module only
 describes LPIPS to the registry. Preparing the reference computes its normalized features once,
 so each distorted image costs one backbone pass.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from ..errors import InvalidArgumentError
-from ..lpips import LpipsResult, ReferenceFeatures
-from ..nets import MIN_SIDE
-from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
+from ..lpips.engine import LpipsResult, ReferenceFeatures
+from .registry import MetricContext, MetricScore
 
 __all__ = ["prepare_reference", "score"]
 
@@ -37,7 +35,7 @@ def score(prepared: ReferenceFeatures, dist: torch.Tensor, ctx: MetricContext) -
     return MetricScore(values=result.value, map=result.map, detail=result)
 
 
-def _extras(result: LpipsResult, i: int) -> dict[str, Any]:
+def row_extras(result: LpipsResult, i: int) -> dict[str, Any]:
     return {
         "lpips_layers": [float(v) for v in result.layer_values[i]],
         "lpips_layer_names": list(result.layer_names),
@@ -45,28 +43,3 @@ def _extras(result: LpipsResult, i: int) -> dict[str, Any]:
         "version": result.version,
         "calibrated": result.lpips,
     }
-
-
-def _title_detail(ctx: MetricContext) -> str:
-    engine = ctx.engine
-    if engine is None:
-        return ""
-    return f"{engine.net} v{engine.version}{'' if engine.lpips else ', baseline'}"
-
-
-SPEC = register(MetricSpec(
-    key="lpips",
-    label="LPIPS",
-    higher_is_better=False,
-    prepare=prepare_reference,
-    score=score,
-    description="Learned perceptual distance. Lower is better: 0 = identical, higher = more different.",
-    value_range=(0.0, math.inf),
-    identical=0.0,
-    map=MapSpec(title="LPIPS map (bright = more different)", unit="LPIPS", file_stem="lpips_map",
-                higher_is_better=False),
-    differentiable=True,  # core.LPIPS passes gradients to its inputs
-    min_size=lambda ctx: MIN_SIDE[ctx.engine.net] if ctx.engine is not None else min(MIN_SIDE.values()),
-    title_detail=_title_detail,
-    extras=_extras,
-))

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from ..tensors import check_dist, check_unit_batch
-from .registry import MetricContext, MetricScore, MetricSpec, register
+from ..images.tensors import check_dist, check_unit_batch
+from .registry import MetricContext, MetricScore
+from .catalog import MS_SSIM_MIN_SIZE
 from .ssim import (SSIM_WINDOW, SSIMMode, SSIMReference, check_mode, dist_planes, downsample, first_scale_maps,
                    moments_maps, prepare_planes)
 
@@ -28,8 +29,6 @@ __all__ = ["MS_SSIM_MIN_SIZE", "MS_SSIM_WEIGHTS", "ms_ssim", "prepare_reference"
 
 # Wang, Simoncelli & Bovik (2003), Table 1: finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-# The coarsest of the five scales (four 2× reductions) must still hold one 11×11 window.
-MS_SSIM_MIN_SIZE = SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 def _ms_ssim(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> torch.Tensor:
@@ -83,19 +82,3 @@ def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> SS
 def score(prepared: SSIMReference, dist: torch.Tensor, ctx: MetricContext | None = None) -> MetricScore:
     """MS-SSIM of each image in ``dist`` against the prepared reference (no map)."""
     return MetricScore(values=_ms_ssim(prepared, dist, ctx).float().cpu())
-
-
-SPEC = register(MetricSpec(
-    key="ms_ssim",
-    label="MS-SSIM",
-    higher_is_better=True,
-    prepare=prepare_reference,
-    score=score,
-    description="Multi-scale SSIM over 5 scales. Higher is better. Needs at least 176 px per side.",
-    value_range=(0.0, 1.0),
-    identical=1.0,
-    differentiable=False,  # scored on 8-bit levels
-    min_size=MS_SSIM_MIN_SIZE,
-    small_images="nan",
-    settings=("ssim_mode",),
-))

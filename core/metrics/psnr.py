@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidArgumentError
-from ..tensors import check_dist, check_pair, check_unit_batch
+from ..images.tensors import check_dist, check_pair, check_unit_batch
 from ._levels import PEAK, out_dtype, quantize, shared_levels, work_dtype
-from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
+from .registry import MetricContext, MetricScore
 
 __all__ = ["PSNRReference", "psnr", "prepare_reference", "score"]
 
@@ -91,22 +91,3 @@ def score(prepared: PSNRReference, dist: torch.Tensor, ctx: MetricContext | None
     if ctx is None or ctx.spatial:
         error_map = diff.square_().mean(dim=1, keepdim=True).float().cpu()
     return MetricScore(values=values.float().cpu(), map=error_map)
-
-
-SPEC = register(MetricSpec(
-    key="psnr",
-    label="PSNR",
-    higher_is_better=True,
-    prepare=prepare_reference,
-    score=score,
-    description="Peak signal-to-noise ratio on 8-bit RGB. Higher is better (more similar).",
-    unit="dB",
-    value_range=(0.0, math.inf),
-    identical=math.inf,
-    map=MapSpec(title="Squared error (what PSNR averages)", unit="error²", file_stem="squared_error_map",
-                higher_is_better=False),
-    differentiable=False,  # scored on 8-bit levels: rounding has no useful gradient
-    min_size=1,
-    digits=2,
-    tie=0.1,
-))

@@ -22,15 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
 from ..errors import InvalidArgumentError, LpipsExplorerError
 
 if TYPE_CHECKING:
-    from ..lpips import Engine
+    import torch
+
+    from ..lpips.engine import Engine
 
 __all__ = [
-    "MapSpec", "MetricContext", "MetricScore", "MetricSpec", "UnknownMetricError",
+    "Deferred", "MapSpec", "MetricContext", "MetricScore", "MetricSpec", "UnknownMetricError",
     "defaults", "get", "names", "register", "registered", "resolve", "specs", "unregister",
 ]
 
@@ -40,6 +40,47 @@ class UnknownMetricError(LpipsExplorerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class Deferred:
+    """A function of another module, imported when first called.
+
+    The catalog names each metric's implementation this way (``Deferred("core.metrics.psnr",
+    "score")``), so that listing the metrics (the command line's ``--help`` and ``metrics``, the
+    app's first screen) imports no PyTorch; the module loads on the metric's first use.
+
+    >>> sqrt = Deferred("math", "sqrt")
+    >>> sqrt(16.0), sqrt
+    (4.0, Deferred('math', 'sqrt'))
+    """
+
+    __slots__ = ("module", "name", "_function")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name, self._function = module, name, None
+
+    def resolve(self) -> Callable:
+        if self._function is None:
+            import importlib
+
+            self._function = getattr(importlib.import_module(self.module), self.name)
+        return self._function
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.module!r}, {self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Deferred) and (self.module, self.name) == (other.module, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.module, self.name))
+
+    def __reduce__(self):  # pickles as its name, not as the loaded function
+        return (Deferred, (self.module, self.name))
+
 
 
 @dataclass(frozen=True)
@@ -61,6 +102,8 @@ class MetricContext:
 
     @property
     def device(self) -> torch.device:
+        import torch  # here, not at the top: listing the metrics must not import PyTorch
+
         return self.engine.device if self.engine is not None else torch.device("cpu")
 
 
@@ -68,7 +111,7 @@ class MetricContext:
 class MetricScore:
     """One metric's verdict on N distorted images: ``values`` (N,) and, where it has one and
     maps were asked for, ``map`` (N×1×h×w); ``detail`` is whatever else the metric returns
-    (LPIPS: its :class:`~core.lpips.LpipsResult` with layers). Tensors are on the CPU."""
+    (LPIPS: its :class:`~core.lpips.engine.LpipsResult` with layers). Tensors are on the CPU."""
 
     values: torch.Tensor
     map: torch.Tensor | None = None

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
-from . import _ssim_kernels
-from ..tensors import check_dist, check_unit_batch
-from ._levels import PEAK, out_dtype, shared, shared_levels, shared_luma, work_dtype
-from .registry import MapSpec, MetricContext, MetricScore, MetricSpec, register
+from ..images.tensors import check_dist, check_unit_batch
+from ._levels import PEAK, out_dtype, shared, shared_levels, shared_luma, use_kernels, work_dtype
+from .registry import MetricContext, MetricScore
+from .catalog import SSIM_MIN_SIZE
 
 __all__ = [
     "SSIM_BORDER", "SSIM_MIN_SIZE", "SSIMMode", "SSIMReference", "SSIMResult", "ScaleMoments",
@@ -37,7 +37,6 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 # The valid map loses (window - 1) / 2 pixels on every border.
 SSIM_BORDER = (SSIM_WINDOW - 1) // 2
-SSIM_MIN_SIZE = SSIM_WINDOW
 _MID_GREY = 127.5
 
 
@@ -92,13 +91,16 @@ def _cpu_taps(dtype: torch.dtype) -> torch.Tensor:
 
 
 def _on_kernels(x: torch.Tensor) -> bool:
-    """Whether the compiled CPU kernels take this tensor (accelerators keep PyTorch)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    """Whether the compiled CPU kernels take this tensor (accelerators and small images keep
+    PyTorch: :func:`~core.metrics._levels.use_kernels`)."""
+    return use_kernels(x)
 
 
 def _filter_valid(x: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian filtering of every channel, 'valid' region only (no padding)."""
     if _on_kernels(x):  # the compiled kernel: one pass per direction (core/metrics/_ssim_kernels.py)
+        from . import _ssim_kernels
+
         return _ssim_kernels.filter_valid(x, _cpu_taps(x.dtype))
     return _filter_valid_torch(x)
 
@@ -127,6 +129,8 @@ def moments_maps(ref: ScaleMoments, y: torch.Tensor) -> tuple[torch.Tensor, torc
     c1 = (SSIM_K1 * PEAK) ** 2
     c2 = (SSIM_K2 * PEAK) ** 2
     if _on_kernels(y) and ref.planes.dtype == y.dtype:  # one fused pass (core/metrics/_ssim_kernels.py)
+        from . import _ssim_kernels
+
         return _ssim_kernels.ssim_maps(ref.planes, y, ref.mu, ref.e_xx, _cpu_taps(y.dtype), c1, c2, _MID_GREY)
     return _moments_maps_torch(ref, y, c1, c2)
 
@@ -298,21 +302,3 @@ def ssim_map_full_size(
     if fill == "edge":
         return F.pad(ssim_map, pad, mode="replicate")
     raise InvalidArgumentError(f"`fill` must be 'nan' or 'edge', got {fill!r}.")
-
-
-SPEC = register(MetricSpec(
-    key="ssim",
-    label="SSIM",
-    higher_is_better=True,
-    prepare=prepare_reference,
-    score=score,
-    description="Structural similarity, 11×11 Gaussian window. Higher is better; 1 = identical.",
-    value_range=(-1.0, 1.0),
-    identical=1.0,
-    map=MapSpec(title="SSIM map (dark = less similar)", unit="SSIM", file_stem="ssim_map", higher_is_better=True,
-                value_range=(-1.0, 1.0)),
-    differentiable=False,  # scored on 8-bit levels
-    min_size=SSIM_MIN_SIZE,
-    settings=("ssim_mode",),
-    title_detail=lambda ctx: ctx.ssim_mode,
-))

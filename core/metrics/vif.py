@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ImageTooSmallError
-from ..tensors import check_dist, check_unit_batch
+from ..images.tensors import check_dist, check_unit_batch
 from ._levels import matlab_luma, out_dtype, quantize, work_dtype
 from ._matlab import every_other, filter2_valid, gaussian_window, valid_size
-from .registry import MetricContext, MetricScore, MetricSpec, register
+from .registry import MetricContext, MetricScore
+from .catalog import VIF_MIN_SIZE
 
 __all__ = ["VIF_MIN_SIZE", "VIF_NOISE_VARIANCE", "VIFReference", "prepare_reference", "score", "vif"]
 
@@ -53,10 +54,6 @@ def _smallest_side() -> int:
     while _coarsest_side(side) < 1:
         side += 1
     return side
-
-
-#: Smallest side whose coarsest scale still holds one 3×3 window (41 px).
-VIF_MIN_SIZE = _smallest_side()
 
 
 @dataclass(frozen=True)
@@ -167,20 +164,3 @@ def vif(ref: torch.Tensor, dist: torch.Tensor, precise: bool = True) -> torch.Te
     """
     check_dist(check_unit_batch(ref, "ref"), dist)
     return _vif(prepare_reference(ref, MetricContext(precise=precise)), dist)
-
-
-SPEC = register(MetricSpec(
-    key="vif",
-    label="VIF",
-    higher_is_better=True,
-    prepare=prepare_reference,
-    score=score,
-    description="Visual information fidelity, pixel domain (VIFp, Sheikh & Bovik 2006): the share of the "
-                "reference's information the distorted image keeps. Higher is better; 1 = identical.",
-    value_range=(0.0, float("inf")),
-    identical=1.0,
-    differentiable=False,  # scored on 8-bit levels
-    min_size=VIF_MIN_SIZE,
-    small_images="nan",
-    default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
-))

@@ -11,18 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidArgumentError, WeightsError
-from ..tensors import check_unit_batch, quantize_8bit
+from ..images.tensors import check_unit_batch, quantize_8bit
+from .limits import MAX_SIZE, MAX_STEPS, MIN_SIZE, SCORE_KEYS
 from .objectives import METRICS
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "MAX_STEPS", "SCORE_KEYS", "StepReport", "check_size", "check_steps",
            "score_images", "square_reference"]
 
-#: Bounds on a run's cost: at most MAX_STEPS steps on at most MAX_SIZE² pixels.
-MAX_SIZE = 512
-MIN_SIZE = 32  # AlexNet needs 31 px; SSIM 11
-MAX_STEPS = 2000
-#: The metrics every result is scored with (the registry's values on the saved 8-bit images).
-SCORE_KEYS = ("psnr", "ssim", "lpips_alex", "lpips_vgg")
 
 StopCheck = Callable[[], bool]
 
@@ -80,7 +75,7 @@ def score_images(ref: torch.Tensor, images: torch.Tensor, device: torch.device |
     it (PSNR and SSIM on 8-bit values, LPIPS v0.1). An LPIPS whose weights are missing is ``None``.
     """
     from ..comparison import compare
-    from ..lpips import Engine
+    from ..lpips.engine import Engine
 
     images = images.detach().cpu()
     classic = [k for k in keys if k in ("psnr", "ssim")]

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from ..errors import InvalidArgumentError
 from ..metrics._levels import MATLAB_LUMA, PEAK
 from ..metrics.ssim import SSIM_BORDER, SSIM_K1, SSIM_K2, SSIM_MIN_SIZE, SSIM_SIGMA, SSIM_WINDOW
-from ..nets import MIN_SIDE
-from ..tensors import check_unit_batch
+from ..lpips.nets import MIN_SIDE
+from ..images.tensors import check_unit_batch
 
 __all__ = ["METRICS", "MetricInfo", "Objective", "info", "objective", "metric_key", "lpips_value", "psnr_value",
            "ssim_value"]
@@ -203,14 +203,14 @@ class Objective:
             raise InvalidArgumentError(f"Synthesis works on one reference image (1×3×H×W), got {tuple(batch.shape)}.")
         height, width = batch.shape[-2:]
         if self.key.startswith("lpips"):
-            from ..lpips import get_network
+            from ..lpips.engine import get_network
 
             net = self.key.split("_", 1)[1]
             self.network = get_network(net, "0.1", True, device)
             self.device = self.network.shift.device
             side = MIN_SIDE[net]
         else:
-            from ..lpips import resolve_device
+            from ..lpips.engine import resolve_device
 
             self.network = None
             self.device = resolve_device(device)

@@ -11,7 +11,7 @@ where or in which order the tasks ran.
 (LPIPS's normalized features, PSNR's 8-bit levels, SSIM's filtered moments at each scale) is
 computed once and kept in a process-wide cache bounded in bytes. Images are grouped by size;
 each group is cut into blocks small enough that two blocks' states fit the budget, and blocks
-are paired with each other (tiles). Within a tile, :mod:`core.pairwise` turns the states into
+are paired with each other (tiles). Within a tile, :mod:`core.folders.pairwise` turns the states into
 every pair's values: LPIPS and PSNR as matrix products (``Σ w (a − b)² = Σ w a² + Σ w b² −
 2 Σ w a b``, in float64 on the float32 features, exactly on the integer levels), SSIM and
 MS-SSIM by filtering only the cross moment E[xy] per pair (each image's E[x] and E[x²] are
@@ -39,59 +39,17 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from . import metrics as registry
+from .. import metrics as registry
+from ..errors import LpipsExplorerError
 from . import pairwise
-from .errors import LpipsExplorerError
+from .states import FAST_METRICS, PRECISIONS, ImageState, Row, ScoringSpec
 
 __all__ = [
     "FAST_METRICS", "PRECISIONS", "AllPairsPlan", "ScoringSpec", "Tile", "allpairs_rows", "dirs_pairs",
     "images_in", "pairs_of_tile", "plan_allpairs", "scan_files", "score_dirs", "score_dirs_block", "score_tile",
 ]
 
-Row = dict[str, Any]
-PRECISIONS = ("float32", "float64")
-# The metrics scored here from per-image states; any other registered metric goes through compare().
-FAST_METRICS = ("lpips", "psnr", "ssim", "ms_ssim")
 MIB = 1 << 20
-
-
-@dataclass(frozen=True)
-class ScoringSpec:
-    """Everything a task needs besides its paths: which metrics, which network, which precision.
-
-    ``precision`` is the classic metrics' working precision: ``float32`` (SSIM, MS-SSIM within
-    2e-6 of float64, about 2× faster) or ``float64`` (the values of :func:`core.compare`). LPIPS's
-    network always runs in float32 and PSNR is exact in both. ``memory_mb`` bounds the
-    per-image states kept in one process; ``decode_workers`` threads decode images.
-    """
-
-    metrics: tuple[str, ...]
-    net: str = "alex"
-    version: str = "0.1"
-    calibrated: bool = True
-    device: str = "auto"
-    ssim_mode: str = "reference"
-    precision: str = "float32"
-    resize_to_ref: bool = False
-    batch_size: int = 16
-    decode_workers: int = 2
-    memory_mb: int = 1024
-
-    @property
-    def precise(self) -> bool:
-        return self.precision == "float64"
-
-    def engine(self):
-        """The LPIPS engine (the network is loaded once per process), or None without LPIPS."""
-        if "lpips" not in self.metrics:
-            return None
-        from .lpips import Engine
-
-        return Engine(self.net, self.version, self.calibrated, self.device, chunk_size=max(1, self.batch_size))
-
-    def state_key(self) -> tuple:
-        """What a cached per-image state depends on."""
-        return (self.metrics, self.net, self.version, self.calibrated, self.device, self.ssim_mode, self.precision)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,13 +81,13 @@ def dirs_pairs(dir0: Path, dir1: Path) -> tuple[list[tuple[str, str]], list[Row]
 
 
 def _load(path: str) -> torch.Tensor:
-    from .imageio import load_image
+    from ..images.imageio import load_image
 
     return load_image(path)
 
 
 def _load_pair(paths: tuple[str, str], resize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from .imageio import match_size
+    from ..images.imageio import match_size
 
     ref, dist = _load(paths[0]), _load(paths[1])
     if resize and ref.shape[-2:] != dist.shape[-2:]:
@@ -185,7 +143,7 @@ def _score_batch(spec: ScoringSpec, engine, refs: torch.Tensor, dists: torch.Ten
                  names: list[tuple[str, str]], keys: Sequence[str]) -> list[Row]:
     """``refs[i]`` against ``dists[i]`` (or one ref against every dist); a failing batch falls
     back to single pairs so that one bad pair costs one error row."""
-    from .comparison import compare
+    from ..comparison import compare
 
     options = dict(metrics=tuple(keys), ssim_mode=spec.ssim_mode, spatial=False, precise=spec.precise)
     try:
@@ -323,7 +281,7 @@ def scan_files(spec: ScoringSpec, paths: Sequence[str], *, warm: bool = False) -
 
 def state_bytes(spec: ScoringSpec, height: int, width: int) -> int:
     """Bytes one image's state takes (what the block size is chosen from)."""
-    from .nets import CHANNELS
+    from ..lpips.nets import CHANNELS
 
     total = 3 * height * width * 4  # the decoded image
     keys = set(spec.metrics)
@@ -397,22 +355,6 @@ def allpairs_rows(spec: ScoringSpec, plan: AllPairsPlan,
 # ---------------------------------------------------------------------------------------------
 # allpairs: per-image states, computed once and cached.
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class ImageState:
-    """What an image contributes to every pair it is in, computed once."""
-
-    image: torch.Tensor  # 1×3×H×W in [0, 1]
-    # LPIPS: per layer, the normalized features times √w (the head's channel weights), flattened,
-    # float64; and their squared norms Σ w f². A pair's layer value is then
-    # (‖g_a‖² + ‖g_b‖² − 2 g_a·g_b) / (h·w): one matrix product for a whole tile.
-    lpips: tuple[torch.Tensor, ...] | None = None
-    lpips_sq: torch.Tensor | None = None
-    lpips_hw: tuple[int, ...] = ()
-    levels: torch.Tensor | None = None  # PSNR: 8-bit levels, flattened, uint8 (8× smaller than floats)
-    moments: tuple | None = None  # SSIM: ScaleMoments at each scale (1×C×h×w)
-    nbytes: int = 0
-
 
 class StateCache:
     """Per-image states, least recently used first out once ``budget`` bytes are exceeded."""
@@ -491,7 +433,7 @@ def _nbytes(*tensors) -> int:
 def compute_states(spec: ScoringSpec, images: torch.Tensor) -> list[ImageState]:
     """The states of a batch of same-size images (N×3×H×W in [0, 1]); raises the error the
     metric itself raises for images it cannot take (too small, say)."""
-    from .metrics import MetricContext
+    from ..metrics import MetricContext
 
     engine = spec.engine()
     ctx = MetricContext(engine=engine, ssim_mode=spec.ssim_mode, precise=spec.precise, spatial=False)
@@ -537,7 +479,7 @@ def _ssim_moments_apply(spec: ScoringSpec, images: torch.Tensor) -> bool:
     """Whether MS-SSIM scores this size (else it is NaN, as core.compare reports it)."""
     if "ms_ssim" not in spec.metrics:
         return False
-    from .metrics import MetricContext
+    from ..metrics import MetricContext
 
     return min(images.shape[-2:]) >= registry.get("ms_ssim").minimum(MetricContext())
 
@@ -591,7 +533,7 @@ def _slow_rows(spec: ScoringSpec, files: Sequence[str], pairs: Sequence[tuple[in
 
 def _fast_rows(spec: ScoringSpec, files: Sequence[str], tile: Tile, pairs: list[tuple[int, int]],
                states: dict[int, ImageState]) -> list[Row]:
-    from .metrics import MetricContext
+    from ..metrics import MetricContext
 
     engine = spec.engine()
     ctx = MetricContext(engine=engine, ssim_mode=spec.ssim_mode, precise=spec.precise, spatial=False)
@@ -667,7 +609,7 @@ def _assemble_rows(spec: ScoringSpec, ctx, engine, files: Sequence[str], keys, p
 def _other_metric_rows(spec: ScoringSpec, engine, files: Sequence[str], tile: Tile, pairs: list[tuple[int, int]],
                        states: dict[int, ImageState], keys: Sequence[str]) -> list[Row]:
     """Metrics without a pairwise path: each row image prepared once, its partners in batches."""
-    from .comparison import compare, prepare_reference
+    from ..comparison import compare, prepare_reference
 
     by_ref: dict[int, list[int]] = {}
     for i, j in pairs:

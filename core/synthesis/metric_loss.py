@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidArgumentError
-from ..tensors import check_unit_batch
+from ..images.tensors import check_unit_batch
 from .common import MAX_SIZE, ProgressFn, StepReport, StopCheck, check_steps, score_images
 from .objectives import Objective
 

@@ -1,4 +1,6 @@
-"""LPIPS Explorer: the Streamlit entry point. Pages live in views/; numbers come from core/."""
+"""LPIPS Explorer: the Streamlit entry point (navigation only). The pages are the other modules
+of this folder; numbers come from core/. Served by ``lpips-explorer app`` (``make run``), which
+runs this file with the settings in ``.streamlit/config.toml`` beside it."""
 
 import os
 from pathlib import Path
@@ -16,7 +18,7 @@ st.set_page_config(page_title="LPIPS Explorer", page_icon=":material/compare:", 
 from views import style
 
 style.apply()
-VIEWS = Path(__file__).parent / "views"
+VIEWS = Path(__file__).parent
 pages = [
     st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", default=True),
     st.Page(VIEWS / "sweep.py", title="Sweeps", icon=":material/show_chart:", url_path="sweeps"),

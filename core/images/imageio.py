@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from .errors import ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, InputShapeError, InvalidArgumentError
+from ..errors import ImageLoadError, ImageSizeMismatchError, ImageTooLargeError, InputShapeError, InvalidArgumentError
 from .tensors import as_batch, check_unit_batch, from_numpy, to_uint8
 
 __all__ = [

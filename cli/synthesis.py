@@ -1,6 +1,6 @@
-"""``python -m core mad`` and ``python -m core optimize``: the synthesis modes from the command line.
+"""``lpips-explorer mad`` and ``lpips-explorer optimize``: the synthesis modes from the command line.
 
-Hooked into :mod:`core.cli` by :func:`add_parsers` and dispatched through each parser's
+Hooked into :mod:`cli.entry` by :func:`add_parsers` and dispatched through each parser's
 ``func``. Errors are the project's own (exit 1 for a level that cannot be reached and other
 bad values found while running, 2 for bad usage caught by the parser or missing weights).
 """
@@ -16,9 +16,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from ..cli import _device_arg  # the same --device check as every other command
-from .common import MAX_SIZE, MAX_STEPS, MIN_SIZE, SCORE_KEYS, StepReport
-from .objectives import METRICS
+from typing import TYPE_CHECKING
+
+from core.synthesis.limits import MAX_SIZE, MAX_STEPS, MIN_SIZE, SCORE_KEYS
+
+from .common import UsageError, device_arg  # the same --device check as every other command
+
+if TYPE_CHECKING:
+    from core.synthesis.common import StepReport
 
 __all__ = ["add_parsers", "run_mad", "run_optimize"]
 
@@ -57,7 +62,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="seed of the start's random noise (default 0)")
     parser.add_argument("--out", required=True, help="folder to write the images and history.csv into (created if missing)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--device", type=_device_arg, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    parser.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
 
 
 def add_parsers(sub, epilog: str = "") -> None:
@@ -122,10 +127,10 @@ class _Bar:
 
 
 def _load_reference(text: str, size: int):
-    from ..errors import ImageLoadError
-    from ..imageio import load_image
-    from ..samples import list_samples
-    from .common import square_reference
+    from core.errors import ImageLoadError
+    from core.images.imageio import load_image
+    from core.images.samples import list_samples
+    from core.synthesis.common import square_reference
 
     path = Path(text)
     if path.is_file():
@@ -137,7 +142,6 @@ def _load_reference(text: str, size: int):
 
 
 def _out_dir(text: str) -> Path:
-    from ..cli import UsageError
 
     folder = Path(text)
     if folder.exists() and not folder.is_dir():
@@ -173,6 +177,8 @@ def _write_csv(path: Path, rows: Sequence[dict]) -> None:
 
 
 def _score_line(label: str, scores: dict) -> str:
+    from core.synthesis.objectives import METRICS
+
     cells = []
     for key in SCORE_KEYS:
         value = scores.get(key)
@@ -181,13 +187,17 @@ def _score_line(label: str, scores: dict) -> str:
 
 
 def _table_header() -> str:
+    from core.synthesis.objectives import METRICS
+
     return f"{'':<28}" + "".join(f"{METRICS[k].label:>12}" for k in SCORE_KEYS)
 
 
 def run_mad(args) -> int:
-    from ..imageio import save_image
-    from .mad import mad
-    from .objectives import metric_key
+    from core.synthesis.objectives import METRICS
+
+    from core.images.imageio import save_image
+    from core.synthesis.competition import mad
+    from core.synthesis.objectives import metric_key
 
     ref = _load_reference(args.ref, args.size)
     folder = _out_dir(args.out)
@@ -218,8 +228,8 @@ def run_mad(args) -> int:
 
 
 def run_optimize(args) -> int:
-    from ..imageio import save_image
-    from .restore import parse_loss, restore
+    from core.images.imageio import save_image
+    from core.synthesis.metric_loss import parse_loss, restore
 
     ref = _load_reference(args.ref, args.size)
     losses = [parse_loss(text) for text in args.loss.split(",") if text.strip()]

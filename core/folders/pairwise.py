@@ -1,6 +1,6 @@
 """A tile's pairs from per-image states, as matrix products and compiled passes.
 
-``allpairs`` (:mod:`core.folders`) computes each image's state once (LPIPS's normalized
+``allpairs`` (:mod:`core.folders.scoring`) computes each image's state once (LPIPS's normalized
 features scaled by √w, PSNR's 8-bit levels, SSIM's filtered moments at each scale); this module
 turns two lists of states into every pair's values: LPIPS and PSNR as float64 Gram matrices
 (exact for PSNR's integers; for LPIPS nothing is lost that the float32 features hold), SSIM and
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
-if TYPE_CHECKING:
-    from .folders import ImageState, ScoringSpec
+from .states import ImageState, ScoringSpec
 
 __all__ = ["head_roots", "lpips_matrix", "psnr_matrix", "ssim_pairs"]
 
@@ -40,7 +38,7 @@ def head_roots(engine) -> list[torch.Tensor]:
 
 
 def _channels(network) -> tuple[int, ...]:
-    from .nets import CHANNELS
+    from ..lpips.nets import CHANNELS
 
     return CHANNELS[network.net]
 
@@ -70,7 +68,7 @@ def lpips_matrix(engine, A: list[ImageState], B: list[ImageState], wanted: torch
 def psnr_matrix(A: list[ImageState], B: list[ImageState]) -> torch.Tensor:
     """PSNR for every (a, b) from the levels' Gram matrix: every term is an integer below 2⁵³,
     so float64 gives exactly the sum of squared differences that PSNR's own loop sums."""
-    from .metrics._levels import PEAK
+    from ..metrics._levels import PEAK
 
     dtype = torch.float32 if A[0].levels.device.type == "mps" else torch.float64  # exact integers
     la = torch.stack([s.levels for s in A]).to(dtype)
@@ -97,7 +95,7 @@ def _ssim_side(states: list[ImageState], scale: int, shifted: bool = True) -> tu
 
 
 def _mid_grey() -> float:
-    from .metrics.ssim import _MID_GREY
+    from ..metrics.ssim import _MID_GREY
 
     return _MID_GREY
 
@@ -108,10 +106,10 @@ def ssim_pairs(spec: ScoringSpec, A: list[ImageState], B: list[ImageState], diag
     computed). Per pair only E[xy] is filtered; each image's E[x] and E[x²] were filtered once
     (its state), and its variance and mean terms are formed once per tile. The arithmetic is
     :func:`core.metrics.ssim.moments_maps`'s, operation for operation (the same values)."""
-    from .metrics import _ssim_kernels
-    from .metrics.ms_ssim import MS_SSIM_WEIGHTS
-    from .metrics.ssim import SSIM_K1, SSIM_K2, _cpu_taps, _filter_valid, _on_kernels
-    from .metrics._levels import PEAK
+    from ..metrics import _ssim_kernels
+    from ..metrics.ms_ssim import MS_SSIM_WEIGHTS
+    from ..metrics.ssim import SSIM_K1, SSIM_K2, _cpu_taps, _filter_valid, _on_kernels
+    from ..metrics._levels import PEAK
 
     c1, c2 = (SSIM_K1 * PEAK) ** 2, (SSIM_K2 * PEAK) ** 2
     scales = len(A[0].moments)

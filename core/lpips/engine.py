@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import weights
-from .errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
+from ..errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
 from .nets import CHANNELS, MIN_SIDE, TAP_NAMES, Backbone
-from .tensors import as_batch, check_batch_sizes, check_range, check_same_size
+from ..images.tensors import as_batch, check_batch_sizes, check_range, check_same_size
 
 NetName = Literal["alex", "vgg", "squeeze"]
 Version = Literal["0.1", "0.0"]

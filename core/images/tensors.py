@@ -11,7 +11,7 @@ import weakref
 import numpy as np
 import torch
 
-from .errors import ImageSizeMismatchError, InputRangeError, InputShapeError
+from ..errors import ImageSizeMismatchError, InputRangeError, InputShapeError
 
 # Float rounding in resampling or colour conversion can step a hair outside [0, 1];
 # anything further out is a convention error (0-255 data, [-1, 1] data), not rounding.

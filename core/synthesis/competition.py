@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidArgumentError
-from ..tensors import check_unit_batch
+from ..images.tensors import check_unit_batch
 from .common import ProgressFn, StepReport, StopCheck, check_steps, score_images, MAX_SIZE
 from .objectives import METRICS, Objective, metric_key
 

@@ -40,7 +40,7 @@ from typing import Literal, Mapping
 import numpy as np
 import torch
 
-from .errors import UnsafeWeightsError, WeightsCorruptError, WeightsMissingError
+from ..errors import UnsafeWeightsError, WeightsCorruptError, WeightsMissingError
 
 NetName = Literal["alex", "vgg", "squeeze"]
 from .names import NETS, VERSIONS  # noqa: E402  (re-exported)

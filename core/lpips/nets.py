@@ -3,6 +3,7 @@
 Each backbone is built with the same module indices as torchvision's ``<model>.features`` so that
 torchvision state dicts (and our converted caches, which use its key names) load strictly. Only the
 conv trunk is built: torchvision's full VGG16 would allocate a 500 MB classifier we never use.
+Nothing comes from torchvision: importing it costs about a second on every command-line run.
 """
 
 from __future__ import annotations
@@ -12,30 +13,35 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torchvision.models.squeezenet import Fire
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
+from .names import CHANNELS, MIN_SIDE, TAP_NAMES  # noqa: F401  (re-exported; the nets' facts live in names)
 
-# Layer names as the LPIPS paper and the official code call them.
-TAP_NAMES: dict[str, tuple[str, ...]] = {
-    "alex": ("relu1", "relu2", "relu3", "relu4", "relu5"),
-    "vgg": ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"),
-    "squeeze": ("relu1", "relu2", "relu3", "relu4", "relu5", "relu6", "relu7"),
-}
-CHANNELS: dict[str, tuple[int, ...]] = {
-    "alex": (64, 192, 384, 256, 256),
-    "vgg": (64, 128, 256, 512, 512),
-    "squeeze": (64, 128, 256, 384, 384, 512, 512),
-}
 # `features[start:end]` for each tap, as the official lpips.pretrained_networks slices them.
 _SLICES: dict[str, tuple[tuple[int, int], ...]] = {
     "alex": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)),
     "vgg": ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30)),
     "squeeze": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 11), (11, 12), (12, 13)),
 }
-# Smallest square input each net accepts (found by `smallest_input`, checked in the tests):
-# below it a pooling layer would get an empty window.
-MIN_SIDE: dict[str, int] = {"alex": 31, "vgg": 16, "squeeze": 17}
+
+
+class Fire(nn.Module):
+    """SqueezeNet's fire module as torchvision defines it (same attribute names, so the same
+    state-dict keys): a 1×1 squeeze, then 1×1 and 3×3 expands concatenated."""
+
+    def __init__(self, inplanes: int, squeeze_planes: int, expand1x1_planes: int, expand3x3_planes: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_activation(self.squeeze(x))
+        return torch.cat([self.expand1x1_activation(self.expand1x1(x)),
+                          self.expand3x3_activation(self.expand3x3(x))], 1)
 
 
 def _alexnet_features() -> nn.Sequential:
@@ -98,9 +104,11 @@ class Backbone(nn.Module):
                 if hasattr(module, "reset_parameters"):
                     module.reset_parameters()
         else:
-            features = features.to_empty(device="cpu")
             # strict: a missing or unexpected key is an error, never a silently random layer.
-            features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()}, strict=True)
+            # assign: the loaded tensors become the parameters of the meta-device trunk (no empty
+            # copy to fill first; `to_empty` alone imports half a second of PyTorch's reference ops).
+            features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()}, strict=True,
+                                     assign=True)
         self.net = net
         # Keep torchvision's indices inside each slice so state keys map back to `features.<i>`.
         self.slices = nn.ModuleList(
@@ -169,7 +177,7 @@ class L2Pooling(nn.Module):
 class DistsBackbone(nn.Module):
     """VGG16's conv trunk with L2 pooling; ``forward`` returns the five stage outputs
     (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3). ``state`` is torchvision's ``features.*``
-    (the project's cached VGG16, :func:`core.weights.load_backbone`); ``None`` leaves random weights."""
+    (the project's cached VGG16, :func:`core.lpips.weights.load_backbone`); ``None`` leaves random weights."""
 
     def __init__(self, state: dict[str, torch.Tensor] | None) -> None:
         super().__init__()

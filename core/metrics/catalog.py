@@ -1,0 +1,172 @@
+"""The built-in metrics: what each one is (key, label, direction, unit, range, map, minimum
+size, cost class) and which module computes it.
+
+This module imports no PyTorch and none of the metric modules: each spec names its
+``prepare_reference`` and ``score`` functions as :class:`~core.metrics.registry.Deferred`, loaded
+on first use. So the command line's ``--help`` and ``metrics`` and the app's first screen list
+the metrics at once, and a command pays only for the metrics it computes. Adding a metric is one
+module in this package (``prepare_reference(ref, ctx)`` and ``score(prepared, dist, ctx)``) and
+one spec below; the order here is the display order.
+
+>>> [spec.key for spec in BUILT_IN][:4]
+['lpips', 'psnr', 'ssim', 'ms_ssim']
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..lpips.names import MIN_SIDE
+from .registry import Deferred, MapSpec, MetricContext, MetricSpec
+
+__all__ = ["BUILT_IN", "DISTS_MIN_SIZE", "FSIM_MIN_SIZE", "GMSD_MIN_SIZE", "MS_SSIM_MIN_SIZE", "SSIM_MIN_SIZE",
+           "VIF_MIN_SIZE"]
+
+# Smallest image side each metric accepts; the metric modules check against these same numbers
+# (and their tests derive them from each metric's own windows and scales).
+SSIM_MIN_SIZE = 11  # the 11×11 Gaussian window
+MS_SSIM_MIN_SIZE = 11 * 2 ** 4  # that window at the coarsest of five scales: 176
+DISTS_MIN_SIZE = 16
+FSIM_MIN_SIZE = 8
+VIF_MIN_SIZE = 41  # the coarsest of VIFp's four scales still holds one 3×3 window
+GMSD_MIN_SIZE = 4
+
+
+def _lpips_title(ctx: MetricContext) -> str:
+    engine = ctx.engine
+    if engine is None:
+        return ""
+    return f"{engine.net} v{engine.version}{'' if engine.lpips else ', baseline'}"
+
+
+BUILT_IN: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        key="lpips",
+        label="LPIPS",
+        higher_is_better=False,
+        prepare=Deferred("core.metrics.lpips", "prepare_reference"),
+        score=Deferred("core.metrics.lpips", "score"),
+        description="Learned perceptual distance. Lower is better: 0 = identical, higher = more different.",
+        value_range=(0.0, math.inf),
+        identical=0.0,
+        map=MapSpec(title="LPIPS map (bright = more different)", unit="LPIPS", file_stem="lpips_map",
+                    higher_is_better=False),
+        differentiable=True,  # core.LPIPS passes gradients to its inputs
+        min_size=lambda ctx: MIN_SIDE[ctx.engine.net] if ctx.engine is not None else min(MIN_SIDE.values()),
+        title_detail=_lpips_title,
+        extras=Deferred("core.metrics.lpips", "row_extras"),
+    ),
+    MetricSpec(
+        key="psnr",
+        label="PSNR",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.psnr", "prepare_reference"),
+        score=Deferred("core.metrics.psnr", "score"),
+        description="Peak signal-to-noise ratio on 8-bit RGB. Higher is better (more similar).",
+        unit="dB",
+        value_range=(0.0, math.inf),
+        identical=math.inf,
+        map=MapSpec(title="Squared error (what PSNR averages)", unit="error²", file_stem="squared_error_map",
+                    higher_is_better=False),
+        differentiable=False,  # scored on 8-bit levels: rounding has no useful gradient
+        min_size=1,
+        digits=2,
+        tie=0.1,
+    ),
+    MetricSpec(
+        key="ssim",
+        label="SSIM",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.ssim", "prepare_reference"),
+        score=Deferred("core.metrics.ssim", "score"),
+        description="Structural similarity, 11×11 Gaussian window. Higher is better; 1 = identical.",
+        value_range=(-1.0, 1.0),
+        identical=1.0,
+        map=MapSpec(title="SSIM map (dark = less similar)", unit="SSIM", file_stem="ssim_map", higher_is_better=True,
+                    value_range=(-1.0, 1.0)),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=SSIM_MIN_SIZE,
+        settings=("ssim_mode",),
+        title_detail=lambda ctx: ctx.ssim_mode,
+    ),
+    MetricSpec(
+        key="ms_ssim",
+        label="MS-SSIM",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.ms_ssim", "prepare_reference"),
+        score=Deferred("core.metrics.ms_ssim", "score"),
+        description="Multi-scale SSIM over 5 scales. Higher is better. Needs at least 176 px per side.",
+        value_range=(0.0, 1.0),
+        identical=1.0,
+        differentiable=False,  # scored on 8-bit levels
+        min_size=MS_SSIM_MIN_SIZE,
+        small_images="nan",
+        settings=("ssim_mode",),
+    ),
+    MetricSpec(
+        key="dists",
+        label="DISTS",
+        higher_is_better=False,
+        prepare=Deferred("core.metrics.dists", "prepare_reference"),
+        score=Deferred("core.metrics.dists", "score"),
+        description="Deep image structure and texture similarity (Ding et al. 2020): VGG16 features with L2 "
+                    "pooling, compared by global means (texture) and covariances (structure) with learned "
+                    "weights. Lower is better: 0 = identical, higher = more different.",
+        value_range=(0.0, 1.0),
+        identical=0.0,
+        differentiable=False,
+        min_size=DISTS_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+        tie=1e-3,
+        extras=Deferred("core.metrics.dists", "row_extras"),
+    ),
+    MetricSpec(
+        key="fsim",
+        label="FSIM",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.fsim", "prepare_reference"),
+        score=Deferred("core.metrics.fsim", "score"),
+        description="Feature similarity with colour (FSIMc, Zhang et al. 2011): phase congruency and gradient "
+                    "similarity, weighted where structure is. Higher is better; 1 = identical.",
+        value_range=(0.0, 1.0),
+        identical=1.0,
+        map=MapSpec(title="FSIM map (dark = less similar)", unit="S_L", file_stem="fsim_map",
+                    higher_is_better=True, value_range=(0.0, 1.0)),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=FSIM_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+    ),
+    MetricSpec(
+        key="vif",
+        label="VIF",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.vif", "prepare_reference"),
+        score=Deferred("core.metrics.vif", "score"),
+        description="Visual information fidelity, pixel domain (VIFp, Sheikh & Bovik 2006): the share of the "
+                    "reference's information the distorted image keeps. Higher is better; 1 = identical.",
+        value_range=(0.0, float("inf")),
+        identical=1.0,
+        differentiable=False,  # scored on 8-bit levels
+        min_size=VIF_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+    ),
+    MetricSpec(
+        key="gmsd",
+        label="GMSD",
+        higher_is_better=False,
+        prepare=Deferred("core.metrics.gmsd", "prepare_reference"),
+        score=Deferred("core.metrics.gmsd", "score"),
+        description="Gradient Magnitude Similarity Deviation (Xue et al. 2014): how unevenly the local "
+                    "gradients change. Lower is better: 0 = identical, higher = more different.",
+        value_range=(0.0, 1.0),
+        identical=0.0,
+        map=MapSpec(title="GMSD map (dark = less similar)", unit="GMS", file_stem="gmsd_map",
+                    higher_is_better=True, value_range=(0.0, 1.0)),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=GMSD_MIN_SIZE,
+        small_images="nan",
+    ),
+)
