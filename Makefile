@@ -62,8 +62,10 @@ postgres:
 		echo "Installing Debian's postgresql for the quiz store tests (needs root and apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# The engine and the drop-in against the official package, with parity (bench/engine.py, bench/dropin.py).
 bench: setup-test weights
 	$(PY) -m bench.engine
+	$(PY) -m bench.dropin
 
 # How fast the command line answers (--help, metrics, usage errors without PyTorch; compare on two
 # small images against `import torch`), fresh processes, median of 5 (bench/cli_start.py). The app's

@@ -226,7 +226,7 @@ def _source_state() -> dict:
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
-    out = {"core_lpips_sha256": hashlib.sha256((root / "core" / "lpips.py").read_bytes()).hexdigest()[:16]}
+    out = {"core_lpips_sha256": hashlib.sha256((root / "core" / "lpips" / "engine.py").read_bytes()).hexdigest()[:16]}
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10)
@@ -308,9 +308,9 @@ class AutocastBackbone(nn.Module):
         super().__init__()
         self.inner, self.device_type, self.dtype = inner, device_type, dtype
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         with torch.autocast(self.device_type, dtype=self.dtype):
-            taps = self.inner(x)
+            taps = self.inner(x, upto)
         return [t.float() for t in taps]
 
 

@@ -192,6 +192,29 @@ def test_dirs_rows_equal_compare_in_pair_order(gallery, tmp_path):
     assert rows[-1]["status"] == "error" and "c_broken.png" in rows[-1]["error"]
 
 
+def test_dirs_of_reference_copies_computes_the_reference_once(tmp_path, monkeypatch):
+    """`lpips_2dirs.py`-style input: DIR0 holds copies of one reference under the names of DIR1's
+    variants. Each batch's reference side is computed once, with the per-pair values."""
+    ref_dir, dist_dir = tmp_path / "ref", tmp_path / "dist"
+    ref_dir.mkdir(), dist_dir.mkdir()
+    reference = _image(3)
+    for k in range(5):
+        Image.fromarray(reference).save(ref_dir / f"v{k}.png")
+        Image.fromarray(_image(20 + k)).save(dist_dir / f"v{k}.png")
+    seen = []
+    real = Engine.reference
+    monkeypatch.setattr(Engine, "reference", lambda self, ref: seen.append(ref.shape[0]) or real(self, ref))
+    pairs, _ = folders.dirs_pairs(ref_dir, dist_dir)
+    keys = ("lpips", "psnr", "ssim", "ms_ssim")
+    spec = folders.ScoringSpec(metrics=keys, device="cpu", precision="float64", batch_size=4)
+    rows = list(folders.score_dirs(spec, pairs))
+    assert seen == [1, 1]  # batches of 4 and 1: one reference image each, not 4 + 1
+    monkeypatch.setattr(Engine, "reference", real)
+    engine = Engine("alex", device="cpu")
+    for row in rows:
+        _assert_close(row, _reference_row(engine, row["ref"], row["dist"], keys), {})
+
+
 def test_block_size_follows_the_memory_budget():
     spec = folders.ScoringSpec(metrics=("lpips", "psnr", "ssim", "ms_ssim"), memory_mb=64)
     per_image = folders.state_bytes(spec, 256, 256)

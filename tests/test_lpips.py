@@ -243,3 +243,96 @@ def test_cuda_matches_cpu():
     gpu = Engine("alex", device="cuda").compare(ref, dist)
     assert (cpu.value - gpu.value).abs().max().item() <= TOL
     assert (cpu.map - gpu.map).abs().max().item() <= TOL
+
+
+# ---------------------------------------------------------------------------------------------
+# A shared reference is computed once, with the plain path's values and gradients.
+# ---------------------------------------------------------------------------------------------
+
+class _CountingBackbone(torch.nn.Module):
+    """Wraps the trunk and records the batch size of every pass."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.batches = inner, []
+
+    def forward(self, x, upto=None):
+        self.batches.append(x.shape[0])
+        return self.inner(x, upto)
+
+
+@pytest.fixture
+def counted():
+    model = LPIPS(net="alex")
+    model.network.backbone = _CountingBackbone(model.network.backbone)
+    return model
+
+
+def _dists(n: int, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    ref, _ = natural_pair(size, size)
+    gen = torch.Generator().manual_seed(n)
+    dists = (ref + 0.1 * torch.randn(n, 3, size, size, generator=gen)).clamp(0, 1)
+    return ref * 2 - 1, dists * 2 - 1
+
+
+@pytest.mark.parametrize("how", ["expand", "equal copies"])
+def test_a_broadcast_reference_is_computed_once_with_the_same_values(trunks, counted, how):
+    ref, dists = _dists(6)
+    in0 = ref.expand(6, -1, -1, -1) if how == "expand" else ref.repeat(6, 1, 1, 1)
+    official = official_model("alex", "0.1", True, False, trunks["alex"])
+    with torch.no_grad():
+        got = counted(in0, dists)
+        want = official(ref.repeat(6, 1, 1, 1), dists)
+    assert counted.network.backbone.batches == [1, 6]  # not [12]: the reference once, the six once
+    assert got.shape == want.shape == (6, 1, 1, 1)
+    assert (got - want).abs().max().item() <= TOL
+    with torch.no_grad():  # the same as our own plain path (the broadcast on the other side too)
+        plain = counted(ref.repeat(6, 1, 1, 1) + 0.0 * dists, dists)  # equal rows? no: differs by -0.0
+        other_side = counted(dists, in0)
+    assert (got - plain).abs().max().item() <= 1e-6 and (got - other_side).abs().max().item() <= 1e-6
+
+
+def test_identical_inputs_are_one_pass_and_zero(counted):
+    _, dists = _dists(3)
+    with torch.no_grad():
+        d = counted(dists, dists)
+    assert counted.network.backbone.batches == [3] and torch.equal(d, torch.zeros(3, 1, 1, 1))
+
+
+def test_both_sides_share_one_pass_and_match_separate_passes(trunks, counted):
+    ref, dists = _dists(2)
+    in0 = torch.cat([ref, ref.flip(-1)])
+    official = official_model("alex", "0.1", True, True, trunks["alex"])
+    counted.spatial = True
+    with torch.no_grad():
+        got = counted(in0, dists)
+        want = official(in0, dists)
+    assert counted.network.backbone.batches == [4]
+    assert (got - want).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("spatial", [False, True])
+def test_the_gradient_through_a_broadcast_reference_is_the_plain_paths(spatial):
+    # In float64 the two paths agree to rounding (float32 sums the four copies' gradients in
+    # another order: about 1e-5 of the largest component).
+    ref, dists = (t.double() for t in _dists(4))
+    model = LPIPS(net="alex", spatial=spatial).double()
+    shared = ref.clone().requires_grad_(True)
+    d_shared = model(shared.expand(4, -1, -1, -1), dists)
+    d_shared.sum().backward()
+    plain = ref.clone().requires_grad_(True)
+    d_plain = model(torch.cat([plain] * 4), dists)  # rows that need a gradient: never shortcut
+    d_plain.sum().backward()
+    assert (d_shared - d_plain).abs().max().item() <= 1e-12
+    assert (shared.grad - plain.grad).abs().max().item() <= 1e-9 * plain.grad.abs().max().item()
+    assert shared.grad.abs().sum() > 0
+
+
+def test_copies_that_each_need_a_gradient_each_get_their_own(counted):
+    ref, dists = _dists(3)
+    copies = ref.repeat(3, 1, 1, 1).requires_grad_(True)
+    counted(copies, dists).sum().backward()
+    assert counted.network.backbone.batches == [6]  # the plain path: every row has its own gradient
+    assert all(copies.grad[i].abs().sum() > 0 for i in range(3))
+    expanded_leaf = ref.expand(3, -1, -1, -1).clone().requires_grad_(True)
+    assert expanded_leaf.stride(0) != 0  # a clone is a real tensor; the shortcut is for views

@@ -175,6 +175,8 @@ def score_dirs(spec: ScoringSpec, pairs: Sequence[tuple[str, str]]) -> Iterator[
         if not batch:
             return []
         refs = torch.cat([b[0] for b in batch])
+        if refs.shape[0] > 1 and all(torch.equal(b[0], batch[0][0]) for b in batch[1:]):
+            refs = refs[:1]  # one reference in every pair (a folder of copies): its side is computed once
         dists = torch.cat([b[1] for b in batch])
         rows = _score_batch(spec, engine, refs, dists, [b[2] for b in batch], keys)
         batch.clear()

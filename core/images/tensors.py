@@ -145,9 +145,14 @@ def check_dist(ref_b: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
 
 def check_batch_sizes(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str] = ("ref", "dist")) -> None:
     """Raise :class:`InputShapeError` unless the batch sizes are equal or one of them is 1."""
-    if a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0]):
+    check_batch_counts(a.shape[0], b.shape[0], names)
+
+
+def check_batch_counts(n_a: int, n_b: int, names: tuple[str, str] = ("ref", "dist")) -> None:
+    """:func:`check_batch_sizes` on the counts themselves."""
+    if n_a != n_b and 1 not in (n_a, n_b):
         raise InputShapeError(
-            f"`{names[0]}` has batch size {a.shape[0]} and `{names[1]}` {b.shape[0]}; they must be "
+            f"`{names[0]}` has batch size {n_a} and `{names[1]}` {n_b}; they must be "
             "equal, or one of them 1 (one reference against many distorted images)."
         )
 

@@ -28,7 +28,7 @@ from torch import nn
 from . import weights
 from ..errors import ImageTooSmallError, InputShapeError, InvalidArgumentError
 from .nets import CHANNELS, MIN_SIDE, TAP_NAMES, Backbone
-from ..images.tensors import as_batch, check_batch_sizes, check_range, check_same_size
+from ..images.tensors import as_batch, check_batch_counts, check_batch_sizes, check_range, check_same_size
 
 NetName = Literal["alex", "vgg", "squeeze"]
 Version = Literal["0.1", "0.0"]
@@ -362,6 +362,18 @@ def lpips_distance(ref: torch.Tensor, dist: torch.Tensor, net: NetName = "alex",
 # The drop-in replacement for ``lpips.LPIPS``.
 # ---------------------------------------------------------------------------------------------
 
+def _one_image(x: torch.Tensor) -> bool:
+    """Whether batch ``x`` is one image repeated, so its features can be computed once: a
+    broadcast (stride 0 on the batch axis, as ``ref.expand(n, …)`` makes), or equal images that
+    no gradient is asked of (each copy of a tensor that requires grad gets its own gradient)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] < 2:
+        return False
+    wants_grad = torch.is_grad_enabled() and x.requires_grad
+    if x.stride(0) == 0:
+        return not (wants_grad and x.is_leaf)  # a leaf's rows are its own; a view's gradient sums back
+    return not wants_grad and bool(torch.equal(x, x[:1].expand_as(x)))
+
+
 class LPIPS(nn.Module):
     """Drop-in for the official ``lpips.LPIPS``: same arguments, same ``forward`` and outputs.
 
@@ -413,14 +425,40 @@ class LPIPS(nn.Module):
         return batch.to(self.network.shift.dtype)
 
     def forward(self, in0: torch.Tensor, in1: torch.Tensor, retPerLayer: bool = False, normalize: bool = False):
-        in0, in1 = self._check(in0, "in0", normalize), self._check(in1, "in1", normalize)
-        check_same_size(in0, in1)
-        check_batch_sizes(in0, in1, ("in0", "in1"))
+        # One image broadcast to the batch (`ref.expand(16, …)`, or 16 equal copies when no
+        # gradient is asked of them) has its features computed once; so do identical inputs.
+        one0, one1 = _one_image(in0), _one_image(in1)
+        x0 = self._check(in0[:1] if one0 else in0, "in0", normalize)
+        x1 = x0 if in1 is in0 else self._check(in1[:1] if one1 else in1, "in1", normalize)
+        check_same_size(x0, x1)
+        n0, n1 = (in0.shape[0] if one0 else x0.shape[0]), (in1.shape[0] if one1 else x1.shape[0])
+        check_batch_counts(n0, n1, ("in0", "in1"))
         if normalize:
-            in0, in1 = 2 * in0 - 1, 2 * in1 - 1
-        maps = self.network.layer_maps(self.network.features(in0), self.network.features(in1))
+            x0 = 2 * x0 - 1
+            x1 = x0 if in1 is in0 else 2 * x1 - 1
+        grad = torch.is_grad_enabled() and (x0.requires_grad or x1.requires_grad)
+        if in1 is in0:
+            feats0 = feats1 = self.network.features(x0)
+        elif x0.shape[0] == x1.shape[0]:  # both sides in one backbone pass (better use of the cores)
+            both = self.network.taps(torch.cat([x0, x1]))
+            taps0, taps1 = [t[: x0.shape[0]] for t in both], [t[x0.shape[0]:] for t in both]
+            feats0 = [normalize_channels(t) for t in taps0]
+            feats1 = taps1 if not grad else [normalize_channels(t) for t in taps1]
+        else:
+            feats0 = self.network.features(x0)
+            feats1 = self.network.taps(x1) if not grad else self.network.features(x1)
+        if not grad and in1 is not in0 and x1.shape[0] >= x0.shape[0]:
+            # No gradient asked: in1's raw taps are normalized and differenced in place (the
+            # engine's arithmetic, which writes into in1's side and so needs its batch the larger).
+            maps = self.network.layer_maps_inplace(feats0, feats1)
+        else:
+            if not grad and in1 is not in0:
+                feats1 = [normalize_channels(t) for t in feats1]
+            maps = self.network.layer_maps(feats0, feats1)
+        n = max(n0, n1)
+        maps = [m.expand(n, -1, -1, -1) if m.shape[0] != n else m for m in maps]
         if self.spatial:
-            res = [upsample_to(m, tuple(in0.shape[2:])) for m in maps]
+            res = [upsample_to(m, tuple(x0.shape[2:])) for m in maps]
         else:
             res = [m.mean(dim=(2, 3), keepdim=True) for m in maps]
         val = res[0]
