@@ -408,7 +408,9 @@ class LPIPS(nn.Module):
             else:  # the official package's random (untrained) heads
                 heads = {f"lin{k}.model.1.weight": nn.init.kaiming_uniform_(torch.empty(1, c, 1, 1), a=5 ** 0.5)
                          for k, c in enumerate(CHANNELS[net])}
-        self.network = LpipsNetwork(net, version, lpips, backbone_state, heads)
+        # The engine's layout (build_network): channels-last weights, so that no convolution
+        # reorders its weights on every call (taps() hands the trunk channels-last inputs).
+        self.network = LpipsNetwork(net, version, lpips, backbone_state, heads).to(memory_format=torch.channels_last)
         self.pnet_type, self.version, self.lpips, self.spatial = net, version, lpips, spatial
         self.L = len(CHANNELS[net])
 
