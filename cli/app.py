@@ -34,11 +34,13 @@ def app_script() -> Path:
     return Path(spec.origin).resolve().parent / "app.py"
 
 
-def server_command(host: str = "127.0.0.1", port: int = 8501, extra: list[str] | None = None) -> list[str]:
+def server_command(host: str = "127.0.0.1", port: int = 8501, extra: list[str] | None = None,
+                   script: Path | None = None) -> list[str]:
     """The command line that serves the app: ``streamlit run`` through ``views.serve`` (which
     warms the library up while the first browser loads the page), with the project's settings;
-    its other settings come from ``views/.streamlit/config.toml`` beside the script."""
-    return [sys.executable, "-m", "views.serve", "run", str(app_script()), "--server.address", host,
+    its other settings come from ``views/.streamlit/config.toml`` beside the script (``script``:
+    another checkout's ``views/app.py``; default: this installation's)."""
+    return [sys.executable, "-m", "views.serve", "run", str(script or app_script()), "--server.address", host,
             "--server.port", str(port), "--browser.gatherUsageStats", "false", *(extra or [])]
 
 

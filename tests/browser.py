@@ -51,7 +51,12 @@ def running_app(env: dict | None = None, timeout: float = 90.0):
     from cli.app import server_command
 
     port = free_port()
-    cmd = server_command("127.0.0.1", port, ["--server.headless", "true", "--server.fileWatcherType", "none"])
+    flags = ["--server.headless", "true", "--server.fileWatcherType", "none"]
+    if (ROOT / "views" / "serve.py").is_file():
+        cmd = server_command("127.0.0.1", port, flags, script=ROOT / "views" / "app.py")
+    else:  # an older checkout (tools/screenshots.py --root): the app at its root, plain streamlit
+        cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+               "--server.port", str(port), "--browser.gatherUsageStats", "false", *flags]
     start = time.monotonic()
     log = open(ROOT / "tests" / "artifacts" / f"server-{port}.log", "w") if (ROOT / "tests" / "artifacts").is_dir() \
         else subprocess.DEVNULL
