@@ -57,7 +57,7 @@ def _fraction(values: ArrayLike, name: str) -> np.ndarray:
     outside = (array < 0) | (array > 1)
     if outside.any():
         bad = int(np.flatnonzero(outside)[0])
-        raise InvalidArgumentError(f"`{name}` must be fractions of people in [0, 1]; index {bad} is {array[bad]!r}.")
+        raise InvalidArgumentError(f"`{name}` must be fractions of people in [0, 1]; index {bad} is {float(array[bad])!r}.")
     return array
 
 
