@@ -144,3 +144,23 @@ def test_the_writer_refuses_bad_input(tmp_path, kwargs, message):
     args = {"ref": ref, "p0": p0, "p1": p1, "judge": judge, **kwargs}
     with pytest.raises(BappsError, match=message):
         bapps.write_2afc(tmp_path / "x", args["ref"], args["p0"], args["p1"], args["judge"])
+
+
+def test_the_synthetic_generator_writes_valid_sets_that_repeat_with_a_seed(tmp_path):
+    from bench import bapps_synth
+    from core.judgments.scores import human_ceiling_2afc
+
+    record = bapps_synth.generate(tmp_path / "a", triplets=40, heldout=10, jnd=8, seed=4)
+    again = bapps_synth.generate(tmp_path / "b", triplets=40, heldout=10, jnd=8, seed=4)
+    train = bapps.read_2afc(tmp_path / "a" / "2afc" / "train" / "synth")
+    held = bapps.read_2afc(tmp_path / "a" / "2afc" / "val" / "synth")
+    jnd = bapps.read_jnd(tmp_path / "a" / "jnd" / "val" / "synth")
+    assert (len(train), len(held), len(jnd)) == (40, 10, 8)
+    np.testing.assert_array_equal(train.judge, bapps.read_2afc(tmp_path / "b" / "2afc" / "train" / "synth").judge)
+    assert record["train"] == again["train"]
+    assert np.all(np.isin(train.judge * 5, np.arange(6)))  # 5 people: fractions k/5
+    assert 0.5 < human_ceiling_2afc(train.judge) < 1.0
+    assert {r["photo"] for r in record["train"]}.isdisjoint({r["photo"] for r in record["val"]})
+    assert {r["p0"]["name"] for r in record["train"]} <= set(bapps_synth.distortions.REGISTRY)
+    ref, p0, _ = train.images(0, 4)
+    assert ref.shape == (4, 3, 64, 64) and not torch.equal(ref, p0)
