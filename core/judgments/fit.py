@@ -172,7 +172,7 @@ def fit_heads(phi0, phi1, judge, *, net: str = "alex", init: Init | Mapping[str,
               heldout: tuple | None = None, nepoch: int = 5, nepoch_decay: int = 5, batch_size: int = 50,
               lr: float = 1e-4, beta1: float = 0.5, seed: int = 0,
               rank_state: Mapping[str, torch.Tensor] | None = None,
-              callback: Callback | None = None) -> FitResult:
+              callback: Callback | None = None, threads: int | None = 1) -> FitResult:
     """Fit non-negative heads to 2AFC judgments with the official Trainer's objective and schedule.
 
     Args:
@@ -186,6 +186,10 @@ def fit_heads(phi0, phi1, judge, *, net: str = "alex", init: Init | Mapping[str,
         rank_state: start the ranking network from these weights (``model.0.weight`` …, the keys
             of ``lpips.Dist2LogitLayer``, e.g. an official ``*_net_rank.pth``) instead of its init.
         callback: ``callback(epoch, mean_loss, heldout_2afc_or_None)`` after every epoch.
+        threads: PyTorch CPU threads while fitting (restored afterwards; ``None`` leaves the
+            setting alone). The steps work on 50×D tensors, where handing work to a second
+            thread costs more than it saves: on 2 cores one thread ran an epoch of 10,000
+            triplets in 0.37 s, two threads in 2.3–3.9 s.
 
     Returns:
         :class:`FitResult` with the heads in the official format and one :class:`EpochRecord`
@@ -205,6 +209,20 @@ def fit_heads(phi0, phi1, judge, *, net: str = "alex", init: Init | Mapping[str,
     if not (isinstance(beta1, (int, float)) and 0 <= beta1 < 1):
         raise InvalidArgumentError(f"`beta1` must be in [0, 1), got {beta1!r}.")
 
+    if threads is not None:
+        _whole(threads, "threads", 1)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    try:
+        return _fit(phi0, phi1, judge, held, net, init, nepoch, nepoch_decay, batch_size, lr, beta1, seed,
+                    rank_state, callback)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(previous)
+
+
+def _fit(phi0, phi1, judge, held, net, init, nepoch, nepoch_decay, batch_size, lr, beta1, seed, rank_state,
+         callback) -> FitResult:
     w = nn.Parameter(initial_heads(net, init, seed).to(torch.float32))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)  # the ranking net's own stream, independent of the heads'
