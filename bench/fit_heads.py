@@ -88,15 +88,26 @@ class _Triplets(torch.utils.data.Dataset):
         return {"ref": self.ref[i], "p0": self.p0[i], "p1": self.p1[i], "judge": self.judge[i]}
 
 
-def run_official(data: bapps.TwoAfcSet, nepoch: int, nepoch_decay: int, seed: int) -> tuple[torch.Tensor, list[float]]:
+def run_official(data: bapps.TwoAfcSet, nepoch: int, nepoch_decay: int, seed: int,
+                 same_start: bool = True) -> tuple[torch.Tensor, list[float]]:
     """The official Trainer for ``nepoch + nepoch_decay`` epochs (train.py's loop); its heads and
-    each epoch's seconds."""
+    each epoch's seconds. ``same_start`` starts it from :func:`fit_heads`'s initial heads and
+    ranking net for ``seed`` (both are draws of the official init)."""
     import contextlib
     import io
 
     torch.manual_seed(seed)
     with contextlib.redirect_stdout(io.StringIO()):  # the official code prints as it goes
         trainer = _official_trainer()
+    if same_start:
+        # The same draw of the official init as ours for this seed, so that the comparison
+        # measures the training, not two different random starts.
+        start = torch.split(fit.initial_heads("alex", "scratch", seed), list(features.CHANNELS["alex"]))
+        for lin, part in zip(trainer.net.lins, start):
+            lin.model[-1].weight.data = part.view(1, -1, 1, 1).clone()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            trainer.rankLoss.net.load_state_dict(fit.RankNet().state_dict())
     loader = torch.utils.data.DataLoader(_Triplets(*data.images(), data.judge), batch_size=50, shuffle=True,
                                          num_workers=0)
     seconds = []

@@ -162,3 +162,14 @@ def test_bad_arguments_are_refused(kwargs, message):
     phi = torch.rand(4, 1152)
     with pytest.raises(InvalidArgumentError, match=message):
         fit.fit_heads(phi, phi, [0.5] * 4, **kwargs)
+
+
+def test_score_heads_is_the_2afc_of_w_dot_phi():
+    gen = torch.Generator().manual_seed(1)
+    phi0, phi1 = torch.rand(30, 1152, generator=gen), torch.rand(30, 1152, generator=gen)
+    judge = torch.randint(0, 6, (30,), generator=gen).numpy() / 5
+    w = torch.rand(1152, generator=gen)
+    expected = score_2afc((phi0.double() @ w.double()).numpy(), (phi1.double() @ w.double()).numpy(), judge)
+    assert fit.score_heads(features.heads_from_vector(w, "alex"), phi0, phi1, judge) == pytest.approx(expected)
+    with pytest.raises(InvalidArgumentError, match="1152 weights, got 3"):
+        fit.score_heads(torch.ones(3), phi0, phi1, judge)

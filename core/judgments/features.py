@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from core.errors import InputRangeError, InputShapeError, InvalidArgumentError, WeightsCorruptError
@@ -195,8 +194,3 @@ def jnd_features(engine: Engine, data, *, chunk: int = 192, progress: Progress |
         if progress is not None:
             progress(min(start + chunk, len(data)), len(data))
     return _cat(out, engine.net)
-
-
-def as_numpy(phi: torch.Tensor) -> np.ndarray:
-    """φ as a float32 array (for ``np.save``); :func:`torch.from_numpy` brings it back."""
-    return phi.detach().cpu().numpy().astype(np.float32, copy=False)

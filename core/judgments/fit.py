@@ -58,7 +58,7 @@ from core.errors import InvalidArgumentError
 from .features import CHANNELS, feature_size, heads_from_vector, heads_vector, uniform_heads
 from .scores import score_2afc
 
-__all__ = ["EpochRecord", "FitResult", "RankNet", "fit_heads", "initial_heads", "learning_rate",
+__all__ = ["EpochRecord", "FitResult", "RankNet", "fit_heads", "initial_heads", "learning_rate", "score_heads",
            "split_by_reference"]
 
 Init = Literal["scratch", "v0.1", "uniform"]
@@ -166,6 +166,22 @@ def _whole(value, name: str, minimum: int) -> int:
 def _agreement(phi0: torch.Tensor, phi1: torch.Tensor, judge: torch.Tensor, w: torch.Tensor) -> float:
     with torch.no_grad():
         return score_2afc((phi0 @ w).numpy(), (phi1 @ w).numpy(), judge.numpy())
+
+
+def score_heads(heads: Mapping[str, torch.Tensor] | torch.Tensor, phi0, phi1, judge, net: str = "alex") -> float:
+    """The 2AFC score of LPIPS with ``heads`` (a heads dict or vector) on triplets given by their φ.
+
+    >>> import torch
+    >>> phi0, phi1 = torch.zeros(2, 1152), torch.zeros(2, 1152)
+    >>> phi0[0, 0], phi1[1, 0] = 1.0, 1.0  # triplet 0: p0 differs more; triplet 1: p1 does
+    >>> score_heads(torch.ones(1152), phi0, phi1, [1.0, 0.0])
+    1.0
+    """
+    phi0, phi1, judge = _check_data(phi0, phi1, judge, net, "scored set")
+    w = heads if isinstance(heads, torch.Tensor) else heads_vector(heads, net)
+    if w.numel() != feature_size(net):
+        raise InvalidArgumentError(f"A heads vector for {net} has {feature_size(net)} weights, got {w.numel()}.")
+    return _agreement(phi0, phi1, judge, w.detach().to(torch.float32).reshape(-1))
 
 
 def fit_heads(phi0, phi1, judge, *, net: str = "alex", init: Init | Mapping[str, torch.Tensor] = "scratch",
