@@ -21,7 +21,11 @@ official ``lpips.trainer.Trainer``, on the same synthetic 2AFC data.
    published v0.1 heads, uniform heads (the uncalibrated baseline), ours (mean, spread and range
    over the seeds) and the official Trainer's, whose heads are scored as ``w · φ`` (equal to its
    forward pass in eval mode: tests/test_judgments_features.py). Ours is also fitted with the
-   official run's short schedule, so the two are compared at equal epochs.
+   official run's short schedule, so the two are compared at equal epochs, from the same draw of
+   the official init; and once from the v0.1 heads.
+5. The seed-0 heads are saved with :func:`core.judgments.heads.save_heads` to
+   ``DIR/fitted_alex.safetensors`` and loaded back into an Engine; with a JND set in ``DIR``,
+   its mAP is printed for v0.1, uniform and fitted heads.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from core.judgments import bapps, features, fit, scores
+from core.judgments import bapps, features, fit, heads, scores
 from core.lpips import Engine
 
 DEFAULT_DATA = Path("/tmp/lpips-explorer-bapps-synth")
@@ -89,9 +93,9 @@ class _Triplets(torch.utils.data.Dataset):
 
 
 def run_official(data: bapps.TwoAfcSet, nepoch: int, nepoch_decay: int, seed: int,
-                 same_start: bool = True) -> tuple[torch.Tensor, list[float]]:
+                 same_start: bool = True) -> tuple[torch.Tensor, list[float], list[float]]:
     """The official Trainer for ``nepoch + nepoch_decay`` epochs (train.py's loop); its heads and
-    each epoch's seconds. ``same_start`` starts it from :func:`fit_heads`'s initial heads and
+    each epoch's wall-clock and CPU seconds. ``same_start`` starts it from :func:`fit_heads`'s initial heads and
     ranking net for ``seed`` (both are draws of the official init)."""
     import contextlib
     import io
@@ -110,18 +114,19 @@ def run_official(data: bapps.TwoAfcSet, nepoch: int, nepoch_decay: int, seed: in
             trainer.rankLoss.net.load_state_dict(fit.RankNet().state_dict())
     loader = torch.utils.data.DataLoader(_Triplets(*data.images(), data.judge), batch_size=50, shuffle=True,
                                          num_workers=0)
-    seconds = []
+    seconds, cpu_seconds = [], []
     for epoch in range(1, nepoch + nepoch_decay + 1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for batch in loader:
             trainer.set_input(batch)
             trainer.optimize_parameters()
         seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu)
         if epoch > nepoch:
             with contextlib.redirect_stdout(io.StringIO()):
                 trainer.update_learning_rate(nepoch_decay)
     w = torch.cat([lin.model[-1].weight.detach().reshape(-1) for lin in trainer.net.lins])
-    return w, seconds
+    return w, seconds, cpu_seconds
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -148,20 +153,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
           f"{scores.human_ceiling_2afc(val.judge):.3f}")
 
     engine = Engine("alex", "0.1", device="cpu")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     phi0, phi1 = features.set_features(engine, train)
     val0, val1 = features.set_features(engine, val)
-    feature_s = time.perf_counter() - start
+    feature_s, feature_cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"ours: features (read PNGs + one backbone pass per patch, {3 * (len(train) + len(val))} patches): "
-          f"{feature_s:.1f} s")
+          f"{feature_s:.1f} s (CPU time {feature_cpu:.1f} s)")
 
     epochs = args.nepoch + args.nepoch_decay
     fits = []
+    fit_cpu = 0.0
     for seed in args.seeds:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = fit.fit_heads(phi0, phi1, train.judge, init="scratch", heldout=(val0, val1, val.judge),
                                nepoch=args.nepoch, nepoch_decay=args.nepoch_decay, seed=seed)
         fits.append((time.perf_counter() - start, result))
+        fit_cpu = fit_cpu or time.process_time() - cpu  # the first seed's, as the total below
     fit_s = [s for s, _ in fits]
     ours = [r.heldout_2afc for _, r in fits]
     total = feature_s + fit_s[0]
@@ -169,32 +176,53 @@ def main(argv: Sequence[str] | None = None) -> dict:
           f"(seeds: {', '.join(f'{s:.1f}' for s in fit_s)} s)")
     print(f"ours: total (features + one fit): {total:.1f} s")
 
+    start = time.perf_counter()
+    from_v01 = fit.fit_heads(phi0, phi1, train.judge, init="v0.1", heldout=(val0, val1, val.judge),
+                             nepoch=args.nepoch, nepoch_decay=args.nepoch_decay, seed=args.seeds[0])
+    print(f"ours: the same fit started from the v0.1 heads: {time.perf_counter() - start:.1f} s")
+    saved = heads.save_heads(args.data / "fitted_alex.safetensors", fits[0][1].heads, net="alex", origin="scratch",
+                             data=str(train.folder), heldout_2afc=ours[0],
+                             extra={"seed": args.seeds[0], "epochs": epochs, "heldout_data": str(val.folder)})
+    engine_fitted = heads.engine_with_heads(heads.load_heads(saved, "alex"), "alex", device="cpu")
+    check = engine_fitted.distance(*val.images(0, 8)[:2]).double()
+    w_fitted = features.heads_vector(fits[0][1].heads, "alex")
+    gap = float((check - features.distances(val0[:8], w_fitted)).abs().max())
+    print(f"ours: heads saved to {saved}; loaded into an Engine, its distances equal w · φ to {gap:.1e}")
+
     v01 = fit.initial_heads("alex", "v0.1")
     ones = torch.ones(features.feature_size("alex"))
     table = {"v0.1 heads": _heldout(v01, val0, val1, val.judge), "uniform heads (baseline)":
              _heldout(ones, val0, val1, val.judge)}
+    table[f"ours from v0.1 heads ({epochs} epochs, seed {args.seeds[0]})"] = from_v01.heldout_2afc
     spread = statistics.stdev(ours) if len(ours) > 1 else 0.0
-    out.update(feature_s=feature_s, fit_s=fit_s, ours_total_s=total, ours_heldout=ours, **{
-        k.split(" ")[0] + "_heldout": v for k, v in table.items()})
+    out.update(feature_s=feature_s, feature_cpu_s=feature_cpu, fit_s=fit_s, ours_total_s=total, ours_heldout=ours,
+               v01_heldout=table["v0.1 heads"], uniform_heldout=table["uniform heads (baseline)"],
+               ours_from_v01_heldout=from_v01.heldout_2afc)
 
     if not args.skip_official:
         official_epochs = args.official_nepoch + args.official_nepoch_decay
-        w_official, seconds = run_official(train, args.official_nepoch, args.official_nepoch_decay, args.seeds[0])
+        w_official, seconds, cpu_seconds = run_official(train, args.official_nepoch, args.official_nepoch_decay,
+                                                        args.seeds[0])
         per_epoch = statistics.mean(seconds)
+        cpu_per_epoch = statistics.mean(cpu_seconds)
         official_heldout = _heldout(w_official, val0, val1, val.judge)
         short = [fit.fit_heads(phi0, phi1, train.judge, init="scratch", nepoch=args.official_nepoch,
                                nepoch_decay=args.official_nepoch_decay, seed=s,
                                heldout=(val0, val1, val.judge)).heldout_2afc for s in args.seeds]
         full_estimate = per_epoch * epochs
         print(f"official: Trainer, {official_epochs} epochs measured: {sum(seconds):.1f} s "
-              f"({per_epoch:.1f} s per epoch; epochs {', '.join(f'{s:.1f}' for s in seconds)} s)")
+              f"({per_epoch:.1f} s per epoch; epochs {', '.join(f'{s:.1f}' for s in seconds)} s; "
+              f"CPU time {cpu_per_epoch:.1f} s per epoch)")
         print(f"official: a {epochs}-epoch run, EXTRAPOLATED as {epochs} × {per_epoch:.1f} s: {full_estimate:.0f} s")
         print(f"speed: ours {total:.1f} s for {epochs} epochs vs official {full_estimate:.0f} s (extrapolated): "
               f"{full_estimate / total:.0f}× faster; at {official_epochs} epochs, measured on both sides: ours "
               f"{feature_s + statistics.mean(fit_s) * official_epochs / epochs:.1f} s vs {sum(seconds):.1f} s")
         table[f"official Trainer ({official_epochs} epochs)"] = official_heldout
         table[f"ours ({official_epochs} epochs, mean of {len(short)} seeds)"] = statistics.mean(short)
-        out.update(official_epoch_s=seconds, official_full_estimate_s=full_estimate,
+        ours_cpu = feature_cpu + fit_cpu
+        print(f"speed in CPU time (less sensitive to other users of the machine): ours {ours_cpu:.1f} s vs "
+              f"official {cpu_per_epoch * epochs:.0f} s (extrapolated): {cpu_per_epoch * epochs / ours_cpu:.0f}×")
+        out.update(official_epoch_s=seconds, official_epoch_cpu_s=cpu_seconds, ours_cpu_s=ours_cpu, official_full_estimate_s=full_estimate,
                    official_heldout=official_heldout, ours_short_heldout=short,
                    speedup=full_estimate / total)
     print("held-out 2AFC (held-out photos):")
@@ -202,6 +230,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"  {name:<42} {100 * value:6.2f}")
     print(f"  {f'ours ({epochs} epochs, {len(ours)} seeds)':<42} {100 * statistics.mean(ours):6.2f} "
           f"± {100 * spread:.2f} (min {100 * min(ours):.2f}, max {100 * max(ours):.2f})")
+    jnd_dir = args.data / "jnd" / "val" / "synth"
+    if jnd_dir.is_dir():
+        jnd = bapps.read_jnd(jnd_dir)
+        phi = features.jnd_features(engine, jnd)
+        rows = {"v0.1": v01, "uniform": ones, "ours": w_fitted}
+        values = {k: scores.score_jnd(features.distances(phi, w).numpy(), jnd.same) for k, w in rows.items()}
+        out["jnd"] = values
+        print(f"JND mAP ({len(jnd)} pairs, held-out photos): " + ", ".join(f"{k} {100 * v:.2f}" for k, v in values.items()))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return out

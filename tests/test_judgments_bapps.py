@@ -164,3 +164,15 @@ def test_the_synthetic_generator_writes_valid_sets_that_repeat_with_a_seed(tmp_p
     assert {r["p0"]["name"] for r in record["train"]} <= set(bapps_synth.distortions.REGISTRY)
     ref, p0, _ = train.images(0, 4)
     assert ref.shape == (4, 3, 64, 64) and not torch.equal(ref, p0)
+
+
+def test_grayscale_and_palette_patches_are_read_as_rgb(tmp_path):
+    from PIL import Image
+
+    folder = bapps.write_2afc(tmp_path / "s", *_triplets(2))
+    gray = np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)
+    Image.fromarray(gray, "L").save(folder / "p0" / "000001.png")
+    _, p0, _ = bapps.read_2afc(folder).images()
+    expected = torch.from_numpy(gray).float() / 255
+    for channel in range(3):
+        torch.testing.assert_close(p0[1, channel], expected)
