@@ -24,7 +24,11 @@ official ``lpips.trainer.Trainer``, on the same synthetic 2AFC data.
    forward pass in eval mode: tests/test_judgments_features.py). Ours is also fitted with the
    official run's short schedule, so the two are compared at equal epochs, from the same draw of
    the official init; and once from the v0.1 heads.
-5. The seed-0 heads are saved with :func:`core.judgments.heads.save_heads` to
+5. Paired timing: because other users of a shared machine change absolute times from minute to
+   minute, ``--paired-rounds`` alternates slices of ``--paired-size`` triplets between our
+   features and one official epoch's steps on the same slice, and estimates the full run's
+   speed-up from each round (our measured fit time added per triplet-epoch).
+6. The seed-0 heads are saved with :func:`core.judgments.heads.save_heads` to
    ``DIR/fitted_alex.safetensors`` and loaded back into an Engine; with a JND set in ``DIR``,
    its mAP is printed for v0.1, uniform and fitted heads.
 """
@@ -130,6 +134,32 @@ def run_official(data: bapps.TwoAfcSet, nepoch: int, nepoch_decay: int, seed: in
     return w, seconds, cpu_seconds
 
 
+def paired_timing(engine: Engine, data: bapps.TwoAfcSet, rounds: int, size: int) -> list[tuple[float, float]]:
+    """Alternating slices of ``size`` triplets: our features (PNGs read, one pass per patch), then
+    one official epoch's worth of steps on the same triplets; (ours, official) seconds per round.
+
+    Back to back, both sides see the same load from other users of the machine, so the ratio
+    holds even when absolute times drift."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer = _official_trainer()
+    times = []
+    for r in range(rounds):
+        part = data.subset(np.arange(r * size, (r + 1) * size) % len(data))
+        start = time.perf_counter()
+        features.set_features(engine, part)
+        ours = time.perf_counter() - start
+        loader = torch.utils.data.DataLoader(_Triplets(*part.images(), part.judge), batch_size=50, shuffle=True)
+        start = time.perf_counter()
+        for batch in loader:
+            trainer.set_input(batch)
+            trainer.optimize_parameters()
+        times.append((ours, time.perf_counter() - start))
+    return times
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.fit_heads", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -141,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--official-nepoch", type=int, default=1)
     parser.add_argument("--official-nepoch-decay", type=int, default=1)
     parser.add_argument("--skip-official", action="store_true")
+    parser.add_argument("--paired-rounds", type=int, default=3, help="alternating timing rounds (0: none)")
+    parser.add_argument("--paired-size", type=int, default=1000, help="triplets per timing round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -229,6 +261,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
         out.update(official_epoch_s=seconds, official_epoch_cpu_s=cpu_seconds, ours_cpu_s=ours_cpu, official_full_estimate_s=full_estimate,
                    official_heldout=official_heldout, ours_short_heldout=short,
                    speedup=full_estimate / total)
+    if not args.skip_official and args.paired_rounds:
+        rounds = paired_timing(engine, train, args.paired_rounds, args.paired_size)
+        fit_per_triplet_epoch = fit_s[0] / (len(train) * epochs)
+        ratios = [epochs * theirs / (ours_s + fit_per_triplet_epoch * args.paired_size * epochs)
+                  for ours_s, theirs in rounds]
+        print(f"paired timing ({len(rounds)} alternating rounds of {args.paired_size} triplets; ours = features, "
+              f"official = one epoch of steps): " + "; ".join(f"{a:.1f} s vs {b:.1f} s" for a, b in rounds))
+        print(f"paired estimate of a full {epochs}-epoch run's speed-up (our fit time per triplet-epoch from "
+              f"above): median {statistics.median(ratios):.0f}× (rounds: {', '.join(f'{r:.0f}' for r in ratios)})")
+        out.update(paired_rounds=rounds, paired_speedups=ratios)
     print("held-out 2AFC (held-out photos):")
     for name, value in table.items():
         print(f"  {name:<42} {100 * value:6.2f}")
