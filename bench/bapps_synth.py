@@ -8,7 +8,7 @@ writes ``OUT/2afc/train/synth`` (``--triplets``), ``OUT/2afc/val/synth`` (``--he
 photo and distortions). Training and held-out triplets come from different gallery photos
 (:data:`HELDOUT_PHOTOS`), so no reference image is in both.
 
-Patches: 64×64 crops of the gallery photos (:mod:`core.samples`) at scales 1, ¾ and ½, stored
+Patches: 64×64 crops of the gallery photos (:mod:`core.images.samples`) at scales 1, ¾ and ½, stored
 as 8-bit PNGs. Each distorted patch gets one distortion drawn uniformly from the registry
 (:data:`core.distortions.REGISTRY`) at a random severity between its identity value and 70 % of
 the way to the end of its range (:func:`random_params`).
@@ -46,7 +46,7 @@ import torch.nn.functional as F
 import core
 from core import distortions
 from core.judgments import bapps
-from core.samples import list_samples, load_sample  # moved by the restructure
+from core.images.samples import list_samples, load_sample
 
 PATCH = 64
 SCALES = (1.0, 0.75, 0.5)

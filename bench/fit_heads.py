@@ -74,7 +74,7 @@ def _heldout(w: torch.Tensor, phi0: torch.Tensor, phi1: torch.Tensor, judge: np.
 def _official_trainer():
     import lpips
 
-    from core import weights  # moved by the restructure
+    from core.lpips import weights
 
     trainer = lpips.Trainer()
     trainer.initialize(model="lpips", net="alex", use_gpu=False, is_train=True, pnet_rand=True)

@@ -57,7 +57,7 @@ def test_w_dot_phi_is_the_engine_distance(engine):
 
 
 def test_w_dot_phi_is_the_official_lpips_distance(engine):
-    from core import weights  # moved by the restructure
+    from core.lpips import weights
 
     official = official_model("alex", "0.1", True, False, weights.load_backbone("alex"))
     ref, p0, p1 = _patches(8, 2)

@@ -19,7 +19,7 @@ official = pytest.importorskip("lpips")
 
 
 def _official_trainer(capsys):
-    from core import weights  # moved by the restructure
+    from core.lpips import weights
 
     trainer = official.Trainer()
     trainer.initialize(model="lpips", net="alex", use_gpu=False, is_train=True, pnet_rand=True)

@@ -40,7 +40,7 @@ def test_round_trip_and_manifest(saved):
 
 def test_loaded_heads_drive_the_engine_and_the_official_lpips(saved, tmp_path):
     official = pytest.importorskip("lpips")
-    from core import weights  # moved by the restructure
+    from core.lpips import weights
     import re
 
     loaded = heads.load_heads(saved, "alex")
@@ -61,7 +61,7 @@ def test_loaded_heads_drive_the_engine_and_the_official_lpips(saved, tmp_path):
 
 
 def test_the_official_package_files_and_checkpoints_load(tmp_path):
-    from core import weights  # moved by the restructure
+    from core.lpips import weights
 
     published = weights.load_linear_heads("alex", "0.1")
     path = weights.linear_head_file("alex", "0.1").path

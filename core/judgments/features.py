@@ -29,8 +29,8 @@ from typing import Sequence
 import torch
 
 from core.errors import InputRangeError, InputShapeError, InvalidArgumentError, WeightsCorruptError
-from core.lpips import Engine, check_min_size, normalize_channels
-from core.nets import CHANNELS  # moved by the restructure
+from core.lpips.engine import Engine, check_min_size, normalize_channels
+from core.lpips.names import CHANNELS
 
 __all__ = ["CHANNELS", "head_key", "heads_from_vector", "heads_vector", "distances", "feature_size", "jnd_features",
            "pair_features", "set_features", "triplet_features", "uniform_heads"]

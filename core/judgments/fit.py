@@ -126,7 +126,7 @@ def initial_heads(net: str, init: Init | Mapping[str, torch.Tensor], seed: int =
     if init == "uniform":
         return heads_vector(uniform_heads(net), net)
     if init == "v0.1":
-        from core import weights  # moved by the restructure
+        from core.lpips import weights
 
         return heads_vector(weights.load_linear_heads(net, "0.1"), net)
     if init == "scratch":

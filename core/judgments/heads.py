@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from core.errors import InvalidArgumentError, WeightsError
-from core.lpips import Engine, LpipsNetwork, get_network, resolve_device
+from core.lpips.engine import Engine, LpipsNetwork, get_network, resolve_device
 
 from .features import CHANNELS, head_key
 
