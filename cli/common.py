@@ -22,7 +22,7 @@ from core.errors import LpipsExplorerError
 from core.lpips.names import NETS, VERSIONS
 
 __all__ = ["EXIT_STATUSES", "Progress", "UsageError", "add_metric_options", "device_arg", "engine_for", "fmt",
-           "jsonable", "positive", "wanted_metrics"]
+           "jsonable", "metrics_arg", "positive", "wanted_metrics"]
 
 EXIT_STATUSES = ("exit status: 0 done; 1 some inputs failed (good rows and error rows are written) or "
                  "there was nothing to compare; 2 bad usage, an output that cannot be written, or missing weights")
@@ -68,7 +68,8 @@ def positive(name: str, top: int):
     return parse
 
 
-def _metrics_arg(text: str) -> tuple[str, ...]:
+def metrics_arg(text: str) -> tuple[str, ...]:
+    """``--metrics``: comma-separated registry keys, checked, in display order."""
     from core import metrics
 
     try:
@@ -79,7 +80,7 @@ def _metrics_arg(text: str) -> tuple[str, ...]:
 
 def add_metric_options(parser: argparse.ArgumentParser) -> None:
     """--metrics, the LPIPS network options, --ssim-mode, --resize-to-ref and --device."""
-    parser.add_argument("--metrics", type=_metrics_arg, default=None, metavar="NAMES",
+    parser.add_argument("--metrics", type=metrics_arg, default=None, metavar="NAMES",
                         help="comma-separated metrics to compute (default: the fast ones, marked "
                              "'yes' under 'default' by `lpips-explorer metrics`; DISTS, FSIM and VIF "
                              "only when named)")
@@ -87,6 +88,10 @@ def add_metric_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", choices=VERSIONS, default="0.1", help="linear-head version (default 0.1)")
     parser.add_argument("--baseline", action="store_true",
                         help="the paper's uncalibrated baseline: equal channel weights, no learned heads")
+    parser.add_argument("--heads", metavar="FILE", default=None,
+                        help="LPIPS's linear heads from a file instead of --version's: fitted heads "
+                             "(.safetensors with its .json manifest, from `lpips-explorer bapps fit`) or an "
+                             "official .pth; checked (network, sha256, non-negative weights) before use")
     parser.add_argument("--ssim-mode", choices=("reference", "rgb"), default="reference",
                         help="reference: luma as Wang et al.'s code (default); rgb: mean over channels")
     parser.add_argument("--resize-to-ref", action="store_true",
@@ -106,6 +111,12 @@ def engine_for(args):
     """The LPIPS engine, or None when LPIPS is not asked for (then no weights are needed)."""
     if "lpips" not in wanted_metrics(args):
         return None
+    if getattr(args, "heads", None) is not None:
+        if args.baseline:
+            raise UsageError("--heads and --baseline contradict each other: the baseline has no heads; give one.")
+        from core.judgments.heads import engine_from_file
+
+        return engine_from_file(args.heads, args.net, args.version, args.device)
     from core.lpips.engine import Engine
 
     return Engine(args.net, args.version, not args.baseline, args.device)
@@ -132,8 +143,8 @@ class Progress:
     """A one-line progress bar on stderr with pairs per second and the time left (drawn only
     when stderr is a terminal, at most 10 times a second); the summary line always."""
 
-    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
-        self.total, self.label, self.stream = total, label, stream
+    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr, unit: str = "pairs") -> None:
+        self.total, self.label, self.stream, self.unit = total, label, stream, unit
         self.done, self.start = 0, time.monotonic()
         self.enabled = stream.isatty()
         self.drawn = 0.0
@@ -148,7 +159,7 @@ class Progress:
         left = (self.total - self.done) / rate if rate > 0 else math.inf
         eta = "--:--" if not math.isfinite(left) else f"{int(left // 60):02d}:{int(left % 60):02d}"
         return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                f"{rate:.1f} pairs/s, ETA {eta}")
+                f"{rate:.1f} {self.unit}/s, ETA {eta}")
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -162,5 +173,5 @@ class Progress:
         if self.enabled:
             self.stream.write("\n")
         elapsed = time.monotonic() - self.start
-        print(f"{self.label}: {self.done}/{self.total} pairs in {elapsed:.1f} s ({self.rate():.1f} pairs/s)",
+        print(f"{self.label}: {self.done}/{self.total} {self.unit} in {elapsed:.1f} s ({self.rate():.1f} {self.unit}/s)",
               file=sys.stderr)

@@ -44,17 +44,20 @@ def run(args) -> int:
         print(json.dumps({k: jsonable(v) for k, v in row.items()}, indent=2))
         return 0
     print(f"ref:  {args.ref}\ndist: {args.dist}\n")
-    print(f"{'metric':<22}{'value':>10}   meaning")
+    labels = {key: metrics.get(key).title(result.context) + (f" ({metrics.get(key).unit})" if metrics.get(key).unit
+                                                              else "") for key in result.metrics}
+    width = max(22, *(len(label) + 2 for label in labels.values()))
+    print(f"{'metric':<{width}}{'value':>10}   meaning")
     for key in result.metrics:
         spec = metrics.get(key)
-        label = spec.title(result.context) + (f" ({spec.unit})" if spec.unit else "")
+        label = labels[key]
         value = row[key]
         note = result.skipped.get(key, spec.meaning)
         if key == "lpips" and not row["calibrated"]:
             note = "baseline (uncalibrated); " + note
-        print(f"{label:<22}{spec.format(value, unit=False):>10}   {note}")
+        print(f"{label:<{width}}{spec.format(value, unit=False):>10}   {note}")
         if key == "lpips":  # LPIPS's own breakdown: which layer drives the distance
             for name, layer_value in zip(row["lpips_layer_names"], row["lpips_layers"]):
                 share = 100 * layer_value / value if value > 0 else 0.0
-                print(f"{'  ' + name:<22}{fmt(layer_value):>10}   {share:.0f}% of the distance")
+                print(f"{'  ' + name:<{width}}{fmt(layer_value):>10}   {share:.0f}% of the distance")
     return 0

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from core.errors import LpipsExplorerError, WeightsError
 
-from . import app, compare, folders, metrics, synthesis, weights
+from . import app, bapps, compare, folders, metrics, synthesis, weights
 from .common import EXIT_STATUSES, UsageError, check_device
 
 __all__ = ["build_parser", "console_main", "main"]
@@ -42,6 +42,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     weights.add_parser(sub)
     metrics.add_parser(sub)
     synthesis.add_parsers(sub, EXIT_STATUSES)
+    bapps.add_parsers(sub)
     app.add_parser(sub)
     return parser
 

@@ -118,15 +118,18 @@ def _spec(args):
     return ScoringSpec(metrics=wanted_metrics(args), net=args.net, version=args.version, calibrated=not args.baseline,
                        device=args.device, ssim_mode=args.ssim_mode, precision=args.precision,
                        resize_to_ref=args.resize_to_ref, batch_size=args.batch_size,
-                       decode_workers=args.decode_workers, memory_mb=args.memory)
+                       decode_workers=args.decode_workers, memory_mb=args.memory, heads=args.heads)
 
 
-def _fields(keys: Sequence[str], net: str) -> list[str]:
-    """The table's columns: names, status, each metric, LPIPS's layers, then the settings."""
+def _fields(keys: Sequence[str], net: str, heads: str | None = None) -> list[str]:
+    """The table's columns: names, status, each metric, LPIPS's layers, then the settings (with
+    the heads file's name when --heads replaced the published heads)."""
     from core import metrics
     from core.lpips.names import TAP_NAMES
 
     settings = ["net", "version", "calibrated"] if "lpips" in keys else []
+    if heads is not None and "lpips" in keys:
+        settings.append("heads")
     for key in keys:
         settings += [s for s in metrics.get(key).settings if s not in settings]
     if any(k not in _PRECISION_FREE for k in keys):
@@ -278,7 +281,7 @@ def run_dirs(args) -> int:
             if (code := _nothing_to_do(args, reason)) is not None:
                 return code
         spec = _spec(args)
-        sinks = [_open_sink(args, _fields(spec.metrics, spec.net))]
+        sinks = [_open_sink(args, _fields(spec.metrics, spec.net, spec.heads))]
         progress = Progress(len(pairs), "dirs")
         if cluster is None:
             if pairs and "lpips" in spec.metrics:
@@ -319,7 +322,7 @@ def run_allpairs(args) -> int:
     try:
         spec = _spec(args)
         names = _absolute(files, cluster)
-        sinks = [_open_sink(args, _fields(spec.metrics, spec.net))]
+        sinks = [_open_sink(args, _fields(spec.metrics, spec.net, spec.heads))]
         if len(files) >= 2 and "lpips" in spec.metrics:
             spec.engine()  # missing weights: exit 2 before any work
         if cluster is None:

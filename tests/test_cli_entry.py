@@ -38,6 +38,8 @@ def _probe(argv: list[str]) -> str:
     (["allpairs", "--help"], 0),
     (["mad", "--help"], 0),
     (["app", "--help"], 0),
+    (["bapps", "fit", "--help"], 0),
+    (["bapps", "score", "nowhere", "--metrics", "nope"], 2),
     (["metrics"], 0),
     (["compare", "only-one-file.png"], 2),
     (["compare", "a.png", "b.png", "--metrics", "nope"], 2),

@@ -44,6 +44,7 @@ class ScoringSpec:
     batch_size: int = 16
     decode_workers: int = 2
     memory_mb: int = 1024
+    heads: str | None = None  # a heads file (core.lpips.heads) instead of the published heads of `version`
 
     @property
     def precise(self) -> bool:
@@ -53,13 +54,18 @@ class ScoringSpec:
         """The LPIPS engine (the network is loaded once per process), or None without LPIPS."""
         if "lpips" not in self.metrics:
             return None
+        if self.heads is not None:
+            from ..judgments.heads import engine_from_file
+
+            return engine_from_file(self.heads, self.net, self.version, self.device, chunk_size=max(1, self.batch_size))
         from ..lpips.engine import Engine
 
         return Engine(self.net, self.version, self.calibrated, self.device, chunk_size=max(1, self.batch_size))
 
     def state_key(self) -> tuple:
         """What a cached per-image state depends on."""
-        return (self.metrics, self.net, self.version, self.calibrated, self.device, self.ssim_mode, self.precision)
+        return (self.metrics, self.net, self.version, self.calibrated, self.device, self.ssim_mode, self.precision,
+                self.heads)
 
 
 @dataclass

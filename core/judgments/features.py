@@ -30,6 +30,7 @@ import torch
 
 from core.errors import InputRangeError, InputShapeError, InvalidArgumentError, WeightsCorruptError
 from core.lpips.engine import Engine, check_min_size, normalize_channels
+from core.lpips.heads import head_key
 from core.lpips.names import CHANNELS
 
 __all__ = ["CHANNELS", "head_key", "heads_from_vector", "heads_vector", "distances", "feature_size", "jnd_features",
@@ -38,9 +39,6 @@ __all__ = ["CHANNELS", "head_key", "heads_from_vector", "heads_vector", "distanc
 Progress = Callable[[int, int], None]
 
 
-def head_key(layer: int) -> str:
-    """The official state-dict key of layer ``layer``'s head: ``lin{k}.model.1.weight``."""
-    return f"lin{layer}.model.1.weight"
 
 
 def _channels(net_or_channels: str | Sequence[int]) -> tuple[int, ...]:

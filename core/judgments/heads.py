@@ -1,238 +1,58 @@
-"""Fitted heads on disk: a safetensors file with the official key names and a JSON manifest beside it.
+"""Fitted heads in use: an :class:`~core.lpips.engine.Engine` whose LPIPS uses them. The file
+format (safetensors with a manifest, official ``.pth`` in and out, the checks on loading) is
+:mod:`core.lpips.heads`, where the engine and the drop-in read it too; its names are importable
+from here as well.
 
-``heads.safetensors`` holds ``lin{k}.model.1.weight`` (1×C×1×1 float32), the keys of the official
-``.pth`` files, so :func:`export_pth` can write a file that ``lpips.LPIPS(model_path=...)`` loads.
-``heads.safetensors.json`` says what the heads are: the network, where the fit started, the data it saw, its
-held-out 2AFC, and the sha256 of the safetensors file, which :func:`load_heads` checks.
-
-:func:`load_heads` returns the dict that ``LpipsNetwork(..., heads=...)`` takes, and refuses, with
-a message that says what to do: a damaged or truncated file, a file that is not the one the
-manifest describes, another network's heads, negative weights (LPIPS's heads are non-negative:
-the official training clamps them), NaN or infinite weights. It also reads official ``.pth``
-files (the package's own, or a Trainer checkpoint ``*_net_.pth``, whose trunk keys are ignored).
-
->>> import tempfile, torch
 >>> from core.judgments.features import uniform_heads
->>> path = save_heads(tempfile.mkdtemp() + "/ones.safetensors", uniform_heads("alex"), net="alex",
-...                   origin="uniform", data="none")
->>> heads = load_heads(path, "alex")
->>> sorted(heads)[0], tuple(heads["lin1.model.1.weight"].shape)
-('lin0.model.1.weight', (1, 192, 1, 1))
+>>> engine = engine_with_heads(uniform_heads("alex"), "alex", device="cpu")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import io
-import json
-import os
-import re
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.errors import InvalidArgumentError, WeightsError
 from core.lpips.engine import Engine, LpipsNetwork, get_network, resolve_device
+from core.lpips.heads import (MANIFEST_FORMAT, HeadsError, _checked, export_pth, head_key, load_heads,  # noqa: F401
+                              manifest_path, read_manifest, save_heads)
 
-from .features import CHANNELS, head_key
-
-__all__ = ["HeadsError", "MANIFEST_FORMAT", "engine_with_heads", "export_pth", "load_heads", "manifest_path",
-           "read_manifest", "save_heads"]
-
-MANIFEST_FORMAT = "lpips-explorer fitted heads 1"
-_HEAD_KEY = re.compile(r"^lin(\d+)\.model\.1\.weight$")
-# Keys an official .pth (package file or Trainer checkpoint) may hold besides the heads.
-_OFFICIAL_EXTRA = re.compile(r"^(net\.|scaling_layer\.)")
-
-
-class HeadsError(WeightsError):
-    """A heads file is damaged, does not match its manifest, or does not fit the network.
-
-    ``path`` is the file at fault.
-    """
-
-    def __init__(self, message: str, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-def manifest_path(path: str | os.PathLike) -> Path:
-    """The manifest beside a heads file: ``fit.safetensors`` → ``fit.safetensors.json`` (the full
-    name, so that a ``fit.pth`` exported beside it is never checked against it)."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _which_net(shapes: dict[int, int]) -> str | None:
-    for name, channels in CHANNELS.items():
-        if shapes == dict(enumerate(channels)):
-            return name
-    return None
-
-
-def _checked(state: Mapping[str, Any], net: str, path: Path | None, *, allow_official_extras: bool) -> dict[str, torch.Tensor]:
-    """The heads of ``state`` for ``net``, every refusal explained."""
-    where = str(path) if path is not None else "The heads"
-    if net not in CHANNELS:
-        raise InvalidArgumentError(f"Argument `net` must be one of {tuple(CHANNELS)}, got {net!r}.")
-    heads: dict[int, torch.Tensor] = {}
-    for key, value in state.items():
-        match = _HEAD_KEY.match(key)
-        if match is None:
-            if allow_official_extras and _OFFICIAL_EXTRA.match(key):
-                continue  # a Trainer checkpoint also holds the trunk; only the heads are read
-            raise HeadsError(f"{where} holds an unexpected entry `{key}`; a heads file holds only "
-                             "lin{k}.model.1.weight tensors. Save heads with save_heads().", path)
-        if not isinstance(value, torch.Tensor):
-            raise HeadsError(f"{where}: `{key}` is a {type(value).__name__}, not a tensor.", path)
-        heads[int(match.group(1))] = value
-    shapes = {k: int(v.numel()) for k, v in sorted(heads.items())}
-    expected = CHANNELS[net]
-    if shapes != dict(enumerate(expected)):
-        other = _which_net(shapes)
-        found = f"{len(shapes)} layers of {tuple(shapes.values())} channels"
-        if other is not None:
-            raise HeadsError(f"{where} holds heads for {other} ({found}), not {net} ({len(expected)} layers of "
-                             f"{expected} channels). Load it with net={other!r}, or fit heads for {net}.", path)
-        raise HeadsError(f"{where} holds {found}; {net} needs {len(expected)} layers of {expected} channels. "
-                         "The file is not LPIPS heads for this network.", path)
-    out = {}
-    for k, c in enumerate(expected):
-        w = heads[k].detach().to(torch.float32).reshape(1, c, 1, 1).contiguous()
-        if not torch.isfinite(w).all():
-            raise HeadsError(f"{where}: `{head_key(k)}` holds NaN or infinite weights; the fit diverged or the "
-                             "file is damaged. Fit again (a smaller learning rate) or use another file.", path)
-        if (w < 0).any():
-            i = int(torch.nonzero(w.reshape(-1) < 0)[0])
-            raise HeadsError(f"{where}: `{head_key(k)}` has {int((w < 0).sum())} negative weights (e.g. channel {i}: "
-                             f"{float(w.reshape(-1)[i]):.4g}). LPIPS heads are non-negative (the official training "
-                             "clamps them at 0), so a negative weight would make some differences count as "
-                             "similarity. Clamp them (w.clamp(min=0)) or fit again.", path)
-        out[head_key(k)] = w
-    return out
-
-
-def save_heads(path: str | os.PathLike, heads: Mapping[str, torch.Tensor], *, net: str, origin: str, data: str,
-               heldout_2afc: float | None = None, version: str = "0.1",
-               extra: Mapping[str, Any] | None = None) -> Path:
-    """Write ``heads`` to ``path`` (safetensors) and its manifest beside it; returns ``path``.
-
-    ``origin`` is where the fit started (``"scratch"``, ``"v0.1"`` …), ``data`` what it was fitted
-    on (a folder, a description); ``extra`` adds JSON-serializable fields (epochs, seed,
-    history). Both files are written atomically (a reader never sees half a file).
-    """
-    from safetensors.torch import save as save_bytes
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise InvalidArgumentError(f"Heads are saved as safetensors; give a path ending in .safetensors, got {path.name!r}.")
-    checked = _checked(heads, net, None, allow_official_extras=False)
-    if heldout_2afc is not None and not (isinstance(heldout_2afc, (int, float)) and 0 <= heldout_2afc <= 1):
-        raise InvalidArgumentError(f"`heldout_2afc` must be a score in [0, 1] or None, got {heldout_2afc!r}.")
-    payload = save_bytes(checked, metadata={"format": MANIFEST_FORMAT, "net": net, "version": version})
-    manifest = {
-        "format": MANIFEST_FORMAT, "file": path.name, "sha256": _sha256(payload), "net": net, "version": version,
-        "channels": list(CHANNELS[net]), "from": origin, "data": data,
-        "heldout_2afc": None if heldout_2afc is None else float(heldout_2afc),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **dict(extra or {}),
-    }
-    text = json.dumps(manifest, indent=2, allow_nan=False)  # refuses NaN in `extra` before anything is written
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, content in ((path, payload), (manifest_path(path), text.encode())):
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, target)
-    return path
-
-
-def read_manifest(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The manifest beside ``path``, or ``None`` when there is none."""
-    target = manifest_path(path)
-    if not target.is_file():
-        return None
-    try:
-        manifest = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise HeadsError(f"{target} could not be read as JSON ({exc}); restore it or delete it to load "
-                         f"{Path(path).name} without its record.", target) from None
-    if not isinstance(manifest, dict):
-        raise HeadsError(f"{target} is not a heads manifest (a JSON object).", target)
-    return manifest
-
-
-def load_heads(path: str | os.PathLike, net: str) -> dict[str, torch.Tensor]:
-    """The heads in ``path`` for ``net``, checked, in the format ``LpipsNetwork(..., heads=...)`` takes.
-
-    ``path`` is a ``.safetensors`` file written by :func:`save_heads` (its manifest, when present,
-    must match: sha256 and net) or an official ``.pth``. The bytes are read once, then hashed
-    and parsed, so a file replaced in between cannot slip past the check.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise HeadsError(f"{path} does not exist; give the path of a heads file (.safetensors or .pth).", path) from None
-    except OSError as exc:
-        raise HeadsError(f"{path} could not be read ({exc}).", path) from None
-    manifest = read_manifest(path)
-    if manifest is not None:
-        recorded = manifest.get("sha256")
-        if recorded != _sha256(data):
-            raise HeadsError(f"{path} is not the file its manifest {manifest_path(path).name} describes (sha256 "
-                             f"{_sha256(data)[:12]}…, manifest {str(recorded)[:12]}…): it was changed or damaged "
-                             "after saving. Save the heads again, or restore the file.", path)
-        if manifest.get("net") not in (None, net):
-            raise HeadsError(f"{path} holds heads for {manifest.get('net')} (see {manifest_path(path).name}), not {net}. "
-                             f"Load it with net={manifest.get('net')!r}.", path)
-    if path.suffix == ".pth":
-        try:
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch.load raises many types on damaged input
-            raise HeadsError(f"{path} could not be read as a PyTorch state dict ({type(exc).__name__}: {exc}); "
-                             "the file is damaged or truncated.", path) from None
-        if not isinstance(state, Mapping):
-            raise HeadsError(f"{path} holds a {type(state).__name__}, not a state dict of heads.", path)
-        return _checked(state, net, path, allow_official_extras=True)
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_bytes
-
-    try:
-        state = load_bytes(data)
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise HeadsError(f"{path} is damaged or truncated: it could not be parsed as safetensors ({exc}). "
-                         "Save the heads again, or restore the file.", path) from None
-    return _checked(state, net, path, allow_official_extras=False)
-
-
-def export_pth(heads: Mapping[str, torch.Tensor], path: str | os.PathLike, net: str) -> Path:
-    """Write ``heads`` as an official-style ``.pth`` (``torch.save`` of the state dict), which
-    ``lpips.LPIPS(net=net, model_path=path)`` loads."""
-    path = Path(path)
-    checked = _checked(heads, net, None, allow_official_extras=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checked, path)
-    return path
+__all__ = ["HeadsError", "MANIFEST_FORMAT", "engine_from_file", "engine_with_heads", "export_pth", "load_heads",
+           "manifest_path", "read_manifest", "save_heads"]
 
 
 def engine_with_heads(heads: Mapping[str, torch.Tensor], net: str = "alex", version: str = "0.1",
-                      device: str | torch.device | None = None, **engine_options: Any) -> Engine:
-    """An :class:`~core.lpips.Engine` whose LPIPS uses ``heads`` (the shared backbone's weights).
-
-    >>> from core.judgments.features import uniform_heads
-    >>> engine = engine_with_heads(uniform_heads("alex"), "alex", device="cpu")  # doctest: +SKIP
-    """
+                      device: str | torch.device | None = None, *, origin: str = "fitted",
+                      **engine_options: Any) -> Engine:
+    """An :class:`~core.lpips.engine.Engine` whose LPIPS uses ``heads`` (the shared backbone's
+    weights); ``origin`` names them in titles and rows (a file name, "fitted")."""
     checked = _checked(heads, net, None, allow_official_extras=False)
     dev = resolve_device(device)
     base = get_network(net, version, True, dev)  # its trunk weights are verified and cached already
-    network = LpipsNetwork(net, version, True, base.backbone.features_state(), checked)
+    network = LpipsNetwork(net, version, True, base.backbone.features_state(), checked, heads_origin=origin)
     if dev.type != "mps":  # the same layout as the shared models (core.lpips.build_network)
         network = network.to(memory_format=torch.channels_last)
     return Engine(network=network.to(dev), **engine_options)
+
+
+def engine_from_file(path: str | Path, net: str = "alex", version: str = "0.1",
+                     device: str | torch.device | None = None, **engine_options: Any) -> Engine:
+    """:func:`engine_with_heads` with the heads of a file (:func:`~core.lpips.heads.load_heads`).
+    The network is built once per file, as long as the file is unchanged (folder scoring asks
+    for its engine once per task)."""
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+        identity = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        identity = None  # load_heads says what is wrong with the path
+    network = _network_from_file(str(path), identity, net, version, resolve_device(device))
+    return Engine(network=network, **engine_options)
+
+
+@lru_cache(maxsize=8)
+def _network_from_file(path: str, identity: tuple | None, net: str, version: str, device: torch.device) -> LpipsNetwork:
+    return engine_with_heads(load_heads(path, net), net, version, device, origin=Path(path).name).network

@@ -45,9 +45,11 @@ def _vector(values: ArrayLike, name: str) -> np.ndarray:
         raise InvalidArgumentError(f"`{name}` must be one number per triplet (1-D), got shape {array.shape}.")
     if array.size == 0:
         raise InvalidArgumentError(f"`{name}` is empty; give at least one triplet.")
-    if not np.isfinite(array).all():
-        bad = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise InvalidArgumentError(f"`{name}` holds a NaN or infinite value (first at index {bad}); "
+    # ±inf is a value (PSNR of identical images): it compares and sorts as the official
+    # functions compare and sort it. NaN is not: it would silently count as "not smaller".
+    if np.isnan(array).any():
+        bad = int(np.flatnonzero(np.isnan(array))[0])
+        raise InvalidArgumentError(f"`{name}` holds a NaN (first at index {bad}); "
                                    "score only triplets where every distance is defined.")
     return array
 

@@ -17,6 +17,7 @@ viewer wants (per-layer values that sum to the distance, per-layer maps, the ups
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Sequence
@@ -118,8 +119,11 @@ class LpipsNetwork(nn.Module):
     """
 
     def __init__(self, net: str, version: str, lpips: bool, backbone_state: dict[str, torch.Tensor] | None,
-                 heads: dict[str, torch.Tensor] | None) -> None:
+                 heads: dict[str, torch.Tensor] | None, *, heads_origin: str = "") -> None:
         super().__init__()
+        # Where the heads come from when they are not the published ones of `version` (a fitted
+        # heads file's name): titles and rows say so.
+        self.heads_origin = heads_origin
         _check_choice("net", net, weights.NETS)
         _check_choice("version", version, weights.VERSIONS)
         self.net, self.version, self.lpips = net, version, lpips
@@ -260,6 +264,7 @@ class LpipsResult:
     layer_maps: tuple[torch.Tensor, ...]  # L × (N, 1, h_l, w_l)
     layer_maps_upsampled: tuple[torch.Tensor, ...] | None  # L × (N, 1, H, W)
     map: torch.Tensor | None  # (N, 1, H, W)
+    heads: str = ""  # a fitted heads file's name; "" for the published heads of `version`
 
     def __len__(self) -> int:
         return int(self.value.shape[0])
@@ -338,7 +343,7 @@ class Engine:
             value=value.cpu(), layer_values=layer_values.cpu(),
             layer_maps=tuple(m.cpu() for m in layer_maps),
             layer_maps_upsampled=None if upsampled is None else tuple(m.cpu() for m in upsampled),
-            map=None if total is None else total.cpu(),
+            map=None if total is None else total.cpu(), heads=self.network.heads_origin,
         )
 
     def distance(self, ref: ReferenceFeatures | torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
@@ -401,8 +406,10 @@ class LPIPS(nn.Module):
         backbone_state = None if pnet_rand else weights.load_backbone(net)
         heads = None
         if lpips:
-            if model_path is not None:
-                heads = torch.load(model_path, map_location="cpu", weights_only=True)
+            if model_path is not None:  # fitted heads (.safetensors) or an official .pth, checked
+                from .heads import load_heads
+
+                heads = load_heads(model_path, net)
             elif pretrained:
                 heads = weights.load_linear_heads(net, version)
             else:  # the official package's random (untrained) heads
@@ -410,7 +417,9 @@ class LPIPS(nn.Module):
                          for k, c in enumerate(CHANNELS[net])}
         # The engine's layout (build_network): channels-last weights, so that no convolution
         # reorders its weights on every call (taps() hands the trunk channels-last inputs).
-        self.network = LpipsNetwork(net, version, lpips, backbone_state, heads).to(memory_format=torch.channels_last)
+        origin = Path(model_path).name if (lpips and model_path is not None) else ""
+        self.network = LpipsNetwork(net, version, lpips, backbone_state, heads,
+                                    heads_origin=origin).to(memory_format=torch.channels_last)
         self.pnet_type, self.version, self.lpips, self.spatial = net, version, lpips, spatial
         self.L = len(CHANNELS[net])
 

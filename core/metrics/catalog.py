@@ -36,6 +36,9 @@ def _lpips_title(ctx: MetricContext) -> str:
     engine = ctx.engine
     if engine is None:
         return ""
+    heads = getattr(engine.network, "heads_origin", "")
+    if heads:
+        return f"{engine.net}, heads {heads}"
     return f"{engine.net} v{engine.version}{'' if engine.lpips else ', baseline'}"
 
 

@@ -42,4 +42,5 @@ def row_extras(result: LpipsResult, i: int) -> dict[str, Any]:
         "net": result.net,
         "version": result.version,
         "calibrated": result.lpips,
+        **({"heads": result.heads} if result.heads else {}),
     }
