@@ -396,7 +396,15 @@ class RoundSummary:
 
 @dataclass(frozen=True)
 class Summary:
-    """The teacher dashboard: every round, and each metric's agreement with the people."""
+    """The teacher dashboard: every round, and each metric's agreement with the people.
+
+    ``metrics`` counts every vote (a round with more voters weighs more). ``paper_2afc`` is the
+    LPIPS paper's 2AFC score on this class's answers: each voted round is one triplet with the
+    share ``p`` of the class that picked B; a metric that picks B earns ``p``, A earns ``1 − p``, a
+    tie ½ (``lpips.trainer.score_2afc_dataset``), averaged over rounds. ``human_2afc`` is the
+    ceiling beside it: how often one person agrees with another, the mean of ``p² + (1 − p)²``
+    (None without votes).
+    """
 
     session: SessionInfo
     n_votes: int
@@ -404,6 +412,8 @@ class Summary:
     rounds: tuple[RoundSummary, ...]
     metrics: dict[str, Agreement]
     by_family: dict[str, dict[str, Agreement]]
+    paper_2afc: dict[str, float] = field(default_factory=dict)
+    human_2afc: float | None = None
 
 
 def _round_summary(index: int, votes: list[Vote]) -> RoundSummary:
@@ -438,6 +448,7 @@ def summarize(store: BaseQuizStore, code: str) -> Summary:
             family_credits.setdefault(v.pair, {}).setdefault(metric, []).append(credit)
     rounds = tuple(_round_summary(i, by_round.get(i, [])) for i in range(info.n_rounds))
     metric_names = metric_order(set(credits))
+    paper, human = _paper_scores(by_round, metric_names)
     return Summary(
         session=info,
         n_votes=len(votes),
@@ -448,4 +459,28 @@ def summarize(store: BaseQuizStore, code: str) -> Summary:
             pair: {m: agreement(m, per[m]) for m in metric_order(set(per))}
             for pair, per in sorted(family_credits.items())
         },
+        paper_2afc=paper,
+        human_2afc=human,
     )
+
+
+def _paper_scores(by_round: dict[int, list[Vote]], metric_names: list[str]) -> tuple[dict[str, float], float | None]:
+    """The paper's 2AFC score of each metric and the human ceiling, a voted round = a triplet."""
+    from core.judgments.scores import human_ceiling_2afc, score_2afc
+
+    judge, picks = [], {m: [] for m in metric_names}
+    for votes in by_round.values():
+        judge.append(sum(v.choice == "B" for v in votes) / len(votes))
+        first = votes[0].metrics  # every vote of a round stores the round's same metric values
+        for m in metric_names:
+            picks[m].append(first.get(m, {}).get("pick"))
+    if not judge:
+        return {}, None
+    # A metric's pick as distances the official formula reads: A closer → d0 < d1, tie → equal.
+    as_distances = {"A": (0.0, 1.0), "B": (1.0, 0.0), "tie": (0.0, 0.0)}
+    scores = {}
+    for m in metric_names:
+        known = [(as_distances[p], j) for p, j in zip(picks[m], judge) if p in as_distances]
+        if known:
+            scores[m] = score_2afc([d[0] for d, _ in known], [d[1] for d, _ in known], [j for _, j in known])
+    return scores, human_ceiling_2afc(judge)

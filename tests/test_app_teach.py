@@ -357,7 +357,12 @@ def test_quiz_teacher_student_vote_and_dashboard(quiz_db):
             assert agreement.score == (1.0 if want[name]["pick"] == "B" else 0.5 if want[name]["pick"] == "tie" else 0.0)
             assert card.value == f"{100 * agreement.score:.0f}%"
             assert f"{agreement.n} judgments" in card.proto.help
-        table = teacher.dataframe[0].value
+        paper = teacher.dataframe[0].value  # the paper's 2AFC on this class's answers, and the ceiling
+        assert list(paper["metric"]) == [*(labels.get(m, quiz.metric_label(m)) for m in summary.paper_2afc),
+                                         "people (ceiling)"]
+        assert list(paper["2AFC score"]) == [*(f"{100 * v:.1f}%" for v in summary.paper_2afc.values()),
+                                             f"{100 * summary.human_2afc:.1f}%"]
+        table = teacher.dataframe[1].value
         assert len(table) == 3 and list(table["votes B"])[:1] == [1]
     finally:
         store.close()

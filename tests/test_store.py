@@ -407,6 +407,13 @@ def test_summary_against_a_hand_computation(store):
     assert psnr_agreement.score == pytest.approx(3.5 / 6)
     assert (psnr_agreement.low, psnr_agreement.high) == pytest.approx(wilson_by_formula(3.5, 6))
 
+    # The paper's 2AFC, a voted round = a triplet with the class's share p of B: round 0 p = 1/3,
+    # round 1 p = 1, round 3 p = 1/2. lpips_alex picks A, A, B: (2/3 + 0 + 1/2) / 3; psnr picks
+    # tie, B, A: (1/2 + 1 + 1/2) / 3. Human ceiling: mean of p² + (1 − p)².
+    assert summary.paper_2afc["lpips_alex"] == pytest.approx((2 / 3 + 0 + 1 / 2) / 3)
+    assert summary.paper_2afc["psnr"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
+    assert summary.human_2afc == pytest.approx(((1 / 9 + 4 / 9) + 1 + (1 / 4 + 1 / 4)) / 3)
+
     # By family pair: group the same table by each round's pair.
     expected: dict[str, dict[str, list[float]]] = {}
     for index, _, choice, alex_pick, psnr_pick in table:

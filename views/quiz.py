@@ -426,6 +426,13 @@ def dashboard(store: BaseQuizStore) -> None:
         col.metric(quiz.metric_label(name), value, border=True,
                    help=f"{agreement.n} judgments; 95% interval {100 * agreement.low:.0f}–{100 * agreement.high:.0f}% "
                         "(ties count half, as in the LPIPS paper).")
+    if summary.paper_2afc:
+        st.caption("The LPIPS paper's 2AFC score on this class's answers: each round counts once, and a metric "
+                   "that picks what a share p of the class picked earns p (a tie ½). Beside it, how often one "
+                   "person agrees with another: the ceiling a metric can reach. Higher = agrees with people more.")
+        paper = [{"metric": quiz.metric_label(m), "2AFC score": f"{100 * v:.1f}%"} for m, v in summary.paper_2afc.items()]
+        paper.append({"metric": "people (ceiling)", "2AFC score": f"{100 * summary.human_2afc:.1f}%"})
+        st.dataframe(paper, hide_index=True, key="quiz.paper_2afc")
     if summary.by_family:
         st.plotly_chart(family_chart(summary), key="quiz.chart", config={"displaylogo": False}, theme=None)
     rows = [{"round": r.index + 1, "image": r.sample, "pair": r.pair, "votes A": r.votes_a, "votes B": r.votes_b,
