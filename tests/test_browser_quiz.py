@@ -93,7 +93,7 @@ def test_teacher_two_students_and_dashboard(quiz_app):
             assert_no_errors(teacher)
             cards = teacher.locator('[data-testid="stMetric"]')
             cards.nth(3).wait_for(timeout=60_000)  # the cards can arrive a moment after the text
-            teacher.locator('[data-testid="stDataFrame"]').wait_for(timeout=60_000)
+            teacher.locator('[data-testid="stDataFrame"]').last.wait_for(timeout=60_000)  # the rounds' table
             wait_until_idle(teacher)
             assert cards.count() == n_metrics
             values = [cards.nth(i).locator('[data-testid="stMetricValue"]').inner_text() for i in range(n_metrics)]
