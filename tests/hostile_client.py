@@ -51,6 +51,9 @@ class Tab(Student):
     """One tab: :class:`Student` plus the widgets drawn as blocks (keyed expanders) and a list of
     what went wrong for it (``problems``: exception boxes and error alerts, as text)."""
 
+    #: Messages sent by every tab of this process (the hostile tests report how many).
+    sent = 0
+
     def __init__(self, base: str, idx: int = 0, timeout: float = 240.0):
         self.problems: list[dict] = []
         self.options: dict[str, list[str]] = {}  # user key -> the options a radio, selectbox… offers
@@ -74,6 +77,10 @@ class Tab(Student):
             wid = delta.new_element.bidi_component.id
             self.widgets.setdefault("closer", Widget(wid, "bidi_component", delta.fragment_id))
 
+    async def rerun(self, label: str, **kwargs) -> Run:
+        Tab.sent += 1
+        return await super().rerun(label, **kwargs)
+
     async def open(self, page: str = "") -> Run:
         """Connect and run ``page`` (a URL path; '' is the default page) as a typed address does."""
         await self.connect()
@@ -96,9 +103,11 @@ class Tab(Student):
         """The toolbar's "Clear cache" message (no reply is expected)."""
         back = BackMsg()
         back.clear_cache = True
+        Tab.sent += 1
         await self.ws.send(back.SerializeToString())
 
     async def send_raw(self, back: BackMsg) -> None:
+        Tab.sent += 1
         await self.ws.send(back.SerializeToString())
 
     def take_problems(self) -> list[dict]:

@@ -8,8 +8,9 @@ import math
 import threading
 import unicodedata
 
+import hypothesis_profiles  # noqa: F401  (40 examples in make test, 600 in make fuzz)
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from store import QuizBusyError, QuizInputError, clean_title, open_store
 from teach.preparation import RoundPreparer
@@ -55,7 +56,6 @@ def test_region_takes_whole_coordinates_inside_the_image_only():
             bi.region(bad, 100, 50)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
 @given(value=st.one_of(ANY, st.fixed_dictionaries({k: ANY for k in ("x0", "y0", "x1", "y1")})))
 def test_region_returns_a_box_inside_the_image_or_refuses(value):
     try:
@@ -109,7 +109,6 @@ def test_clean_title_drops_control_and_bidi_characters():
     assert clean_title("\x00\x1b\u202e\n") == ""
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(max_size=300))
 def test_clean_title_leaves_nothing_that_moves_other_text(text):
     cleaned = clean_title(text)

@@ -15,15 +15,17 @@ import math
 import sqlite3
 import unicodedata
 
+import hypothesis_profiles  # noqa: F401  (40 examples in make test, 600 in make fuzz)
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from bench.class_client import proc_status
-from tests.browser import running_app
+from tests.browser import ROOT, running_app
 from tests.hostile_client import Tab, component_event, state, trigger
 
 
 SESSIONS_PER_HOUR = 3
+ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,23 @@ def server(tmp_path_factory):
            "LPIPS_EXPLORER_QUIZ_MAX_PREPARING": "8",
            "LPIPS_EXPLORER_COUNT_FILE": str(folder / "computed.txt")}
     with running_app(env=env, timeout=180) as (url, proc, _):
-        yield {"url": url, "proc": proc, "db": folder / "quiz.sqlite3", "count": folder / "computed.txt"}
+        info = {"url": url, "proc": proc, "db": folder / "quiz.sqlite3", "count": folder / "computed.txt"}
+        yield info
+        report(info)
+
+
+def rss_gib(proc) -> float:
+    return proc_status(proc.pid).get("VmRSS", 0) / 2**20
+
+
+def report(info: dict) -> None:
+    """The figures docs/reliability-and-security.md quotes, in tests/artifacts/hostile.json."""
+    if ARTIFACTS.is_dir() and "rss_start" in info:
+        ARTIFACTS.joinpath("hostile.json").write_text(json.dumps(
+            {"messages_sent": Tab.sent, "rss_gib_after_first_page": round(info["rss_start"], 3),
+             "rss_gib_at_end": round(info.get("rss_end", 0.0), 3),
+             "property_messages": info.get("property_messages"),
+             "rss_gib_before_and_after_property": [round(r, 3) for r in info.get("rss_property", [])]}, indent=2))
 
 
 def run(coro):
@@ -85,6 +103,7 @@ def step_count(tab: Tab, run_) -> int:
 def test_chain_editor_ignores_choices_it_never_offers(server):
     async def scenario():
         tab, other = await explore(server["url"]), await explore(server["url"])
+        server.setdefault("rss_start", rss_gib(server["proc"]))
         add, choice = tab.widgets["chain.add"].id, tab.widgets["chain.add_choice"].id
         for name in ("JPEG", "Down- and upsampling"):  # a person adds two steps with choices
             await tab.send(f"add {name}", widgets=[state(choice, "string_value", option(tab, "chain.add_choice", name))],
@@ -178,13 +197,14 @@ def explorer(server):
     """One tab that takes every generated value in turn (Hypothesis calls the test many times)."""
     loop = asyncio.new_event_loop()
     tab = loop.run_until_complete(explore(server["url"]))
+    server["rss_property"], sent = [rss_gib(server["proc"])], Tab.sent
     yield loop, tab
+    server["rss_property"].append(rss_gib(server["proc"]))
+    server["property_messages"] = Tab.sent - sent
     loop.run_until_complete(tab.close())
     loop.close()
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_value_of_the_right_type_for_any_explore_widget(explorer, data):
     loop, tab = explorer
@@ -316,7 +336,7 @@ def test_quiz_sessions_titles_and_addresses(server):
 
 def test_server_survives_and_memory_stays_bounded(server):
     """Last: the server is alive, answers a new tab, and did not grow without bound."""
-    rss = proc_status(server["proc"].pid).get("VmRSS", 0) / 2**20
+    rss = server["rss_end"] = rss_gib(server["proc"])
     assert server["proc"].poll() is None
     assert 0 < rss < 4.0, f"{rss:.2f} GiB"
 

@@ -59,8 +59,8 @@ class RateLimit:
     >>> limit = RateLimit(2, 3600)
     >>> [limit.allow("10.0.0.7", now=t) for t in (0, 1, 2)], limit.allow("10.0.0.8", now=2)
     ([True, True, False], True)
-    >>> limit.allow("10.0.0.7", now=3601), round(limit.retry_after("10.0.0.7", now=3601))
-    (True, 1)
+    >>> limit.allow("10.0.0.7", now=3600), limit.retry_after("10.0.0.7", now=3600)  # the event at 0 has expired
+    (True, 1.0)
     """
 
     def __init__(self, limit: int, window: float, max_keys: int = 10_000) -> None:
