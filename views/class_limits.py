@@ -108,11 +108,13 @@ def client_address() -> str:
     address. Every loopback client (``st.context.ip_address`` is ``None`` for them) shares one."""
     if ADDRESS_HEADER:
         values = st.context.headers.get_all(ADDRESS_HEADER)
-        if values:
+        if values and isinstance(values[-1], str):
             last = values[-1].split(",")[-1].strip()
             if last:
                 return last[:64]
-    return st.context.ip_address or "loopback"
+    address = st.context.ip_address
+    # Text only: where no browser is connected (AppTest, bare mode) Streamlit has no address.
+    return address if isinstance(address, str) and address else "loopback"
 
 
 _guard_lock = threading.Lock()
