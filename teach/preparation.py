@@ -166,10 +166,7 @@ class RoundPreparer:
             current = self._status.get(code)
             if current is not None and current.running:
                 return
-            if self.max_sessions is not None and self._busy_locked() >= self.max_sessions:
-                raise QuizBusyError(
-                    f"this server is already preparing the rounds of {self.max_sessions} session"
-                    f"{'' if self.max_sessions == 1 else 's'}; try again in a minute, once one of them is ready.")
+            self._check_room_locked()
             self._status[code] = PreparationStatus(code, n_rounds, ready=current.ready if current else 0)
             self._jobs.put(_Job(code, seed, n_rounds, dict(engines), max_side,
                                 None if others is None else tuple(others)))
@@ -182,6 +179,17 @@ class RoundPreparer:
         """How many sessions are queued or being prepared here now."""
         with self._lock:
             return self._busy_locked()
+
+    def check_room(self) -> None:
+        """Raise :class:`~store.errors.QuizBusyError` if one more session would be refused now."""
+        with self._lock:
+            self._check_room_locked()
+
+    def _check_room_locked(self) -> None:
+        if self.max_sessions is not None and self._busy_locked() >= self.max_sessions:
+            raise QuizBusyError(
+                f"this server is already preparing the rounds of {self.max_sessions} session"
+                f"{'' if self.max_sessions == 1 else 's'}; try again in a minute, once one of them is ready.")
 
     def _busy_locked(self) -> int:
         return sum(1 for status in self._status.values() if status.running)

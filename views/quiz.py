@@ -332,7 +332,6 @@ def teacher_view() -> None:
                 address = check_may_create()
                 code, key = store.create_session(title, int(rounds))
                 class_limits.session_creations.allow(address)  # counted once created: a refused title is not
-                start_preparation(store.session(code))
             except QuizBusyError as err:
                 st.warning(f"**The session was not created:** {err}", icon=":material/hourglass_top:")
             except LpipsExplorerError as err:
@@ -342,6 +341,10 @@ def teacher_view() -> None:
                 # Open the new session's dashboard without retyping (set before those inputs render).
                 st.session_state["quiz.dash.code"] = code
                 st.session_state["quiz.dash.key"] = key
+                try:  # the session exists: a failure here leaves the teacher its key and a button to retry
+                    start_preparation(store.session(code))
+                except LpipsExplorerError as err:
+                    st.session_state["quiz.prepare_error"] = str(err)
         created = st.session_state.get("quiz.teacher")
         if created:
             st.success(f"Students join on the **Class quiz** page with the code **{created['code']}**.",
@@ -359,11 +362,7 @@ def check_may_create() -> str:
     this client address may create in an hour; nothing is stored then. Any browser can create
     sessions, and each starts work on the server that every student shares. Returns the client
     address, whose creation the caller counts once the session exists."""
-    preparer = round_preparer()
-    if preparer.max_sessions is not None and preparer.busy() >= preparer.max_sessions:
-        raise QuizBusyError(f"this server is already preparing the rounds of {preparer.max_sessions} session"
-                            f"{'' if preparer.max_sessions == 1 else 's'}; try again in a minute, once one "
-                            "of them is ready.")
+    round_preparer().check_room()
     address = class_limits.client_address()
     wait = class_limits.session_creations.retry_after(address)
     if wait > 0:
@@ -389,7 +388,7 @@ def preparation(store: BaseQuizStore, code: str) -> None:
     status = round_preparer().status(code)
     problem = st.session_state.pop("quiz.prepare_error", None)
     if problem:
-        st.error(f"**The preparation cannot be resumed:** {problem}", icon=":material/error:")
+        st.error(f"**The rounds cannot be prepared now:** {problem}", icon=":material/error:")
     if status is not None and not status.running:
         if status.error:
             st.error(f"**Preparing the rounds stopped:** {status.error}", icon=":material/error:")
