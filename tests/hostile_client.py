@@ -86,7 +86,8 @@ class Tab(Student):
         await self.connect()
         return await self.rerun(f"open {page or 'default'}", page_hash="", page_name=page)
 
-    async def send(self, label: str, *, widgets=(), triggers=(), fragment: bool = False, keep: bool = True) -> Run:
+    async def send(self, label: str, *, widgets=(), triggers=(), fragment: bool = False, keep: bool = True,
+                   **rerun) -> Run:
         """A rerun with ``widgets`` and ``triggers``; ``fragment``: in the fragment of the first one's
         widget (as a slider move inside the Explore fragment is sent). ``keep=False``: the hostile
         values are sent once and not resent with later reruns (as a page reload would forget them)."""
@@ -94,7 +95,7 @@ class Tab(Student):
         if fragment and widgets:
             frag = next((w.fragment_id for w in self.widgets.values() if w.id == widgets[0].id), "")
         before = dict(self.states)
-        run = await self.rerun(label, fragment_id=frag, widgets=tuple(widgets), triggers=tuple(triggers))
+        run = await self.rerun(label, fragment_id=frag, widgets=tuple(widgets), triggers=tuple(triggers), **rerun)
         if not keep:
             self.states = before
         return run

@@ -232,14 +232,16 @@ def test_any_value_of_the_right_type_for_any_explore_widget(explorer, data):
 
 def test_values_streamlit_cannot_read_break_only_the_senders_page(server):
     async def scenario():
-        hostile = [("settings.net", "int_value", 3), ("dist.0.sigma", "string_value", "wide"),
-                   ("chain.seed", "double_value", float("nan"))]
+        hostile = [("settings.net", "int_value", 3), ("settings.max_side", "double_array_value", [512.0]),
+                   ("chain.seed", "double_value", float("nan")), ("chain.seed", "string_value", "seven"),
+                   (None, "string_value", "an id Streamlit never gave")]
         other = await explore(server["url"])
         for key, field, value in hostile:
             tab = await explore(server["url"])
-            await tab.send(f"{key} as {field}", widgets=[state(tab.widgets[key].id, field, value)])
+            widget_id = tab.widgets[key].id if key else "x" * 10_000
+            await tab.send(f"{key} as {field}", widgets=[state(widget_id, field, value)])
             # Whatever Streamlit does with it happens in this tab only: the other keeps working...
-            await still_works(other, 1.0 + len(key) / 10)
+            await still_works(other, 1.0 + len(key or "") / 10)
             tab.take_problems()
             await tab.close()
             # ...and the sender's next visit (a reload: a new session) works too.
@@ -247,6 +249,33 @@ def test_values_streamlit_cannot_read_break_only_the_senders_page(server):
             await still_works(again, 4.0)
             await again.close()
         assert server["proc"].poll() is None
+        await other.close()
+
+    run(scenario())
+
+
+def test_protocol_messages_a_page_never_sends_do_not_stop_the_server(server):
+    """Development-mode messages, unknown pages and fragments, state for widgets that do not exist:
+    the server stays up and another tab keeps working."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    async def scenario():
+        other, tab = await explore(server["url"]), await explore(server["url"])
+        for field in ("debug_shutdown_runtime", "debug_disconnect_websocket"):
+            back = BackMsg()
+            setattr(back, field, True)
+            await tab.send_raw(back)
+        await tab.send("unknown page", page_hash="", page_name="../../etc/passwd" + "x" * 10_000)
+        # Streamlit answers an unknown fragment with nothing at all: sent, not waited for.
+        await tab.send_only("no-such-fragment", ())
+        Tab.sent += 1
+        await tab.send("unknown widget", widgets=[state("$$ID-0-nothing", "string_value", "x" * 1_000_000),
+                                                  state("$$ID-1-nothing", "double_array_value", [math.nan] * 1000)],
+                       keep=False)
+        assert all(p["kind"] != "exception" for p in tab.take_problems())
+        await still_works(other, 7.5)
+        assert server["proc"].poll() is None
+        await tab.close()
         await other.close()
 
     run(scenario())
