@@ -219,3 +219,20 @@ def test_clear_cache_message_clears_only_the_senders_state():
     assert Sender._session_state.cleared
     shared(1)
     assert calls == [1]  # still cached for everyone else
+
+
+def test_client_address_trusts_a_header_only_when_told(monkeypatch):
+    import types
+
+    headers = {"x-forwarded-for": ["203.0.113.9, 10.0.0.7"]}
+    context = types.SimpleNamespace(ip_address="192.0.2.4",
+                                    headers=types.SimpleNamespace(get_all=lambda k: headers.get(k.lower(), [])))
+    monkeypatch.setattr(class_limits, "st", types.SimpleNamespace(context=context))
+    monkeypatch.setattr(class_limits, "ADDRESS_HEADER", "")
+    assert class_limits.client_address() == "192.0.2.4"  # any client can send the header: not read
+    monkeypatch.setattr(class_limits, "ADDRESS_HEADER", "X-Forwarded-For")
+    assert class_limits.client_address() == "10.0.0.7"  # the entry the proxy added, not the client's claim
+    headers.clear()
+    assert class_limits.client_address() == "192.0.2.4"
+    context.ip_address = None  # a loopback client
+    assert class_limits.client_address() == "loopback"
