@@ -104,7 +104,7 @@ bench-synthesis: setup weights
 # The property-based tests with many more generated examples than `make test` runs (600 each).
 fuzz: setup-test weights
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_properties_api.py tests/test_properties_cli.py \
-		tests/test_properties_metrics.py
+		tests/test_properties_metrics.py tests/test_browser_input.py tests/test_hostile_client.py
 
 clean-venv:
 	rm -rf $(VENV)

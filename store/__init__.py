@@ -51,9 +51,11 @@ from store.base import (
     StoredRound,
     Vote,
     check_token,
+    clean_title,
     normalize_code,
 )
 from store.errors import (
+    QuizBusyError,
     QuizError,
     QuizInputError,
     QuizRoundNotReadyError,
@@ -72,6 +74,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "BaseQuizStore",
+    "QuizBusyError",
     "QuizError",
     "QuizInputError",
     "QuizRoundNotReadyError",
@@ -87,6 +90,7 @@ __all__ = [
     "TOKEN_LENGTH",
     "Vote",
     "check_token",
+    "clean_title",
     "default_db_path",
     "migrate",
     "normalize_code",

@@ -27,6 +27,8 @@ import json
 import os
 import re
 import secrets
+import unicodedata
+from dataclasses import replace
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -60,6 +62,7 @@ __all__ = [
     "TOKEN_LENGTH",
     "Vote",
     "check_token",
+    "clean_title",
     "normalize_code",
 ]
 
@@ -78,11 +81,45 @@ CSV_COLUMNS = (
 
 _MAX_ROUNDS = 500
 _MAX_TITLE = 200
+#: Combining marks kept after one character: enough for any script's accents, not for "Zalgo"
+#: text whose stacked marks spill over the lines around the title on everyone's screen.
+_MAX_MARKS = 4
 _MAX_VOTER = 100
 
 #: A student token: ``secrets.token_urlsafe(16)``, 128 random bits as 22 URL-safe characters.
 TOKEN_LENGTH = 22
 _TOKEN = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
+
+
+def clean_title(title: str) -> str:
+    r"""A session title as it may be shown to a whole class: NFC-normalized, without control,
+    format (bidi overrides and isolates, zero-width characters), surrogate, private-use or
+    unassigned characters, line breaks and tabs turned into single spaces, at most
+    :data:`_MAX_MARKS` combining marks per character, trimmed. The length is checked by the
+    caller (:meth:`BaseQuizStore.create_session`) on the cleaned text.
+
+    >>> clean_title("Quiz\x00 \x1b[31mred\u202egnp.exe\n\tweek 3")
+    'Quiz [31mredgnp.exe week 3'
+    """
+    out: list[str] = []
+    marks = 0
+    for ch in unicodedata.normalize("NFC", title):
+        category = unicodedata.category(ch)
+        if ch.isspace() or category in ("Zl", "Zp"):
+            if out and out[-1] != " ":
+                out.append(" ")
+            marks = 0
+            continue
+        if category[0] == "C":  # Cc, Cf, Cs, Co, Cn: nothing a person means to show
+            continue
+        if category in ("Mn", "Me"):
+            marks += 1
+            if marks > _MAX_MARKS:
+                continue
+        else:
+            marks = 0
+        out.append(ch)
+    return "".join(out).strip()
 
 
 # --------------------------------------------------------------------------------------
@@ -408,21 +445,27 @@ class BaseQuizStore(abc.ABC):
     def create_session(self, title: str, n_rounds: int = 10, seed: int | None = None) -> tuple[str, str]:
         """Create a session; returns ``(join_code, teacher_key)``. Only the key's hash is stored,
         so the teacher must keep the key: it cannot be shown again."""
-        if not isinstance(title, str) or not title.strip() or len(title.strip()) > _MAX_TITLE:
-            raise QuizInputError(f"The session title must be text of 1 to {_MAX_TITLE} characters, got {title!r}.")
+        cleaned = clean_title(title) if isinstance(title, str) else ""
+        if not cleaned or len(cleaned) > _MAX_TITLE:
+            shown = repr(title) if len(repr(title)) <= 80 else repr(title)[:80] + "…"
+            raise QuizInputError(f"The session title must be text of 1 to {_MAX_TITLE} characters (control "
+                                 f"characters do not count), got {shown}; shorten it and create the session again.")
         n_rounds = check_int(n_rounds, "The number of rounds", 1, _MAX_ROUNDS)
         seed = secrets.randbits(32) if seed is None else check_int(seed, "The session seed", 0, 2**63 - 1)
         key = secrets.token_urlsafe(16)
         for _ in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-            if self._insert_session(code, _hash_key(key), seed, n_rounds, title.strip()):
+            if self._insert_session(code, _hash_key(key), seed, n_rounds, cleaned):
                 return code, key
             # taken (one in a billion): try another code
         raise QuizStorageError("the quiz cannot create a session: no free join code was found; try again.")
 
     def session(self, code: str) -> SessionInfo | None:
         """The session with this join code (any case, spaces and dashes ignored), or ``None``."""
-        return self._fetch_session(normalize_code(code))
+        found = self._fetch_session(normalize_code(code))
+        # Cleaned again on the way out: a title stored before titles were cleaned, or written
+        # into the database by something else, reaches the class's screens the same way.
+        return None if found is None else replace(found, title=clean_title(found.title))
 
     def require_session(self, code: str) -> SessionInfo:
         """The session with this join code; :class:`QuizSessionNotFoundError` when there is none."""

@@ -13,6 +13,7 @@ from core.errors import LpipsExplorerError
 
 __all__ = [
     "check_int",
+    "QuizBusyError",
     "QuizError",
     "QuizInputError",
     "QuizRoundNotReadyError",
@@ -62,3 +63,8 @@ class QuizSessionNotFoundError(QuizError, LookupError):
 
 class QuizStorageError(QuizError):
     """The database cannot be opened, read or written (read-only, disk full, damaged)."""
+
+
+class QuizBusyError(QuizError):
+    """The server is already preparing as many sessions' rounds as it allows at once, or this
+    client has created as many sessions as it may in an hour; ``str(err)`` says when to try again."""

@@ -37,6 +37,7 @@ from core.errors import LpipsExplorerError
 from core.lpips.engine import Engine
 from core.images.tensors import to_uint8
 from store.records import PNG_SIGNATURE, PreparedRound, RoundSpec
+from store.errors import QuizBusyError
 from teach.quiz import QuizInputError, check_int, make_round, render_round, score_round
 
 __all__ = [
@@ -119,6 +120,9 @@ class RoundPreparer:
     already has, so resubmitting after a restart continues where the last server stopped, and
     several servers preparing the same session only waste work (the sink keeps the first copy).
     The thread runs at a lower CPU priority (``nice``, Linux) so students' clicks go first.
+    ``max_sessions`` bounds the sessions queued or being prepared at once (``None``: no bound):
+    any browser can create sessions, and each queued one holds its engines and, once it runs,
+    the CPU; one more is refused with :class:`~store.errors.QuizBusyError` until one finishes.
 
     >>> class Memory:
     ...     def __init__(self): self.rounds = {}
@@ -134,9 +138,11 @@ class RoundPreparer:
     """
 
     def __init__(self, sink: RoundSink, *, nice: int = 10,
-                 on_error: Callable[[str, BaseException], None] | None = None) -> None:
+                 on_error: Callable[[str, BaseException], None] | None = None,
+                 max_sessions: int | None = None) -> None:
         self.sink = sink
         self.nice = int(nice)
+        self.max_sessions = None if max_sessions is None else check_int(max_sessions, "max_sessions", 1)
         self.on_error = on_error
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._status: dict[str, PreparationStatus] = {}
@@ -151,7 +157,8 @@ class RoundPreparer:
     def submit(self, code: str, seed: int, n_rounds: int, engines: Mapping[str, Engine],
                max_side: int = 256, others: Sequence[str] | None = None) -> None:
         """Prepare every round of session ``code`` not stored yet (no-op while it is queued or running);
-        ``engines``, ``max_side`` and ``others`` as in :func:`prepare_round`."""
+        ``engines``, ``max_side`` and ``others`` as in :func:`prepare_round`. Raises
+        :class:`~store.errors.QuizBusyError` when ``max_sessions`` other sessions are queued or running."""
         seed = check_int(seed, "The session seed", 0)
         n_rounds = check_int(n_rounds, "The number of rounds", 1)
         max_side = check_int(max_side, "max_side", 32)
@@ -159,6 +166,7 @@ class RoundPreparer:
             current = self._status.get(code)
             if current is not None and current.running:
                 return
+            self._check_room_locked()
             self._status[code] = PreparationStatus(code, n_rounds, ready=current.ready if current else 0)
             self._jobs.put(_Job(code, seed, n_rounds, dict(engines), max_side,
                                 None if others is None else tuple(others)))
@@ -166,6 +174,25 @@ class RoundPreparer:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="quiz-round-preparer", daemon=True)
                 self._thread.start()
+
+    def busy(self) -> int:
+        """How many sessions are queued or being prepared here now."""
+        with self._lock:
+            return self._busy_locked()
+
+    def check_room(self) -> None:
+        """Raise :class:`~store.errors.QuizBusyError` if one more session would be refused now."""
+        with self._lock:
+            self._check_room_locked()
+
+    def _check_room_locked(self) -> None:
+        if self.max_sessions is not None and self._busy_locked() >= self.max_sessions:
+            raise QuizBusyError(
+                f"this server is already preparing the rounds of {self.max_sessions} session"
+                f"{'' if self.max_sessions == 1 else 's'}; try again in a minute, once one of them is ready.")
+
+    def _busy_locked(self) -> int:
+        return sum(1 for status in self._status.values() if status.running)
 
     def status(self, code: str) -> PreparationStatus | None:
         """A copy of this server's status for session ``code``; ``None`` if never submitted here."""

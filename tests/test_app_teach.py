@@ -404,6 +404,59 @@ def test_quiz_bad_student_links_are_explained_and_store_nothing(quiz_db):
         store.close()
 
 
+def test_quiz_limits_on_shared_work_are_explained_and_store_nothing(quiz_db, monkeypatch):
+    """Any browser can create sessions, and each one's rounds are prepared on the server: past the
+    per-address hourly limit or the server's bound on sessions preparing at once, the page says
+    why and when to try again, and nothing is stored or started (issue #27)."""
+    import sqlite3
+
+    from teach.preparation import RoundPreparer
+    from views import class_limits
+
+    def stored() -> int:
+        with sqlite3.connect(quiz_db) as con:
+            return con.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+
+    def create_again(at: AppTest, title: str) -> None:
+        at.text_input(key="quiz.title").input(title)
+        [b for b in at.button if b.label == "Create session"][0].click().run()
+        assert not at.exception, [e.value for e in at.exception]
+
+    monkeypatch.setattr(class_limits, "session_creations", class_limits.RateLimit(1, 3600))
+    teacher = quiz_page()
+    code, _ = create_session(teacher, rounds=1)
+    store = QuizStore(quiz_db)
+    try:
+        wait_prepared(store, code, 1)
+        create_again(teacher, "One more this hour")
+        assert any("sessions in the last hour" in w.value and "try again in" in w.value for w in teacher.warning), \
+            [w.value for w in teacher.warning]
+        assert stored() == 1
+        # The server already prepares as many sessions as it may: refused too, with its own reason.
+        monkeypatch.setattr(class_limits, "session_creations", class_limits.RateLimit(10, 3600))
+        monkeypatch.setattr(RoundPreparer, "_busy_locked", lambda self: 10**6)
+        create_again(teacher, "While the server is busy")
+        assert any("already preparing the rounds" in w.value for w in teacher.warning), [w.value for w in teacher.warning]
+        assert stored() == 1
+        # Busy only once the session exists (another tab took the last place meanwhile): the teacher
+        # keeps the new session's key, is told why, and gets the button to prepare it later.
+        check_room = RoundPreparer.check_room
+        monkeypatch.setattr(RoundPreparer, "check_room", lambda self: None)
+        create_again(teacher, "Raced")
+        assert stored() == 2 and len(teacher.code) == 1
+        assert any("already preparing the rounds" in e.value for e in teacher.error), [e.value for e in teacher.error]
+        assert any(b.key == "quiz.prepare" for b in teacher.button)
+        monkeypatch.setattr(RoundPreparer, "check_room", check_room)
+        # A student whose session's rounds nobody prepares yet is told to wait, not shown an error.
+        other, _ = store.create_session("Unprepared", n_rounds=1, seed=3)
+        student = quiz_page({"code": other})
+        assert not student.exception and not student.error, [e.value for e in student.error]
+        assert any("already preparing the rounds" in w.value for w in student.warning), [w.value for w in student.warning]
+        assert store.prepared_rounds(other) == []
+    finally:
+        store.close()
+
+
 def test_quiz_unwritable_store_explained_and_explore_still_works(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("a regular file where the database folder should be")

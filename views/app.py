@@ -15,8 +15,11 @@ import streamlit as st
 
 st.set_page_config(page_title="LPIPS Explorer", page_icon=":material/compare:", layout="wide")
 
-from views import style
+from views import class_limits, style
 
+# Before any page: the toolbar's "Clear cache" message must not empty the caches every student
+# shares (docs/reliability-and-security.md, "What a hostile client can and cannot do").
+class_limits.guard_clear_cache()
 style.apply()
 VIEWS = Path(__file__).parent
 pages = [

@@ -20,7 +20,7 @@ import streamlit as st
 
 from core.errors import LpipsExplorerError
 from viz import charts, heatmaps
-from views import explore_model as model
+from views import browser_input, explore_model as model
 from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, fmt_metric, get_engine,
                           metric_context, note_computation, prepare_sample, prepared_for, prepare_upload,
                           sample_catalogue, show_error, sidebar_settings)
@@ -54,8 +54,11 @@ texture the network relies on is gone, so LPIPS rises.
 def reference_source(kind_slot, value_slot):
     """The reference widgets only (no decoding yet): ``(kind, value)`` or ``None``. The kind goes
     in ``kind_slot``, the sample or file picker beside it in ``value_slot`` (one compact row)."""
+    kinds = ["Sample", "Upload", "Camera"]
+    # required=True: a person cannot pick nothing, or anything else; a browser can send it.
+    browser_input.widget_value("source.kind", lambda v: browser_input.choice(v, kinds), "Sample")
     with kind_slot:
-        source = st.segmented_control("Reference image", ["Sample", "Upload", "Camera"], default="Sample",
+        source = st.segmented_control("Reference image", kinds, default="Sample",
                                       key="source.kind", required=True)
     with value_slot:
         if source == "Upload":
@@ -82,7 +85,10 @@ def reference_source(kind_slot, value_slot):
 
 def comparison_source():
     """The comparison widgets only: ``"distort"``, an uploaded file, or ``None``."""
-    mode = st.segmented_control("Compare the reference with", ["A distortion", "A second image"],
+    modes = ["A distortion", "A second image"]
+    # required=True: a person cannot pick nothing (which would read as "a second image"); a browser can.
+    browser_input.widget_value("compare.mode", lambda v: browser_input.choice(v, modes), "A distortion")
+    mode = st.segmented_control("Compare the reference with", modes,
                                 default="A distortion", key="compare.mode", required=True,
                                 help="Second image: e.g. the outputs of two restoration methods.")
     if mode == "A distortion":
@@ -157,7 +163,20 @@ def _add_step(name: str, params: dict | None = None) -> None:
 
 
 def _on_add() -> None:
-    _add_step(st.session_state["chain.add_choice"])
+    from core import distortions
+
+    # The page offers the registry's names only; anything else (an unknown name, a megabyte of
+    # text) adds nothing and the picker goes back to its last good choice.
+    names = list(distortions.REGISTRY)
+    try:
+        name = browser_input.choice(st.session_state.get("chain.add_choice"), names)
+    except browser_input.BAD_INPUT:
+        # Dropped, not set: a value of another type than the picker's (an index where its text
+        # belongs) would break Streamlit's own bookkeeping of it; dropped, it shows its first option.
+        if "chain.add_choice" in st.session_state:
+            del st.session_state["chain.add_choice"]
+        return
+    _add_step(name)
 
 
 def _on_remove(step_id: int) -> None:
@@ -166,7 +185,9 @@ def _on_remove(step_id: int) -> None:
 
 def _on_move(step_id: int, offset: int) -> None:
     steps = st.session_state["chain.steps"]
-    i = next(k for k, s in enumerate(steps) if s["id"] == step_id)
+    i = next((k for k, s in enumerate(steps) if s["id"] == step_id), None)
+    if i is None:  # a button of a step removed meanwhile (a stale or replayed click)
+        return
     j = i + offset
     if 0 <= j < len(steps):
         steps[i], steps[j] = steps[j], steps[i]
@@ -185,29 +206,38 @@ def _param_widget(step_id: int, param: distortions.Param):
                      persist_state="session", help=param.help or None)
 
 
+SEED_MAX = 2**31 - 1
+
+
 def chain_from_state() -> tuple[list[distortions.Step], int]:
     """The chain and seed the editor's widgets hold, read before they are drawn.
 
     A rerun starts with the browser's widget values already in ``st.session_state``, so the
     page can compute and send the numbers first and draw the editor's widgets (dozens of
     elements, ~60 ms of Streamlit's time) after them. :func:`chain_editor` returns the same chain;
-    the fragment checks that it does."""
+    the fragment checks that it does.
+
+    Streamlit has not checked these values yet (it does when it draws a widget), so each is
+    checked here against the parameter's own range or choices; one the page does not offer
+    goes back to its last good value (:func:`views.browser_input.widget_value`)."""
     from core import distortions
 
     chain = []
     for step in _chain_state():
         spec = distortions.REGISTRY[step["name"]]
         defaults = spec.defaults()
-        chain.append(distortions.Step(step["name"], {p.name: st.session_state.get(f"dist.{step['id']}.{p.name}",
-                                                                                   defaults[p.name])
-                                                     for p in spec.params}))
-    return chain, int(st.session_state.get("chain.seed", 0))
+        chain.append(distortions.Step(step["name"], {
+            p.name: browser_input.widget_value(f"dist.{step['id']}.{p.name}", p.validate, defaults[p.name])
+            for p in spec.params}))
+    seed = browser_input.widget_value("chain.seed", lambda v: browser_input.number(v, 0, SEED_MAX, integer=True), 0)
+    return chain, int(seed)
 
 
 def chain_editor() -> tuple[list[distortions.Step], int]:
     from core import distortions
 
     steps = _chain_state()
+    chain_from_state()  # checks (and resets) the widgets' values before they are drawn
     chain: list[distortions.Step] = []
     st.markdown("##### Distortion chain", help="Applied top to bottom; reorder with the arrows.")
     if not steps:
@@ -236,7 +266,7 @@ def chain_editor() -> tuple[list[distortions.Step], int]:
                       format_func=lambda n: f"{distortions.REGISTRY[n].label} ({distortions.REGISTRY[n].family})")
     button_col.button("", key="chain.add", on_click=_on_add, icon=":material/add:", width="stretch",
                       help="Add this distortion at the end of the chain")
-    seed = st.number_input("Seed", 0, 2**31 - 1, 0, step=1, key="chain.seed", persist_state="session",
+    seed = st.number_input("Seed", 0, SEED_MAX, 0, step=1, key="chain.seed", persist_state="session",
                                  help="Fixes the random noise; the same seed gives the same image.")
     return chain, int(seed)
 
@@ -386,12 +416,13 @@ def closer_body(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.
     from views.look_closer import look_closer
 
     pictures = pictures or model.images(dist_pixels, data)
-    side = int(st.session_state.get("region.side", 64))
+    # Read before its widget is drawn below: checked here, as Streamlit has not yet.
+    side = browser_input.widget_value("region.side", lambda v: browser_input.choice(v, REGION_SIDES), 64)
     box = current_box(ref)
     picked = look_closer(reference_jpeg(ref.digest, ref.pixels), pictures["distorted"], pictures["lpips_map"],
                          ref.size, box.pixels() if box else None, side)
-    if picked:
-        st.session_state["region.box"] = (ref.digest, tuple(int(picked[k]) for k in ("x0", "y0", "x1", "y1")))
+    if picked is not None:
+        st.session_state["region.box"] = (ref.digest, picked)
         box = current_box(ref)
     hint, size_col, clear_col = st.columns([3, 1.3, 0.7], vertical_alignment="bottom")
     hint.caption("**Ask why:** click a spot of the LPIPS map (or of any view) to pick a region around it, or "

@@ -21,6 +21,8 @@ import base64
 
 import streamlit as st
 
+from views import browser_input
+
 HTML = '<div class="lc-root" data-testid="look-closer"></div>'
 
 CSS = """
@@ -372,11 +374,20 @@ def image_url(jpeg: bytes, name: str) -> str:
 
 def look_closer(ref_jpeg: bytes, dist_jpeg: bytes, map_jpeg: bytes, size: tuple[int, int],
                 box: tuple[int, int, int, int] | None, side: int, key: str = "closer") -> dict | None:
-    """Mount the view; returns the region just picked (``{x0, y0, x1, y1}`` in image pixels) or None."""
+    """Mount the view; returns the region just picked, ``(x0, y0, x1, y1)`` in image pixels, or None.
+
+    The event comes from the browser: anything but whole coordinates inside the image (a string,
+    NaN, a list, a region outside or too small) is ignored, as if nothing had been picked."""
     height, width = size
     result = _COMPONENT(data={"ref": image_url(ref_jpeg, "ref"), "dist": image_url(dist_jpeg, "dist"),
                               "map": image_url(map_jpeg, "map"),
                               "width": int(width), "height": int(height), "side": int(side),
                               "box": list(box) if box else None},
                         key=key, on_region_change=lambda: None, width="stretch")
-    return getattr(result, "region", None)
+    event = getattr(result, "region", None)
+    if event is None:
+        return None
+    try:
+        return browser_input.region(event, int(width), int(height))
+    except browser_input.BAD_INPUT:
+        return None

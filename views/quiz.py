@@ -20,6 +20,7 @@ import streamlit as st
 from core.errors import LpipsExplorerError
 from store import (
     BaseQuizStore,
+    QuizBusyError,
     QuizRoundNotReadyError,
     QuizTokenError,
     SessionInfo,
@@ -29,6 +30,7 @@ from store import (
 )
 from teach import quiz
 from teach.preparation import RoundPreparer
+from views import browser_input, class_limits
 from views.common import engine_for, freeze_imported_objects, plain, show_error, weights_status
 
 ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
@@ -36,6 +38,17 @@ ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
 OPEN_AFTER = 3
 #: The page's query parameters that keep a student's place: the join code and the student token.
 CODE_PARAM, TOKEN_PARAM = "code", "voter"
+#: The longest query parameter values read: a code is 6 characters (12 with spaces and dashes),
+#: a token 22; anything longer is no address the page wrote.
+MAX_CODE_PARAM, MAX_TOKEN_PARAM = 12, 64
+
+
+def _query_param(name: str, max_chars: int) -> str:
+    """A query parameter of the page's address as text the page could have written, else ''."""
+    try:
+        return browser_input.short_text(st.query_params.get(name, ""), max_chars)
+    except browser_input.BAD_INPUT:
+        return ""
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,8 +62,9 @@ def quiz_store() -> BaseQuizStore:
 
 @st.cache_resource(show_spinner=False)
 def round_preparer() -> RoundPreparer:
-    """One background thread per server that prepares sessions' rounds into the store."""
-    return RoundPreparer(quiz_store())
+    """One background thread per server that prepares sessions' rounds into the store, at most
+    :data:`views.class_limits.MAX_PREPARING` sessions queued or running at once."""
+    return RoundPreparer(quiz_store(), max_sessions=class_limits.MAX_PREPARING)
 
 
 @st.cache_resource(show_spinner=False, max_entries=512)
@@ -101,8 +115,8 @@ def student_token(store: BaseQuizStore, session: SessionInfo) -> str | None:
     """The student's token for ``session``: the one in the page's address, checked against the
     store, or a new one (kept in the address) on a first join. ``None`` after showing why a
     token in the address cannot be used."""
-    url_code = st.query_params.get(CODE_PARAM, "")
-    url_token = st.query_params.get(TOKEN_PARAM, "")
+    url_code = _query_param(CODE_PARAM, MAX_CODE_PARAM)
+    url_token = _query_param(TOKEN_PARAM, MAX_TOKEN_PARAM)
     try:
         same_session = bool(url_code) and normalize_code(url_code) == session.code
     except LpipsExplorerError:
@@ -167,9 +181,9 @@ def student_view() -> None:
     store = _store_or_none()
     if store is None:
         return
-    url_code = st.query_params.get(CODE_PARAM, "")
+    url_code = _query_param(CODE_PARAM, MAX_CODE_PARAM)
     if url_code and "quiz.code" not in st.session_state:
-        st.session_state["quiz.code"] = url_code[:12]  # a reload: the address brings the code back
+        st.session_state["quiz.code"] = url_code  # a reload: the address brings the code back
     code_in = st.text_input("Session code (from your teacher)", key="quiz.code", max_chars=12,
                             placeholder="e.g. K7PQ2M")
     if not code_in:
@@ -217,6 +231,9 @@ def student_view() -> None:
             if status is None:  # nobody on this server prepares it (e.g. after a restart): resume here
                 try:
                     start_preparation(session)
+                except QuizBusyError as err:
+                    st.warning(f"**The rounds are not ready yet:** {err}", icon=":material/hourglass_top:")
+                    return
                 except LpipsExplorerError as err:
                     show_error(err, "The rounds cannot be prepared")
                     return
@@ -312,8 +329,11 @@ def teacher_view() -> None:
             submitted = st.form_submit_button("Create session", type="primary")
         if submitted:
             try:
+                address = check_may_create()
                 code, key = store.create_session(title, int(rounds))
-                start_preparation(store.session(code))
+                class_limits.session_creations.allow(address)  # counted once created: a refused title is not
+            except QuizBusyError as err:
+                st.warning(f"**The session was not created:** {err}", icon=":material/hourglass_top:")
             except LpipsExplorerError as err:
                 show_error(err, "The session could not be created")
             else:
@@ -321,6 +341,10 @@ def teacher_view() -> None:
                 # Open the new session's dashboard without retyping (set before those inputs render).
                 st.session_state["quiz.dash.code"] = code
                 st.session_state["quiz.dash.key"] = key
+                try:  # the session exists: a failure here leaves the teacher its key and a button to retry
+                    start_preparation(store.session(code))
+                except LpipsExplorerError as err:
+                    st.session_state["quiz.prepare_error"] = str(err)
         created = st.session_state.get("quiz.teacher")
         if created:
             st.success(f"Students join on the **Class quiz** page with the code **{created['code']}**.",
@@ -331,6 +355,21 @@ def teacher_view() -> None:
                 st.code(created["key"], language=None)
     with dash_tab:
         dashboard(store)
+
+
+def check_may_create() -> str:
+    """Refuse (:class:`QuizBusyError`) a session this server cannot prepare now, or one more than
+    this client address may create in an hour; nothing is stored then. Any browser can create
+    sessions, and each starts work on the server that every student shares. Returns the client
+    address, whose creation the caller counts once the session exists."""
+    round_preparer().check_room()
+    address = class_limits.client_address()
+    wait = class_limits.session_creations.retry_after(address)
+    if wait > 0:
+        raise QuizBusyError(f"this device has created {class_limits.session_creations.limit} sessions in the "
+                            f"last hour, the most one may; try again in {max(1, round(wait / 60))} minutes, or "
+                            "reuse a session you created (its code and key open its dashboard).")
+    return address
 
 
 def preparation(store: BaseQuizStore, code: str) -> None:
@@ -349,7 +388,7 @@ def preparation(store: BaseQuizStore, code: str) -> None:
     status = round_preparer().status(code)
     problem = st.session_state.pop("quiz.prepare_error", None)
     if problem:
-        st.error(f"**The preparation cannot be resumed:** {problem}", icon=":material/error:")
+        st.error(f"**The rounds cannot be prepared now:** {problem}", icon=":material/error:")
     if status is not None and not status.running:
         if status.error:
             st.error(f"**Preparing the rounds stopped:** {status.error}", icon=":material/error:")
