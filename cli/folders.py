@@ -48,16 +48,6 @@ Memory is bounded by --memory: blocks of images whose states fit are paired with
 Measured figures: README, "Scoring at scale" (make bench-batch)."""
 
 
-def _batch_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_BATCH}, got {text!r}") from None
-    if not 1 <= value <= MAX_BATCH:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_BATCH} pairs per batch, got {value}")
-    return value
-
-
 def _out_arg(text: str) -> str:
     if text == "-":
         return text
@@ -80,7 +70,7 @@ def _batch_args(parser: argparse.ArgumentParser, allpairs: bool = False) -> None
     parser.add_argument("--format", choices=("csv", "parquet"), default=None,
                         help="output format (default: from --out's extension, else csv)")
     parser.add_argument("--parents", action="store_true", help="create the output file's folder if it is missing")
-    parser.add_argument("--batch-size", type=_batch_arg, default=16,
+    parser.add_argument("--batch-size", type=positive("--batch-size", MAX_BATCH), default=16,
                         help=f"images per network pass, 1 to {MAX_BATCH} (default 16)")
     parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
                         help="working precision of the classic metrics (SSIM, MS-SSIM, ...). float32 (default): "

@@ -66,13 +66,18 @@ def running_app(env: dict | None = None, timeout: float = 90.0):
         wait_healthy(url, proc, timeout)
         yield url, proc, start
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         if log is not subprocess.DEVNULL:
             log.close()
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask a server to stop (SIGTERM), and kill it if it has not within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def launch_browser(playwright):

@@ -24,7 +24,8 @@ import pytest
 import torch
 from PIL import Image
 
-from browser import assert_no_errors, free_port, launch_browser, require_browser, wait_healthy, wait_until_idle
+from browser import (assert_no_errors, free_port, launch_browser, require_browser, stop_process, wait_healthy,
+                     wait_until_idle)
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -150,8 +151,4 @@ def test_the_app_starts_outside_the_checkout_and_shows_metrics(installed):
             assert page.locator('[data-testid="stMainMenu"]').count() == 0
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=15)
