@@ -471,7 +471,7 @@ def dashboard(store: BaseQuizStore) -> None:
                    "person agrees with another: the ceiling a metric can reach. Higher = agrees with people more.")
         paper = [{"metric": quiz.metric_label(m), "2AFC score": f"{100 * v:.1f}%"} for m, v in summary.paper_2afc.items()]
         paper.append({"metric": "people (ceiling)", "2AFC score": f"{100 * summary.human_2afc:.1f}%"})
-        st.dataframe(paper, hide_index=True, key="quiz.paper_2afc")
+        st.dataframe(paper, hide_index=True, key="quiz.paper_2afc", width="content")
     if summary.by_family:
         st.plotly_chart(family_chart(summary), key="quiz.chart", config={"displaylogo": False}, theme=None)
     rows = [{"round": r.index + 1, "image": r.sample, "pair": r.pair, "votes A": r.votes_a, "votes B": r.votes_b,
