@@ -227,15 +227,11 @@ def _features(engine, sets, label: str):
 
     total = sum(len(s) for s in sets)
     progress = Progress(total, label, unit="triplets")
-    done = 0
     parts0, parts1, judges = [], [], []
     for data in sets:
-        def tick(n, _total, base=done):
-            progress.done = base
-            progress.advance(n)
-
-        phi0, phi1 = set_features(engine, data, progress=tick)
-        done += len(data)
+        start = progress.done  # set_features reports its own set's count: advance by what is new
+        phi0, phi1 = set_features(engine, data, progress=lambda n, _total, start=start:
+                                  progress.advance(start + n - progress.done))
         parts0.append(phi0)
         parts1.append(phi1)
         judges.append(torch.as_tensor(data.judge, dtype=torch.float64))
