@@ -19,8 +19,8 @@ import numpy as np
 import streamlit as st
 
 from core.errors import LpipsExplorerError
-from viz import charts, heatmaps
-from views import browser_input, explore_model as model
+from viz import charts, describe, heatmaps
+from views import a11y, browser_input, explore_model as model
 from views.common import (UPLOAD_MAX_MB, UPLOAD_TYPES, PreparedImage, Settings, fmt_metric, get_engine,
                           metric_context, note_computation, prepare_sample, prepared_for, prepare_upload,
                           sample_catalogue, show_error, sidebar_settings)
@@ -346,6 +346,16 @@ def write_card(column, name: str, data: dict, prev_row: dict | None, ctx) -> Non
         st.caption(card_direction(spec))
 
 
+def cards_summary(data: dict, ctx) -> str:
+    """The cards' values in one sentence, for the polite live region (:func:`views.a11y.live_summary`)."""
+    from core import metrics
+
+    row = data["row"]
+    specs = {name: metrics.get(name) for name in data["metrics"] if name in row}
+    return a11y.cards_sentence({s.title(ctx): fmt_metric(n, row[n]) for n, s in specs.items()},
+                               {s.title(ctx): card_direction(s) for s in specs.values()})
+
+
 def card_direction(spec) -> str:
     """How to read a card, in its visible text: from the registry, so a new metric gets it too."""
     return "higher = more similar" if spec.higher_is_better else "lower = more similar"
@@ -367,11 +377,15 @@ def image_row(ref: PreparedImage, dist_pixels: np.ndarray, data: dict, chain_tex
     pictures = model.images(dist_pixels, data, overlay_on, opacity)
     left, right = st.columns(2, gap="small")
     if show_ref:
-        left.image(reference_jpeg(ref.digest, ref.pixels), caption="Reference", width="stretch")
+        left.image(reference_jpeg(ref.digest, ref.pixels), caption="Reference", width="stretch",
+                   alt=describe.image_alt("Reference image"))
     else:
-        left.image(pictures["distorted"], caption="Distorted", width="stretch")
+        left.image(pictures["distorted"], caption="Distorted", width="stretch",
+                   alt=describe.image_alt("Distorted image", chain_text))
     right.image(pictures["lpips_map"], width="stretch",
-                caption=f"LPIPS map (bright = more different; max {pictures['vmax']:.3f})")
+                caption=f"LPIPS map (bright = more different; max {pictures['vmax']:.3f})",
+                alt=describe.map_alt("LPIPS map" + (" over the distorted image" if overlay_on else ""),
+                                     data["maps"]["lpips"], data["row"]["lpips"], reading="bright = more different"))
     return pictures if not overlay_on else None
 
 
@@ -420,7 +434,7 @@ def closer_body(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.
     side = browser_input.widget_value("region.side", lambda v: browser_input.choice(v, REGION_SIDES), 64)
     box = current_box(ref)
     picked = look_closer(reference_jpeg(ref.digest, ref.pixels), pictures["distorted"], pictures["lpips_map"],
-                         ref.size, box.pixels() if box else None, side)
+                         ref.size, box.pixels() if box else None, side, alts=closer_alts(data))
     if picked is not None:
         st.session_state["region.box"] = (ref.digest, picked)
         box = current_box(ref)
@@ -432,6 +446,12 @@ def closer_body(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.
                      on_click=lambda: st.session_state.pop("region.box", None), width="stretch")
     if box is not None:
         region_panel(engine, settings, ref, dist_pixels, dist_digest, data, box)
+
+
+def closer_alts(data: dict) -> dict[str, str]:
+    """The comparison view's words for its LPIPS map (they change with it)."""
+    return {"map": describe.map_alt("LPIPS map", data["maps"]["lpips"], data["row"]["lpips"],
+                                    reading="bright = more different")}
 
 
 def region_panel(engine, settings: Settings, ref: PreparedImage, dist_pixels: np.ndarray, dist_digest: str,
@@ -469,14 +489,19 @@ def region_panel(engine, settings: Settings, ref: PreparedImage, dist_pixels: np
             st.caption(card_direction(spec))
     bars, patches = st.columns([1, 1.2], gap="medium")
     with bars:
-        st.plotly_chart(charts.layer_contributions(region.layer_names, region.layer_shares, region.share,
-                                                   title=f"Layers' share from this region (sum = {region.share:.4f})"),
-                        key="chart.region_bars", config={"displaylogo": False}, theme=None)
+        a11y.chart(charts.layer_contributions(region.layer_names, region.layer_shares, region.share,
+                                              title=f"Layers' share from this region (sum = {region.share:.4f})"),
+                   describe.bars_summary("Layers' share from this region", region.layer_names, region.layer_shares,
+                                         total=region.share),
+                   key="chart.region_bars", config={"displaylogo": False}, theme=None)
     with patches.container(key="region_patches"):
         ref_patch, dist_patch = model.patch_pictures(ref.pixels, dist_pixels, (x0, y0, x1, y1))
         left, right = st.columns(2, gap="small")
-        left.image(ref_patch, caption="Reference patch", width="stretch")
-        right.image(dist_patch, caption="Distorted patch", width="stretch")
+        left.image(ref_patch, caption="Reference patch", width="stretch",
+                   alt=describe.image_alt("Reference patch", f"the region x {x0}–{x1}, y {y0}–{y1} px, enlarged"))
+        right.image(dist_patch, caption="Distorted patch", width="stretch",
+                    alt=describe.image_alt("Distorted patch", f"the same region of the distorted image, enlarged; "
+                                                              f"its LPIPS {region.lpips:.4f}"))
     channel_view(engine, settings, ref, dist_pixels, dist_digest, region, box)
 
 
@@ -514,8 +539,10 @@ def channel_view(engine, settings: Settings, ref: PreparedImage, dist_pixels: np
     st.caption(f"The top {len(channels.top)} of {len(channels.values)} channels of {layer} carry "
                f"{100 * top_sum:.0f}% of its {channels.layer_value:.5f}; all {len(channels.values)} add up to it. "
                "Bright = that channel differs more.")
-    st.plotly_chart(model.channel_figure(channels, ref.size, figure_cache()), key="chart.channels",
-                    config={"displaylogo": False}, theme=None)
+    a11y.chart(model.channel_figure(channels, ref.size, figure_cache()),
+               "; ".join(describe.map_alt(f"Channel {c}", m, v, digits=5)[:-1]
+                         for c, m, v in zip(channels.top, channels.top_maps, channels.top_values)) + ".",
+               key="chart.channels", config={"displaylogo": False}, theme=None)
 
 
 LAYER_VIEW = "Which layers and which regions drive the distance"
@@ -538,20 +565,28 @@ def layer_view_body(ref: PreparedImage, data: dict) -> None:
     shared = st.toggle("Shared colour scale across layers", value=True, key="view.shared_scale",
                        persist_state="session",
                        help="On: compare layers with each other. Off: see each layer's own pattern.")
-    st.plotly_chart(model.layer_figure(data, ref.size, shared, figure_cache()), key="chart.layers",
-                    config={"displaylogo": False}, theme=None)
+    a11y.chart(model.layer_figure(data, ref.size, shared, figure_cache()),
+               "; ".join(describe.map_alt(f"Layer {n} map", m, v)[:-1]
+                         for n, m, v in zip(row["lpips_layer_names"], data["layer_maps"], row["lpips_layers"])) + ".",
+               key="chart.layers", config={"displaylogo": False}, theme=None)
     # LPIPS's own map sits beside the photos; every other metric's map goes here, from the registry.
     others = [name for name in data["metrics"] if name != "lpips" and name in data["maps"]]
     columns = st.columns(1 + len(others))
     with columns[0]:
-        st.plotly_chart(charts.layer_contributions(row["lpips_layer_names"], row["lpips_layers"], row["lpips"]),
-                        key="chart.bars", config={"displaylogo": False}, theme=None)
+        a11y.chart(charts.layer_contributions(row["lpips_layer_names"], row["lpips_layers"], row["lpips"]),
+                   describe.bars_summary("Layer contributions", row["lpips_layer_names"], row["lpips_layers"],
+                                         total=row["lpips"]),
+                   key="chart.bars", config={"displaylogo": False}, theme=None)
     for col, name in zip(columns[1:], others):
         with col:
             metric_map_chart(name, data["maps"][name], ref.size)
     if "dists_texture" in row:  # DISTS has no map; its per-layer terms add up to its value instead
-        st.plotly_chart(charts.dists_terms(row["dists_layer_names"], row["dists_texture"], row["dists_structure"],
-                                           row["dists"]), key="chart.dists", config={"displaylogo": False}, theme=None)
+        a11y.chart(charts.dists_terms(row["dists_layer_names"], row["dists_texture"], row["dists_structure"],
+                                      row["dists"]),
+                   describe.bars_summary("DISTS by layer, texture + structure", row["dists_layer_names"],
+                                         [t + s for t, s in zip(row["dists_texture"], row["dists_structure"])],
+                                         total=row["dists"]),
+                   key="chart.dists", config={"displaylogo": False}, theme=None)
 
 
 def figure_cache() -> dict:
@@ -560,8 +595,12 @@ def figure_cache() -> dict:
 
 
 def metric_map_chart(name: str, values: np.ndarray, image_size: tuple[int, int]) -> None:
-    st.plotly_chart(model.map_figure(name, values, image_size, figure_cache()), key=f"chart.{name}",
-                    config={"displaylogo": False}, theme=None)
+    from core import metrics
+
+    spec = metrics.get(name)
+    a11y.chart(model.map_figure(name, values, image_size, figure_cache()),
+               f"{spec.map.title}: {describe.where_brightest(values)} is where its values are highest.",
+               key=f"chart.{name}", config={"displaylogo": False}, theme=None)
 
 
 def downloads(dist_pixels: np.ndarray, data: dict, chain_text: str, seed: int, full_data) -> None:
@@ -699,6 +738,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
         draw_editor()
         return
     remember_row(key, data["row"])
+    a11y.live_summary(cards_summary(data, ctx), "explore_cards")
     if target == "distort" and draw_editor() != (chain, seed):
         # Never show the numbers of another chain than the widgets show.
         st.session_state["explore.editor_first"] = True

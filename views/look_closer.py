@@ -1,5 +1,7 @@
 """The large comparison view: reference | distorted | LPIPS map with one zoom and pan, a swipe
-divider, flicker, and a click (or Shift+drag) that picks a region of the map.
+divider, flicker, and a click (or Shift+drag) that picks a region of the map. Every action has a
+key too (``KEYS``, shown in the view's own "Keyboard" help): a view reached with Tab shows a region
+cursor that the arrows move and Enter picks.
 
 Our own small component (Streamlit's components v2: HTML, CSS and JavaScript in the page, no
 iframe, nothing loaded from the internet). Why not a package: streamlit-image-comparison 0.0.4
@@ -28,13 +30,18 @@ HTML = '<div class="lc-root" data-testid="look-closer"></div>'
 CSS = """
 .lc-root {font-family: inherit; font-size: 0.9rem; color: inherit; user-select: none;}
 .lc-bar {display: flex; flex-wrap: wrap; gap: 0.4rem 0.9rem; align-items: center; margin-bottom: 0.5rem;}
-.lc-group {display: inline-flex; border: 1px solid rgba(128,128,128,0.45); border-radius: 0.5rem; overflow: hidden;}
+.lc-group {display: inline-flex; border: 1px solid rgba(128,128,128,0.9); border-radius: 0.5rem; overflow: hidden;}
 .lc-group button {border: 0; background: transparent; color: inherit; padding: 0.25rem 0.7rem; cursor: pointer;
   font: inherit; border-right: 1px solid rgba(128,128,128,0.3);}
 .lc-group button:last-child {border-right: 0;}
-.lc-group button[aria-pressed="true"] {background: #ff4b4b; color: white;}
+.lc-group button[aria-pressed="true"] {background: #b02a37; color: white;}
 .lc-rate {display: inline-flex; gap: 0.4rem; align-items: center;}
-.lc-hint {color: rgba(120,120,120,1); font-size: 0.8rem;}
+.lc-hint {color: inherit; opacity: 0.85; font-size: 0.8rem;}
+.lc-keys {font-size: 0.8rem; margin: -0.2rem 0 0.4rem 0;}
+.lc-keys summary {cursor: pointer; width: max-content;}
+.lc-keys ul {margin: 0.2rem 0 0 0; padding-left: 1.2rem;}
+.lc-view:focus-visible {outline: 3px solid #2f6fe0; outline-offset: 2px;}
+.lc-cursor {position: absolute; border: 2px dashed #fff; box-shadow: 0 0 0 1px #000; pointer-events: none; display: none;}
 .lc-side {display: flex; gap: 8px;}
 .lc-pane {flex: 1 1 0; min-width: 0;}
 .lc-cap {font-size: 0.8rem; text-align: center; margin-bottom: 2px; white-space: nowrap; overflow: hidden;
@@ -57,6 +64,15 @@ CSS = """
 JS = r"""
 const ZOOMS = [["fit", "Fit"], ["1", "1:1"], ["2", "2×"], ["4", "4×"]];
 const MODES = [["side", "Side by side"], ["swipe", "Swipe"], ["flicker", "Flicker"]];
+// The keys of a view (reached with Tab); the same list is the view's "Keyboard" help.
+const KEYS = [
+  ["Arrow keys", "move the region cursor (the dashed square); Shift moves it a whole region; a zoomed view pans with it"],
+  ["Enter or Space", "pick the region under the cursor: its LPIPS, layers and channels appear below"],
+  ["+ and −", "zoom in and out around the cursor; 0: the whole image"],
+  ["[ and ]", "move the swipe divider (opens the swipe view)"],
+  ["F", "start or stop flicker; the rate is the slider beside it"],
+  ["Tab", "the buttons above: view, zoom; the swipe divider also moves with ← and →"],
+];
 
 function el(tag, cls, parent, attrs) {
   const e = document.createElement(tag);
@@ -99,37 +115,47 @@ function build(root) {
   input.oninput = () => { st.rate = +input.value; apply(root); };
   st.rateInput = input; st.rateText = rateText; st.rateLabel = rate;
   st.hint = el("span", "lc-hint", bar);
+  const keys = el("details", "lc-keys", root);
+  el("summary", "", keys).textContent = "Keyboard";
+  const list = el("ul", "", keys);
+  for (const [k, what] of KEYS) { const li = el("li", "", list); el("strong", "", li).textContent = k; li.append(": " + what); }
 
   const side = el("div", "lc-side", root);
   st.views = [];
   for (const [name, cap] of [["ref", "Reference"], ["dist", "Distorted"], ["map", "LPIPS map (bright = more different)"]]) {
     const pane = el("div", "lc-pane", side, {"data-pane": name});
     el("div", "lc-cap", pane).textContent = cap;
-    const view = el("div", "lc-view", pane, {"data-view": name});
-    const img = el("img", "", view, {alt: cap, draggable: "false"});
+    const view = el("div", "lc-view", pane, {"data-view": name, tabindex: "0", role: "group",
+                                              "aria-label": cap + ": arrows move the region cursor, Enter picks (Keyboard help above)"});
+    const img = el("img", "", view, {alt: cap, draggable: "false", "data-img": name});
     view.lcImgs = [img];
     view.lcBox = el("div", "lc-box", view);
     view.lcDraw = el("div", "lc-draw", view);
+    view.lcCursor = el("div", "lc-cursor", view);
     st.views.push(view);
   }
   st.side = side;
 
   const single = el("div", "lc-single", root);
-  const view = el("div", "lc-view", single, {"data-view": "single"});
+  const view = el("div", "lc-view", single, {"data-view": "single", tabindex: "0", role: "group",
+                                              "aria-label": "Reference and distorted: arrows move the region cursor, Enter picks"});
   const under = el("img", "", view, {alt: "Reference", draggable: "false", "data-layer": "ref"});
   const over = el("img", "", view, {alt: "Distorted", draggable: "false", "data-layer": "dist"});
   view.lcImgs = [under, over];
   view.lcBox = el("div", "lc-box", view);
   view.lcDraw = el("div", "lc-draw", view);
+  view.lcCursor = el("div", "lc-cursor", view);
   const divider = el("div", "lc-divider", view);
-  const handle = el("div", "lc-handle", divider, {role: "slider", "aria-label": "Swipe divider", tabindex: "0"});
+  const handle = el("div", "lc-handle", divider, {role: "slider", "aria-label": "Swipe divider", tabindex: "0",
+                                                  "aria-valuemin": "0", "aria-valuemax": "100"});
   handle.textContent = "⇔";
   st.tagLeft = el("div", "lc-tag", view);
   st.tagRight = el("div", "lc-tag", view);
   st.single = single; st.singleView = view; st.divider = divider; st.handle = handle;
   handle.onkeydown = (e) => {
-    const step = e.key === "ArrowLeft" ? -0.02 : e.key === "ArrowRight" ? 0.02 : 0;
-    if (step) { st.swipe = Math.min(1, Math.max(0, st.swipe + step)); apply(root); e.preventDefault(); }
+    const to = {ArrowLeft: st.swipe - 0.02, ArrowDown: st.swipe - 0.02, ArrowRight: st.swipe + 0.02,
+                ArrowUp: st.swipe + 0.02, PageDown: st.swipe - 0.1, PageUp: st.swipe + 0.1, Home: 0, End: 1}[e.key];
+    if (to !== undefined) { st.swipe = Math.min(1, Math.max(0, to)); apply(root); e.preventDefault(); e.stopPropagation(); }
   };
   for (const v of [...st.views, view]) wire(root, v);
   window.addEventListener("resize", () => apply(root));
@@ -170,8 +196,68 @@ function setCenterKeeping(st, view, imgX, imgY, clientX, clientY, s) {
   st.cx = (vw / 2 - tx) / s; st.cy = (vh / 2 - ty) / s;
 }
 
+function keyAction(root, view, e) {
+  // One key press on a focused view; true when it was one of KEYS.
+  const st = root.lc;
+  if (e.ctrlKey || e.metaKey || e.altKey) return false;
+  if (st.kx === undefined || st.kx === null) { st.kx = st.W / 2; st.ky = st.H / 2; }
+  const side = st.regionSide, step = e.shiftKey ? side : Math.max(1, Math.round(side / 4));
+  const moves = {ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step]};
+  const zoomTo = (s) => {
+    st.scale = Math.min(16, Math.max(fitScale(st, view) * 0.5, s)); st.zoom = "custom";
+    st.cx = st.kx; st.cy = st.ky;
+  };
+  st.focused = view;
+  if (moves[e.key]) {
+    const [dx, dy] = moves[e.key];
+    st.kx = Math.min(st.W, Math.max(0, st.kx + dx)); st.ky = Math.min(st.H, Math.max(0, st.ky + dy));
+    follow(st, view);
+  } else if (e.key === "Enter" || e.key === " ") {
+    pick(root, 0, 0, 0, 0, st.kx, st.ky);
+  } else if (e.key === "+" || e.key === "=") {
+    zoomTo(scaleFor(st, view) * 1.5);
+  } else if (e.key === "-" || e.key === "_" || e.key === "−") {
+    zoomTo(scaleFor(st, view) / 1.5);
+  } else if (e.key === "0") {
+    st.zoom = "fit"; st.scale = null;
+  } else if (e.key === "[" || e.key === "]") {
+    st.swipe = Math.min(1, Math.max(0, st.swipe + (e.key === "]" ? 0.05 : -0.05)));
+    if (st.mode !== "swipe") { st.mode = "swipe"; refocus(root); }
+  } else if (e.key === "f" || e.key === "F") {
+    if (st.mode === "flicker") st.mode = st.before || (window.innerWidth < 640 ? "swipe" : "side");
+    else { st.before = st.mode; st.mode = "flicker"; }
+    refocus(root);
+  } else return false;
+  apply(root);
+  return true;
+}
+
+function follow(st, view) {
+  // A zoomed view pans so that the cursor stays in sight.
+  if (st.zoom === "fit" && st.scale === null) return;
+  const {s, tx, ty} = transformOf(st, view);
+  const x = tx + st.kx * s, y = ty + st.ky * s, m = 0.1;
+  if (x < view.clientWidth * m || x > view.clientWidth * (1 - m) || y < view.clientHeight * m ||
+      y > view.clientHeight * (1 - m)) {
+    st.scale = s; st.zoom = st.zoom === "fit" ? "custom" : st.zoom; st.cx = st.kx; st.cy = st.ky;
+  }
+}
+
+function refocus(root) {
+  // After a key changed the view, keep the keyboard on the view now shown.
+  const st = root.lc;
+  requestAnimationFrame(() => {
+    const target = st.mode === "side" ? st.views[2] : st.singleView;
+    if (document.activeElement !== target) target.focus();
+  });
+}
+
 function wire(root, view) {
   const st = root.lc;
+  view.addEventListener("keydown", (e) => { if (keyAction(root, view, e)) e.preventDefault(); });
+  // The cursor shows for the keyboard only (a mouse click focuses the view too).
+  view.addEventListener("focus", () => { if (view.matches(":focus-visible")) { st.focused = view; apply(root); } });
+  view.addEventListener("blur", () => { if (st.focused === view) st.focused = null; apply(root); });
   view.addEventListener("wheel", (e) => {
     e.preventDefault();
     const [ix, iy] = toImage(st, view, e.clientX, e.clientY);
@@ -272,6 +358,14 @@ function place(st, view) {
     b.style.left = (tx + st.box[0] * s) + "px"; b.style.top = (ty + st.box[1] * s) + "px";
     b.style.width = ((st.box[2] - st.box[0]) * s) + "px"; b.style.height = ((st.box[3] - st.box[1]) * s) + "px";
   } else b.style.display = "none";
+  const c = view.lcCursor;
+  if (st.focused === view && st.kx !== undefined && st.kx !== null) {
+    const w = Math.min(st.regionSide, st.W), h = Math.min(st.regionSide, st.H);
+    const bx = Math.min(Math.max(st.kx - w / 2, 0), st.W - w), by = Math.min(Math.max(st.ky - h / 2, 0), st.H - h);
+    c.style.display = "block";
+    c.style.left = (tx + bx * s) + "px"; c.style.top = (ty + by * s) + "px";
+    c.style.width = (w * s) + "px"; c.style.height = (h * s) + "px";
+  } else if (c) c.style.display = "none";
   // The region of the image in view, in image pixels (read by the tests and the hint).
   const x0 = Math.max(0, -tx / s), y0 = Math.max(0, -ty / s);
   const x1 = Math.min(st.W, (view.clientWidth - tx) / s), y1 = Math.min(st.H, (view.clientHeight - ty) / s);
@@ -309,6 +403,7 @@ function apply(root) {
       st.divider.style.display = "block";
       st.divider.style.left = (st.swipe * 100) + "%";
       st.handle.setAttribute("aria-valuenow", Math.round(st.swipe * 100));
+      st.handle.setAttribute("aria-valuetext", `${Math.round(st.swipe * 100)}% reference on the left`);
       root.dataset.swipe = st.swipe.toFixed(3);
       st.tagLeft.textContent = "Reference"; st.tagLeft.style.left = "6px"; st.tagLeft.style.right = "";
       st.tagRight.textContent = "Distorted"; st.tagRight.style.right = "6px"; st.tagRight.style.left = ""; st.tagRight.style.display = "block";
@@ -325,7 +420,7 @@ function apply(root) {
   for (const b of root.querySelectorAll("[data-zoom]")) b.disabled = false;
   const pct = Math.round(s * 100);
   st.hint.textContent = `${st.W}×${st.H} px at ${pct}% · wheel: zoom · drag: ${st.mode === "swipe" ? "swipe" : "pan"} · ` +
-    `click: pick a ${st.regionSide}×${st.regionSide} region · Shift+drag: draw one`;
+    `click: pick a ${st.regionSide}×${st.regionSide} region · Shift+drag: draw one · keys: see Keyboard`;
   if (st.timer) { clearInterval(st.timer); st.timer = null; }
   if (st.mode === "flicker") {
     st.timer = setInterval(() => { st.shown = st.shown === "dist" ? "ref" : "dist"; apply(root); }, 1000 / st.rate);
@@ -343,7 +438,11 @@ export default function (component) {
   if (ref.getAttribute("src") !== data.ref) { ref.src = data.ref; st.singleView.lcImgs[0].src = data.ref; }
   if (dist.getAttribute("src") !== data.dist) { dist.src = data.dist; st.singleView.lcImgs[1].src = data.dist; }
   if (map.getAttribute("src") !== data.map) map.src = data.map;
-  if (st.W !== data.width || st.H !== data.height) { st.zoom = "fit"; st.scale = null; }
+  if (data.alts) {  // words that change with the pictures (views/look_closer.py: look_closer(alts=…))
+    if (data.alts.dist) { dist.alt = data.alts.dist; st.singleView.lcImgs[1].alt = data.alts.dist; }
+    if (data.alts.map) map.alt = data.alts.map;
+  }
+  if (st.W !== data.width || st.H !== data.height) { st.zoom = "fit"; st.scale = null; st.kx = null; st.ky = null; }
   st.W = data.width; st.H = data.height; st.regionSide = data.side;
   st.box = data.box;
   requestAnimationFrame(() => apply(root));
@@ -373,16 +472,18 @@ def image_url(jpeg: bytes, name: str) -> str:
 
 
 def look_closer(ref_jpeg: bytes, dist_jpeg: bytes, map_jpeg: bytes, size: tuple[int, int],
-                box: tuple[int, int, int, int] | None, side: int, key: str = "closer") -> dict | None:
+                box: tuple[int, int, int, int] | None, side: int, key: str = "closer",
+                alts: dict[str, str] | None = None) -> dict | None:
     """Mount the view; returns the region just picked, ``(x0, y0, x1, y1)`` in image pixels, or None.
 
     The event comes from the browser: anything but whole coordinates inside the image (a string,
-    NaN, a list, a region outside or too small) is ignored, as if nothing had been picked."""
+    NaN, a list, a region outside or too small) is ignored, as if nothing had been picked.
+    ``alts``: the distorted image's and the map's text alternatives (``{"dist": …, "map": …}``)."""
     height, width = size
     result = _COMPONENT(data={"ref": image_url(ref_jpeg, "ref"), "dist": image_url(dist_jpeg, "dist"),
                               "map": image_url(map_jpeg, "map"),
                               "width": int(width), "height": int(height), "side": int(side),
-                              "box": list(box) if box else None},
+                              "box": list(box) if box else None, "alts": dict(alts or {})},
                         key=key, on_region_change=lambda: None, width="stretch")
     event = getattr(result, "region", None)
     if event is None:

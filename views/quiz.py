@@ -30,7 +30,8 @@ from store import (
 )
 from teach import quiz
 from teach.preparation import RoundPreparer
-from views import browser_input, class_limits
+from views import a11y, browser_input, class_limits
+from viz import charts
 from views.common import engine_for, freeze_imported_objects, plain, show_error, weights_status
 
 ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
@@ -275,9 +276,8 @@ def student_round(session: SessionInfo, token: str) -> None:
     cols = st.columns(3)
     # At their own size and as stored: a narrower width would make Streamlit resample and re-encode
     # them on every run (slower, and no longer the pixels that were measured).
-    cols[0].image(data.ref_png, caption="Reference", width="content", output_format="PNG")
-    cols[1].image(data.a_png, caption="A", width="content", output_format="PNG")
-    cols[2].image(data.b_png, caption="B", width="content", output_format="PNG")
+    for col, png, caption in zip(cols, (data.ref_png, data.a_png, data.b_png), ("Reference", "A", "B")):
+        col.image(png, caption=caption, width="content", output_format="PNG", alt=a11y.round_alt(caption, index))
     problem = st.session_state.pop("quiz.vote_error", None)
     if problem:
         st.error(f"**Your pick was not saved:** {problem}", icon=":material/error:")
@@ -473,7 +473,8 @@ def dashboard(store: BaseQuizStore) -> None:
         paper.append({"metric": "people (ceiling)", "2AFC score": f"{100 * summary.human_2afc:.1f}%"})
         st.dataframe(paper, hide_index=True, key="quiz.paper_2afc", width="content")
     if summary.by_family:
-        st.plotly_chart(family_chart(summary), key="quiz.chart", config={"displaylogo": False}, theme=None)
+        a11y.chart(charts.pattern_bars(family_chart(summary)), a11y.family_summary(summary),
+                   key="quiz.chart", config={"displaylogo": False}, theme=None)
     rows = [{"round": r.index + 1, "image": r.sample, "pair": r.pair, "votes A": r.votes_a, "votes B": r.votes_b,
              "majority": r.majority or "–",
              **{quiz.metric_label(k): r.metric_picks.get(k, "–") for k in summary.metrics}}

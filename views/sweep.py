@@ -11,7 +11,8 @@ from core import distortions
 from core.errors import LpipsExplorerError
 from core.images.tensors import from_numpy, to_uint8
 from teach import sweeps
-from viz import charts, heatmaps
+from viz import charts, describe, heatmaps
+from views import a11y
 from views.common import (direction_summary, fmt_metric, get_engine, prepare_sample, sample_catalogue, show_error,
                           sidebar_settings, features_for)
 
@@ -94,13 +95,17 @@ def sweep_section(settings, engine, ref) -> None:
     found = result.disagreements()
     marks = [(d.a_index, d.b_index, d.describe()) for d in found[:6]]
     raw_tab, norm_tab = st.tabs(["Raw values", "Normalized (shared axis)"])
+    summary = describe.series_summary(xlabel, result.values, {_label(k): result.scores[k] for k in result.metrics
+                                                              if k in result.scores})
     with raw_tab:
-        st.plotly_chart(charts.sweep_raw(result.values, result.scores, _titles(result.metrics), xlabel=xlabel),
-                        key="sweep.chart.raw", config=PLOT_CONFIG, theme=None)
+        a11y.chart(charts.sweep_raw(result.values, result.scores, _titles(result.metrics), xlabel=xlabel),
+                   summary, visible=True, key="sweep.chart.raw", config=PLOT_CONFIG, theme=None)
     with norm_tab:
-        st.plotly_chart(charts.sweep_normalized(result.values, result.normalized(), _titles(result.metrics),
-                                                xlabel=xlabel, marks=marks),
-                        key="sweep.chart.norm", config=PLOT_CONFIG, theme=None)
+        a11y.chart(charts.sweep_normalized(result.values, result.normalized(), _titles(result.metrics),
+                                           xlabel=xlabel, marks=marks),
+                   summary + " Each metric has its own line style and marker; crosses on a dotted line mark "
+                   "where two metrics disagree.", visible=True, key="sweep.chart.norm", config=PLOT_CONFIG,
+                   theme=None)
     if found:
         st.markdown("**Where the metrics disagree** (which of two settings is worse):")
         for d in found[:6]:
@@ -144,10 +149,14 @@ def equal_psnr_section(settings, engine, ref) -> None:
     st.markdown(f"All at **{result.target_psnr:.1f} dB** PSNR"
                 + (" (chosen so every distortion can reach it)" if result.target_auto else ""))
     cols = st.columns(len(result.entries) + 1)
-    cols[0].image(heatmaps.encode(ref.pixels), caption="Reference", width="stretch")
+    cols[0].image(heatmaps.encode(ref.pixels), caption="Reference", width="stretch",
+                  alt=describe.image_alt("Reference image"))
     for col, entry in zip(cols[1:], result.entries):
+        scores = ", ".join(f"{_label(key)} {fmt_metric(key, value)}" for key, value in entry.scores.items())
         col.image(heatmaps.encode(to_uint8(entry.image)), width="stretch",
-                  caption=f"{entry.label}: {entry.value:g} {entry.unit}".strip())
+                  caption=f"{entry.label}: {entry.value:g} {entry.unit}".strip(),
+                  alt=describe.image_alt(f"{entry.label} at {entry.value:g} {entry.unit}".strip(),
+                                         f"the reference distorted to the common PSNR; {scores}"))
         col.markdown("  \n".join(f"{_label(key)} **{fmt_metric(key, value)}**" for key, value in entry.scores.items()))
         if not entry.reached:
             col.caption(entry.message)

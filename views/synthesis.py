@@ -15,7 +15,8 @@ import streamlit as st
 from core.errors import LpipsExplorerError
 from views.common import direction_summary, sample_catalogue, show_error, sidebar_settings, weights_status
 from views.synthesis_jobs import ABANDON_AFTER_S, MAX_RUNNING, Job
-from viz import synthesis as charts
+from viz import describe, synthesis as charts
+from views import a11y
 
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": "lpips-synthesis", "scale": 2}}
 #: What one run may cost on this page (the command line allows more): steps × pixels.
@@ -191,7 +192,7 @@ def _mad_live(job: Job, polling: bool) -> None:
     rows = view["rows"]
     last = rows[-1] if rows else {}
     cols = st.columns(3)
-    cols[0].image(ref_pixels, caption="Reference", width="stretch")
+    cols[0].image(ref_pixels, caption="Reference", width="stretch", alt=describe.image_alt("Reference image"))
     if result is not None:
         best, worst = _uint8(result.best), _uint8(result.worst)
         best_caption = f"Best for {_label(attack)}: {_fmt(attack, result.best_scores[attack])}"
@@ -203,8 +204,9 @@ def _mad_live(job: Job, polling: bool) -> None:
     else:
         best = worst = None
     if best is not None:
-        cols[1].image(best, caption=best_caption, width="stretch")
-        cols[2].image(worst, caption=worst_caption, width="stretch")
+        held = f"with {_label(hold)} held at its level"
+        cols[1].image(best, caption=best_caption, width="stretch", alt=describe.image_alt(best_caption, held))
+        cols[2].image(worst, caption=worst_caption, width="stretch", alt=describe.image_alt(worst_caption, held))
         if result is None and last:
             cols[1].caption(f"{_label(attack)} {_fmt(attack, last.get('best_' + attack))} · "
                             f"{_label(hold)} {_fmt(hold, last.get('best_' + hold))}")
@@ -216,7 +218,12 @@ def _mad_live(job: Job, polling: bool) -> None:
                                  [r[f"worst_{attack}"] for r in history], [r[f"best_{hold}"] for r in history],
                                  [r[f"worst_{hold}"] for r in history], attack_title=_short(attack),
                                  hold_title=_short(hold), level=level)
-        st.plotly_chart(fig, key="mad.chart", config=PLOT_CONFIG, theme=None)
+        a11y.chart(fig, describe.series_summary("the step", [r["step"] for r in history], {
+            f"best {_short(attack)}": [r[f"best_{attack}"] for r in history],
+            f"worst {_short(attack)}": [r[f"worst_{attack}"] for r in history],
+            f"best {_short(hold)} (held)": [r[f"best_{hold}"] for r in history],
+            f"worst {_short(hold)} (held)": [r[f"worst_{hold}"] for r in history]}),
+                   key="mad.chart", config=PLOT_CONFIG, theme=None)
     if result is None:
         return
     if result.stopped:
@@ -382,21 +389,25 @@ def _loss_live(job: Job, polling: bool) -> None:
     result = view["result"]
     if result is None:
         cols = st.columns(3)
-        cols[0].image(ref_pixels, caption="Reference", width="stretch")
-        cols[1].image(_degraded(sample, size, degradation, strength, job.config[7]),
-                      caption=f"Start ({DEGRADATION_STRENGTH[degradation][0].lower()})", width="stretch")
+        start = f"Start ({DEGRADATION_STRENGTH[degradation][0].lower()})"
+        cols[0].image(ref_pixels, caption="Reference", width="stretch", alt=describe.image_alt("Reference image"))
+        cols[1].image(_degraded(sample, size, degradation, strength, job.config[7]), caption=start, width="stretch",
+                      alt=describe.image_alt(start, "the damaged copy each loss starts from"))
         if view["snapshot"] is not None and view["rows"]:
             index = int(view["rows"][-1].get("run", 0))
             current = _loss_label(specs[index])
-            cols[2].image(view["snapshot"][0], caption=f"{current}, step {view['snapshot_step'] - index * steps}",
-                          width="stretch")
+            now = f"{current}, step {view['snapshot_step'] - index * steps}"
+            cols[2].image(view["snapshot"][0], caption=now, width="stretch",
+                          alt=describe.image_alt(now, "the image as this loss is repairing it"))
         curves = _loss_curves(view["rows"], specs, steps)
     else:
         curves = {run.loss.label: ([h["step"] for h in run.history], [h["loss"] for h in run.history])
                   for run in result.runs}
         _loss_results(result)
     if curves:
-        st.plotly_chart(charts.loss_history(curves), key="loss.chart", config=PLOT_CONFIG, theme=None)
+        a11y.chart(charts.loss_history(curves), "; ".join(
+            describe.series_summary("the step", list(xs), {name: list(ys)})[:-1] for name, (xs, ys) in curves.items()
+            if len(xs)) + ".", key="loss.chart", config=PLOT_CONFIG, theme=None)
     if result is not None:
         st.markdown(LOSS_READING)
         c1, c2 = st.columns(2)
@@ -416,7 +427,9 @@ def _loss_results(result) -> None:
     for first in range(0, len(panels), per_row):
         cols = st.columns(per_row)
         for col, (name, image, scores) in zip(cols, panels[first:first + per_row]):
-            col.image(_uint8(image), caption=name, width="stretch")
+            col.image(_uint8(image), caption=name, width="stretch",
+                      alt=describe.image_alt(name, "; ".join(f"{_label(k)} {_fmt(k, scores.get(k))}" for k in SCORE_KEYS)
+                                             if scores else ""))
             if scores:
                 col.markdown("  \n".join(f"{_label(k)} **{_fmt(k, scores.get(k))}**" for k in SCORE_KEYS))
             if scores is not None:

@@ -60,8 +60,31 @@ def dists_terms(names: Sequence[str], texture: Sequence[float], structure: Seque
 PALETTE = ("#7b3294", "#1b7837", "#2166ac", "#e08214", "#b2182b", "#35978f", "#8c510a")
 
 
-def _colours(names: Sequence[str]) -> dict[str, str]:
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+# And one line style and marker each, so no line is told apart by its colour alone (WCAG 1.4.1).
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star", "triangle-down")
+# Bar fills for grouped bars (the quiz dashboard): a pattern each, beside the colour.
+PATTERNS = ("", "/", ".", "x", "\\", "+", "-")
+
+
+def _line_style(names: Sequence[str]) -> dict[str, dict]:
+    """Each name's colour, dash and marker, by position (the registry's display order)."""
+    return {name: {"line": dict(color=PALETTE[i % len(PALETTE)], dash=DASHES[i % len(DASHES)]),
+                   "marker": dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=7)} for i, name in enumerate(names)}
+
+
+def pattern_bars(fig: go.Figure) -> go.Figure:
+    """Give each bar trace of ``fig`` its own fill pattern (in trace order) besides its colour, so
+    grouped bars are told apart in grey scale and by people who do not see the colours.
+
+    >>> fig = pattern_bars(go.Figure([go.Bar(y=[1]), go.Bar(y=[2])]))
+    >>> [t.marker.pattern.shape for t in fig.data]
+    ['', '/']
+    """
+    bars = [t for t in fig.data if t.type == "bar"]
+    for i, trace in enumerate(bars):
+        trace.marker.pattern = dict(shape=PATTERNS[i % len(PATTERNS)], solidity=0.35)
+    return fig
 
 
 def sweep_raw(values: Sequence[float], series: Mapping[str, Sequence[float]], titles: Mapping[str, str], *,
@@ -74,14 +97,14 @@ def sweep_raw(values: Sequence[float], series: Mapping[str, Sequence[float]], ti
     from plotly.subplots import make_subplots
 
     names = [m for m in titles if m in series]
-    colours = _colours(names)
+    styles = _line_style(names)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=[titles[m] for m in names])
     for row, name in enumerate(names, start=1):
         y = [None if v is None or v != v or v in (float("inf"), float("-inf")) else v for v in series[name]]
         label = titles[name].split(" (")[0].split(",")[0]
         fig.add_trace(go.Scatter(x=list(values), y=y, mode="lines+markers", name=label,
-                                 line=dict(color=colours[name]),
+                                 **styles[name],
                                  hovertemplate=f"{xlabel}=%{{x:g}}<br>{label}=%{{y:.4f}}<extra></extra>"),
                       row=row, col=1)
     fig.update_xaxes(title_text=xlabel, row=len(names), col=1)
@@ -98,11 +121,11 @@ def sweep_normalized(values: Sequence[float], normalized: Mapping[str, Sequence[
     """
     fig = go.Figure()
     names = [m for m in titles if m in normalized]
-    colours = _colours(names)
+    styles = _line_style(names)
     for name in names:
         label = titles[name].split(" (")[0].split(",")[0]
         fig.add_trace(go.Scatter(x=list(values), y=list(normalized[name]), mode="lines+markers",
-                                 name=titles[name], line=dict(color=colours[name]),
+                                 name=titles[name], **styles[name],
                                  hovertemplate=f"{xlabel}=%{{x:g}}<br>badness=%{{y:.2f}}<extra>{label}</extra>"))
     anchor = normalized[names[0]] if names else []
     for k, (i, j, text) in enumerate(marks):
