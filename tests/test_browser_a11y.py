@@ -54,6 +54,7 @@ def explore(page, ctx) -> None:
     page.goto(ctx.url)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=LONG)
     page.locator('[data-testid="stImage"] img').nth(1).wait_for(timeout=LONG)
+    page.locator('[data-testid="stSlider"]').filter(has_text="Blur σ").first.wait_for(timeout=LONG)  # the editor
     _idle(page)
 
 
@@ -291,12 +292,16 @@ def tab_to(page, predicate: str, limit: int = 150) -> dict:
     raise AssertionError(f"{limit} presses of Tab never reached an element with {predicate}")
 
 
-BLUR_THUMB = "e.closest('[data-testid=\"stSlider\"]') && e.closest('[data-testid=\"stSlider\"]').innerText.includes('Blur σ')"
+BLUR_THUMB = ("e.type === 'range' && e.closest('[data-testid=\"stSlider\"]')"
+              " && e.closest('[data-testid=\"stSlider\"]').innerText.includes('Blur σ')")
+
+
+def _blur_input(page):
+    return page.locator('[data-testid="stSlider"]').filter(has_text="Blur σ").locator('input[type="range"]').first
 
 
 def _slider_value(page) -> str:
-    return page.locator('[data-testid="stSlider"]').filter(has_text="Blur σ").locator('[role="slider"]').first \
-        .get_attribute("aria-valuenow")
+    return _blur_input(page).input_value()
 
 
 def _patch_lpips(page) -> str:
@@ -335,8 +340,7 @@ def test_explore_by_keyboard_equals_the_mouse(ctx):
 
         page = mouse.new_page()
         explore(page, ctx)
-        thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Blur σ").locator('[role="slider"]').first
-        box = thumb.bounding_box()
+        box = _blur_input(page).locator("xpath=..").bounding_box()  # the thumb (the input is inside it)
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.mouse.move(x, y)
         page.mouse.down()
@@ -393,7 +397,7 @@ def test_quiz_round_by_keyboard_equals_the_mouse(ctx):
     mouse = ctx.browser.new_context(viewport={"width": 1280, "height": 800})
 
     def cards(page) -> list[str]:
-        page.locator('[data-testid="stMetric"]').nth(3).wait_for(timeout=LONG)
+        page.locator('[data-testid="stMetric"]').nth(1).wait_for(timeout=LONG)  # PSNR and SSIM (no LPIPS here)
         _idle(page)
         return page.locator('[data-testid="stMetric"]').all_inner_texts()
 

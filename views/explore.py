@@ -249,13 +249,13 @@ def chain_editor() -> tuple[list[distortions.Step], int]:
             head.markdown(f"**{pos + 1}. {spec.label}**  \n:gray[{spec.family}]")
             with buttons:
                 with st.container(horizontal=True, gap="small", horizontal_alignment="right"):
-                    st.button("", key=f"chain.{step['id']}.up", on_click=_on_move, args=(step["id"], -1),
+                    st.button("Apply earlier", key=f"chain.{step['id']}.up", on_click=_on_move, args=(step["id"], -1),
                               disabled=pos == 0, help="Apply earlier", icon=":material/arrow_upward:",
                               type="tertiary")
-                    st.button("", key=f"chain.{step['id']}.down", on_click=_on_move, args=(step["id"], 1),
+                    st.button("Apply later", key=f"chain.{step['id']}.down", on_click=_on_move, args=(step["id"], 1),
                               disabled=pos == len(steps) - 1, help="Apply later", icon=":material/arrow_downward:",
                               type="tertiary")
-                    st.button("", key=f"chain.{step['id']}.remove", on_click=_on_remove, args=(step["id"],),
+                    st.button("Remove", key=f"chain.{step['id']}.remove", on_click=_on_remove, args=(step["id"],),
                               help="Remove this distortion", icon=":material/close:", type="tertiary")
             st.caption(spec.explanation)
             values = {p.name: _param_widget(step["id"], p) for p in spec.params}
@@ -264,7 +264,7 @@ def chain_editor() -> tuple[list[distortions.Step], int]:
     names = list(distortions.REGISTRY)
     add_col.selectbox("Add a distortion", names, key="chain.add_choice",
                       format_func=lambda n: f"{distortions.REGISTRY[n].label} ({distortions.REGISTRY[n].family})")
-    button_col.button("", key="chain.add", on_click=_on_add, icon=":material/add:", width="stretch",
+    button_col.button("Add", key="chain.add", on_click=_on_add, icon=":material/add:", width="stretch",
                       help="Add this distortion at the end of the chain")
     seed = st.number_input("Seed", 0, SEED_MAX, 0, step=1, key="chain.seed", persist_state="session",
                                  help="Fixes the random noise; the same seed gives the same image.")

@@ -68,7 +68,7 @@ const MODES = [["side", "Side by side"], ["swipe", "Swipe"], ["flicker", "Flicke
 const KEYS = [
   ["Arrow keys", "move the region cursor (the dashed square); Shift moves it a whole region; a zoomed view pans with it"],
   ["Enter or Space", "pick the region under the cursor: its LPIPS, layers and channels appear below"],
-  ["+ and −", "zoom in and out around the cursor; 0: the whole image"],
+  ["+ and -", "zoom in and out around the cursor; 0: the whole image"],
   ["[ and ]", "move the swipe divider (opens the swipe view)"],
   ["F", "start or stop flicker; the rate is the slider beside it"],
   ["Tab", "the buttons above: view, zoom; the swipe divider also moves with ← and →"],
@@ -110,7 +110,9 @@ function build(root) {
   }
   const rate = el("label", "lc-rate", bar);
   rate.append("Flicker rate");
-  const input = el("input", "", rate, {type: "range", min: "1", max: "10", step: "1", value: "2", "aria-label": "Flicker rate (Hz)"});
+  // At most 6 changes a second, i.e. 3 flashes (WCAG 2.3.1, three flashes or below): a strongly
+  // distorted image can differ from the reference over the whole view.
+  const input = el("input", "", rate, {type: "range", min: "1", max: "6", step: "1", value: "2", "aria-label": "Flicker rate (Hz)"});
   const rateText = el("span", "", rate);
   input.oninput = () => { st.rate = +input.value; apply(root); };
   st.rateInput = input; st.rateText = rateText; st.rateLabel = rate;
