@@ -1,6 +1,6 @@
 """Screenshots of every page, as a person sees them: desktop (1280×800) and phone (390×844).
 
-    .venv/bin/python tools/screenshots.py --out /tmp/shots [--root OTHER_CHECKOUT]
+    .venv/bin/python tools/screenshots.py --out /tmp/shots [--root OTHER_CHECKOUT] [--scheme dark]
 
 Starts the app of ``--root`` (default: this checkout) on a free loopback port with Debian's
 Chromium, opens Explore (waits for the metric cards, opens "Look closer", picks a region, swipes,
@@ -109,6 +109,8 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=browser.ROOT)
     parser.add_argument("--pages", default="explore,sweeps,synthesis,quiz")
     parser.add_argument("--sizes", default="desktop,phone")
+    parser.add_argument("--scheme", default="light", choices=["light", "dark"],
+                        help="the browser's colour scheme (the app follows it: light or dark theme)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     browser.ROOT = args.root.resolve()
@@ -119,10 +121,10 @@ def main() -> int:
         chromium = browser.launch_browser(p)
         for size in args.sizes.split(","):
             width, height = SIZES[size]
-            context = chromium.new_context(viewport={"width": width, "height": height})
+            context = chromium.new_context(viewport={"width": width, "height": height}, color_scheme=args.scheme)
             page = context.new_page()
             for name in args.pages.split(","):
-                pages[name](page, url, args.out, f"{width}")
+                pages[name](page, url, args.out, f"{width}" + ("-dark" if args.scheme == "dark" else ""))
             context.close()
         chromium.close()
     return 0
