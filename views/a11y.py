@@ -30,16 +30,16 @@ def hidden(text: str) -> None:
     st.markdown(f'<div class="lpx-sr-only">{html.escape(text)}</div>', unsafe_allow_html=True)
 
 
-def live_summary(text: str, key: str) -> None:
+def live_summary(text: str) -> None:
     """A visually hidden, polite live region holding ``text``: a screen reader reads it when it
     changes, once a rerun has finished (Streamlit sends a slider's value when the drag ends, and
     this element is drawn only after the numbers: no announcement per intermediate value).
 
-    The same element (``key``) is updated in place on every rerun, which is what makes assistive
-    technology announce the change rather than a new region."""
-    with st.container(key=f"live_{key}"):
-        st.markdown(f'<div class="lpx-sr-only" role="status" aria-live="polite" aria-atomic="true">'
-                    f"{html.escape(text)}</div>", unsafe_allow_html=True)
+    Call it at the same place of the page on every run: Streamlit then updates the same element in
+    place, which is what makes assistive technology announce the change (a region that is new
+    each time is often not announced)."""
+    st.markdown(f'<div class="lpx-sr-only" role="status" aria-live="polite" aria-atomic="true">'
+                f"{html.escape(text)}</div>", unsafe_allow_html=True)
 
 
 def cards_sentence(values: Mapping[str, str], directions: Mapping[str, str]) -> str:

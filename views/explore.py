@@ -738,7 +738,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
         draw_editor()
         return
     remember_row(key, data["row"])
-    a11y.live_summary(cards_summary(data, ctx), "explore_cards")
+    a11y.live_summary(cards_summary(data, ctx))
     if target == "distort" and draw_editor() != (chain, seed):
         # Never show the numbers of another chain than the widgets show.
         st.session_state["explore.editor_first"] = True

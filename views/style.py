@@ -30,8 +30,8 @@ button[data-testid^="stBaseButton-primary"]:not(:disabled):hover {background-col
 /* Their element takes no room in the page's flow: no height, and the block's gap (1rem) before it
    taken back. Not `position: absolute`, which would let them escape the scrolling main section
    and make the whole window scroll. */
-div[data-testid="stElementContainer"]:has(> [data-testid="stMarkdown"] .lpx-sr-only),
-div[class*="st-key-live_"] {height: 0; min-height: 0; overflow: hidden; margin-top: -1rem;}
+div[data-testid="stElementContainer"]:has(> [data-testid="stMarkdown"] .lpx-sr-only) {height: 0; min-height: 0;
+  overflow: hidden; margin-top: -1rem;}
 /* Phones: room for the sidebar's toggle above the title. */
 @media (max-width: 640px) {.block-container {padding-top: 3.2rem; padding-left: 1rem; padding-right: 1rem;}}
 </style>
