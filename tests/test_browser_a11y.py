@@ -322,6 +322,10 @@ def _settled_card(page) -> str:
         page.wait_for_timeout(2000)
 
 
+def _region_heading(page) -> str:
+    return page.locator("h5").filter(has_text="Region x").first.inner_text()
+
+
 def _patch_lpips(page) -> str:
     card = page.locator(".st-key-region_lpips [data-testid='stMetricValue']")
     card.wait_for(timeout=LONG)
@@ -353,7 +357,8 @@ def test_explore_by_keyboard_equals_the_mouse(ctx):
         focus = tab_to(page, "e.dataset && e.dataset.view === 'map'")
         assert focus["outline"], "the map's view shows no focus"
         page.keyboard.press("Enter")
-        patch_keys = _patch_lpips(page)
+        patch_keys, region_keys = _patch_lpips(page), _region_heading(page)
+        assert region_keys.startswith("Region x 224–288, y 224–288 px")  # the 64 px square at the centre
 
         page = mouse.new_page()
         explore(page, ctx)
@@ -375,9 +380,13 @@ def test_explore_by_keyboard_equals_the_mouse(ctx):
         view.wait_for(timeout=LONG)
         _idle(page)
         view.scroll_into_view_if_needed()
-        box = view.bounding_box()
+        box = None
+        while box != view.bounding_box():  # the page may still be laying out (the view sizes itself)
+            box = view.bounding_box()
+            page.wait_for_timeout(300)
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         assert _patch_lpips(page) == patch_keys
+        assert _region_heading(page) == region_keys
     finally:
         keys.close()
         mouse.close()
