@@ -535,10 +535,12 @@ class JndScores:
     pairs ranked by the metric from most to least alike, the average precision of finding the
     "same" answers; :func:`core.judgments.scores.score_jnd`); ``None`` while it is undefined (no
     one has answered "same" to a pair that differed). ``chance`` is what a ranking that knows
-    nothing scores on average: the share of "same" answers. ``people`` is how often two people
-    give the same answer to a pair (the mean of ``s² + (1 − s)²``, ``s`` a pair's share of
-    "same"): the class's consistency, on another scale than mAP (the paper gives no human mAP
-    ceiling for JND). ``same_differing``/``same_identical`` are ``(same answers, answers)`` on
+    nothing scores on average: the share of "same" answers. ``people`` is how often two different
+    people give the same answer to a pair: over the pairs with at least two answers, ``k`` of
+    ``n`` "same", the mean of ``(k(k−1) + (n−k)(n−k−1)) / (n(n−1))`` (two answers drawn without
+    replacement, so one person never counts as agreeing with themself); ``None`` until a pair has
+    two answers. It is the class's consistency, on another scale than mAP (the paper gives no
+    human mAP ceiling for JND). ``same_differing``/``same_identical`` are ``(same answers, answers)`` on
     pairs that differed and on identical pairs.
     """
 
@@ -641,6 +643,16 @@ def _jnd_round_summary(index: int, votes: list[Vote]) -> RoundSummary:
     )
 
 
+def _agreement_between_people(counts: list[tuple[int, int]]) -> float | None:
+    """How often two different people answer a pair alike, averaged over pairs with two answers or more.
+
+    >>> _agreement_between_people([(2, 2), (1, 2), (0, 1)])  # agree, disagree; a lone answer is left out
+    0.5
+    """
+    shares = [(k * (k - 1) + (n - k) * (n - k - 1)) / (n * (n - 1)) for k, n in counts if n >= 2]
+    return sum(shares) / len(shares) if shares else None
+
+
 def _summarize_jnd(info: SessionInfo, votes: list[Vote]) -> Summary:
     from core.judgments.scores import score_jnd
 
@@ -665,7 +677,7 @@ def _summarize_jnd(info: SessionInfo, votes: list[Vote]) -> Summary:
         pairs=len(differing),
         map=scores,
         chance=sum(same) / len(same) if same else None,
-        people=sum(s * s + (1 - s) * (1 - s) for s in same) / len(same) if same else None,
+        people=_agreement_between_people([(r.votes_same, r.votes_same + r.votes_different) for r in differing]),
         same_differing=(sum(r.votes_same for r in differing), sum(r.votes_same + r.votes_different for r in differing)),
         same_identical=(sum(r.votes_same for r in identical), sum(r.votes_same + r.votes_different for r in identical)),
     )

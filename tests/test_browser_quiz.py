@@ -247,6 +247,8 @@ def test_a_jnd_round_as_a_student_and_the_teacher_page_after_a_reload(quiz_app):
             page.screenshot(path=str(ARTIFACTS / "quiz_student_jnd_question.png"))
             page.get_by_role("button", name="Different").click()
             page.get_by_text("You answered different (saved)").wait_for(timeout=60_000)
+            page.locator('[data-testid="stMetric"]').nth(1).wait_for(timeout=60_000)
+            page.locator('[data-testid="stImage"] img').nth(1).wait_for(timeout=60_000)
             wait_until_idle(page)
             assert_no_errors(page)
             page.screenshot(path=str(ARTIFACTS / "quiz_student_jnd_revealed.png"))
@@ -274,6 +276,8 @@ def test_a_jnd_round_as_a_student_and_the_teacher_page_after_a_reload(quiz_app):
             assert_no_errors(teacher)
             teacher.get_by_text("the class said same 0 times out of 1").or_(
                 teacher.get_by_text("No answers yet on pairs that differ")).first.wait_for(timeout=30_000)
+            teacher.locator('[data-testid="stDataFrame"]').last.wait_for(timeout=60_000)  # the rounds' table
+            teacher.wait_for_timeout(500)  # let the tables finish drawing (for the picture only)
             teacher.screenshot(path=str(ARTIFACTS / "quiz_dashboard_jnd.png"))
             ctx.close()
         finally:

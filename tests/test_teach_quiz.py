@@ -225,7 +225,9 @@ def test_jnd_summary_equals_the_official_jnd_score_on_the_class_answers(tmp_path
     assert summary.jnd.map["lpips_alex"] == pytest.approx(_official_jnd(lpips_d, same), abs=1e-12)
     assert summary.jnd.map["psnr"] == pytest.approx(_official_jnd(psnr_d, same), abs=1e-12)
     assert summary.jnd.chance == pytest.approx(same.mean())
-    assert summary.jnd.people == pytest.approx(np.mean(same ** 2 + (1 - same) ** 2))
+    # Two different people of five: k(k−1) + (5−k)(4−k) ordered pairs agree, of 5·4.
+    k = np.array([sum(answers[i][1]) for i in differing])
+    assert summary.jnd.people == pytest.approx(np.mean((k * (k - 1) + (5 - k) * (4 - k)) / 20))
     identical = [s.index for s in specs if s.identical]
     assert summary.jnd.same_identical == (sum(sum(answers[i][1]) for i in identical), 5 * len(identical))
     assert summary.jnd.same_differing == (sum(sum(answers[i][1]) for i in differing), 5 * len(differing))
@@ -244,5 +246,6 @@ def test_jnd_summary_without_any_same_answer_says_undefined(tmp_path):
     store.record_vote(code, spec.index, "ana", "different", spec, {"psnr": {"value": 30.0}})
     summary = quiz.summarize(store, code)
     assert summary.jnd.map == {"psnr": None} and summary.jnd.chance == 0.0
+    assert summary.jnd.people is None  # one answer: nobody to agree with
     empty = quiz.summarize(store, store.create_session("JND", n_rounds=2, seed=3, kind="jnd")[0])
     assert empty.jnd.map == {} and empty.jnd.chance is None and empty.n_votes == 0

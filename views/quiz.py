@@ -23,6 +23,7 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.distortions import REGISTRY
 from core.errors import LpipsExplorerError
 from store import (
     BaseQuizStore,
@@ -398,12 +399,16 @@ def jnd_stage(first_png: bytes, second_png: bytes, uid: str) -> str:
 </div>"""
 
 
+def _distortion_label(name: str) -> str:
+    """A distortion's label ("Gaussian noise"), or its stored name if the registry no longer has it."""
+    return REGISTRY[name].label if name in REGISTRY else name.replace("_", " ")
+
+
 def reveal_jnd(choice: str, data: StoredRound) -> None:
     """What the pair was, and what each metric measured between the two images."""
     steps = data.chain_b.get("steps") or []
     if steps:
-        truth = "**differed**: the second was the first with " + ", ".join(
-            f"{plain(s['name'].replace('_', ' '))}" for s in steps) + " applied"
+        truth = "**differed** (the second: " + ", ".join(plain(_distortion_label(s.get("name", ""))) for s in steps) + ")"
     else:
         truth = "were **identical** (a check: no metric can tell them apart)"
     st.markdown(f"You answered **{choice}** (saved). The two images {truth}.")
@@ -614,9 +619,9 @@ def dashboard(store: BaseQuizStore) -> None:
         show_error(err, "The results cannot be read")
         return
     _keep_in_address(summary.session.code, key.strip())
-    left, right = st.columns([1, 3], vertical_alignment="center")
-    left.button("Refresh", key="quiz.refresh", icon=":material/refresh:")
-    right.button("Remove the key from this page's address", key="quiz.forget", icon=":material/link_off:",
+    buttons = st.container(horizontal=True)
+    buttons.button("Refresh", key="quiz.refresh", icon=":material/refresh:")
+    buttons.button("Remove the key from this page's address", key="quiz.forget", icon=":material/link_off:",
                  on_click=_forget_key,
                  help="The address holds the key so that a reload or a server restart reopens this dashboard; "
                       "anyone with the address can read these results. Keep the key yourself before removing it.")
@@ -674,9 +679,12 @@ def jnd_dashboard(summary: quiz.Summary) -> None:
                 icon=":material/hourglass_top:")
         return
     same, asked = jnd.same_differing
-    st.markdown(f"On the **{jnd.pairs}** answered pairs that differed, the class said **same** {same} times out of "
-                f"{asked} ({same / asked:.0%}); two people gave the same answer to a pair **{jnd.people:.0%}** of "
-                "the time (the class's consistency).")
+    pairs = f"**{jnd.pairs}** answered pair{'' if jnd.pairs == 1 else 's'} that differed"
+    consistency = ("no pair has two answers yet, so the class's consistency is not known" if jnd.people is None else
+                   f"two different people gave the same answer to a pair **{jnd.people:.0%}** of the time (the "
+                   "class's consistency)")
+    st.markdown(f"On the {pairs}, the class said **same** {same} time{'' if same == 1 else 's'} out of {asked} "
+                f"({same / asked:.0%}); {consistency}.")
     checked, checks = jnd.same_identical
     if checks:
         st.caption(f"Identical pairs (checks, as the paper's sentinels; not scored): \"same\" {checked} of {checks} "
