@@ -1,14 +1,16 @@
-"""The class quiz, as in the LPIPS paper's BAPPS data: its rounds and statistics, for both of the paper's questions.
+"""The class quiz, as in the LPIPS paper's BAPPS data: its rounds and statistics, for both questions.
 
 A two-alternative forced-choice (2AFC) round shows a reference and two distorted versions, A and
 B, and each person picks the one closer to the reference. A just-noticeable-difference (JND)
 round (:func:`make_jnd_round`) shows the reference, then a distorted version of it (or, now and
 then, the reference again), one after the other, and each person answers "same" or "different";
 the LPIPS paper's JND test (Zhang et al. 2018, section 2.2): "The two image patches are shown for
-1 second each, with a 250 ms gap in between" (:data:`JND_SHOW_MS`, :data:`JND_GAP_MS`). Rounds are not stored: :func:`make_round` rebuilds round
-``index`` of a session from the session's seed (for a fixed sample gallery and distortion
-registry), :func:`render_round` draws its images and :func:`score_round` measures them with
-every metric. :func:`wilson_interval` and :class:`Agreement` say how often a metric agrees
+1 second each, with a 250 ms gap in between" (:data:`JND_SHOW_MS`, :data:`JND_GAP_MS`).
+
+Rounds are not stored: :func:`make_round` (:func:`make_jnd_round`) rebuilds round ``index`` of a
+session from the session's seed (for a fixed sample gallery and distortion registry),
+:func:`render_round` draws its images and :func:`score_round` (:func:`score_jnd_round`) measures
+them with every metric. :func:`wilson_interval` and :class:`Agreement` say how often a metric agrees
 with the people (the 2AFC score, ties counting half).
 
 Sessions and votes live in the quiz store (:mod:`store`, :class:`store.QuizStore`), which keeps

@@ -4,8 +4,9 @@ two images flashed one after the other, the same or different?).
 
 A teacher creates a session (a short code for students, a secret key for the dashboard) and picks
 its kind of question; every round's images and metric values are then prepared in the background
-and stored, so a student's click only reads and writes the store. Students join with the code on their own devices; each
-student gets a random token kept in the page's address (``?code=…&voter=…``), so a reload, a
+and stored, so a student's click only reads and writes the store. Students join with the code on
+their own devices; each student gets a random token kept in the page's address
+(``?code=…&voter=…``), so a reload, a
 dropped connection, a server restart or another server behind the proxy brings them back to
 their first unvoted round with their earlier picks. A vote is confirmed in the same run that
 stores it. The dashboard shows how often each metric agreed with the class. The teacher's page
@@ -408,7 +409,8 @@ def reveal_jnd(choice: str, data: StoredRound) -> None:
     """What the pair was, and what each metric measured between the two images."""
     steps = data.chain_b.get("steps") or []
     if steps:
-        truth = "**differed** (the second: " + ", ".join(plain(_distortion_label(s.get("name", ""))) for s in steps) + ")"
+        names = ", ".join(plain(_distortion_label(s.get("name", ""))) for s in steps)
+        truth = f"**differed** (the second: {names})"
     else:
         truth = "were **identical** (a check: no metric can tell them apart)"
     st.markdown(f"You answered **{choice}** (saved). The two images {truth}.")
@@ -657,7 +659,8 @@ def dashboard(store: BaseQuizStore) -> None:
         st.plotly_chart(family_chart(summary), key="quiz.chart", config={"displaylogo": False}, theme=None)
     rows = jnd_rows(summary) if summary.kind == "jnd" else [
         {"round": r.index + 1, "image": r.sample, "pair": r.pair, "votes A": r.votes_a, "votes B": r.votes_b,
-         "majority": r.majority or "–", **{quiz.metric_label(k): r.metric_picks.get(k, "–") for k in summary.metrics}}
+         "majority": r.majority or "–",
+         **{quiz.metric_label(k): r.metric_picks.get(k, "–") for k in summary.metrics}}
         for r in summary.rounds]
     st.dataframe(rows, hide_index=True, width="stretch")
 
