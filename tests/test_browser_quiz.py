@@ -258,6 +258,16 @@ def test_a_jnd_round_as_a_student_and_the_teacher_page_after_a_reload(quiz_app):
             page.get_by_text("Round 2 of 3").wait_for(timeout=60_000)
             page.get_by_text("Welcome back: your 1 earlier pick is saved").wait_for(timeout=30_000)
             assert_no_errors(page)
+            # The next round's pair flashes afresh (its own stage), the buttons again only at the end.
+            page.get_by_role("button", name="Show the two images").click()
+            page.locator('div[class^="jnd-"]').first.wait_for(state="attached", timeout=60_000)
+            again = [state for _, state in page.evaluate(_WATCH_STAGE, 3600)]
+            assert again[-1] == "0001B" and any(s[:4] == "0100" for s in again), again
+            assert all(s.endswith("-") for s in again if s[:4] != "0001"), again
+            page.get_by_role("button", name="Same").click()
+            page.get_by_text("You answered same (saved)").wait_for(timeout=60_000)
+            with QuizStore(db) as store:
+                assert [(v.round_index, v.choice) for v in store.votes(code)] == [(0, "different"), (1, "same")]
             ctx.close()
 
             # The teacher types the code and key once; a reload keeps the dashboard.
@@ -267,14 +277,14 @@ def test_a_jnd_round_as_a_student_and_the_teacher_page_after_a_reload(quiz_app):
             teacher.get_by_label("Session code").fill(code)
             teacher.get_by_label("Teacher key").fill(key)
             teacher.get_by_label("Teacher key").press("Enter")
-            teacher.get_by_text("1 judgment from 1 person").wait_for(timeout=60_000)
+            teacher.get_by_text("2 judgments from 1 person").wait_for(timeout=60_000)
             wait_until_idle(teacher)
             assert f"key={key}" in teacher.url and f"dash={code}" in teacher.url
             teacher.reload()
-            teacher.get_by_text("1 judgment from 1 person").wait_for(timeout=60_000)
+            teacher.get_by_text("2 judgments from 1 person").wait_for(timeout=60_000)
             wait_until_idle(teacher)
             assert_no_errors(teacher)
-            teacher.get_by_text("the class said same 0 times out of 1").or_(
+            teacher.get_by_text("the class said same").or_(
                 teacher.get_by_text("No answers yet on pairs that differ")).first.wait_for(timeout=30_000)
             teacher.locator('[data-testid="stDataFrame"]').last.wait_for(timeout=60_000)  # the rounds' table
             teacher.wait_for_timeout(500)  # let the tables finish drawing (for the picture only)

@@ -412,7 +412,7 @@ def reveal_jnd(choice: str, data: StoredRound) -> None:
         names = ", ".join(plain(_distortion_label(s.get("name", ""))) for s in steps)
         truth = f"**differed** (the second: {names})"
     else:
-        truth = "were **identical** (a check: no metric can tell them apart)"
+        truth = "were **identical** (a check: every metric calls them identical)"
     st.markdown(f"You answered **{choice}** (saved). The two images {truth}.")
     cols = st.columns(2)
     cols[0].image(data.a_png, caption="First", width="content", output_format="PNG")
@@ -677,7 +677,14 @@ def jnd_dashboard(summary: quiz.Summary) -> None:
     """A JND session's scores: each metric's JND mAP (the paper's score), what chance scores, and
     the class's own answers (there is no human mAP ceiling for JND; the paper reports none)."""
     jnd = summary.jnd
-    if jnd is None or not jnd.pairs:
+    if jnd is None:
+        return
+    checked, checks = jnd.same_identical
+    if checks:
+        st.caption(f"Identical pairs (checks, as the paper's sentinels; not scored): \"same\" {checked} of {checks} "
+                   f"times ({checked / checks:.0%}). The paper's observers said \"same\" to 70.4% of its sentinels "
+                   "(most of them identical) and to 27.9% of its test pairs.")
+    if not jnd.pairs:
         st.info("No answers yet on pairs that differ; the JND scores appear once students answer.",
                 icon=":material/hourglass_top:")
         return
@@ -688,11 +695,6 @@ def jnd_dashboard(summary: quiz.Summary) -> None:
                    "class's consistency)")
     st.markdown(f"On the {pairs}, the class said **same** {same} time{'' if same == 1 else 's'} out of {asked} "
                 f"({same / asked:.0%}); {consistency}.")
-    checked, checks = jnd.same_identical
-    if checks:
-        st.caption(f"Identical pairs (checks, as the paper's sentinels; not scored): \"same\" {checked} of {checks} "
-                   f"times ({checked / checks:.0%}). The paper's observers said \"same\" to 70.4% of its sentinels "
-                   "(most of them identical) and to 27.9% of its test pairs.")
     st.caption("The LPIPS paper's JND score on this class's answers: the pairs ranked by the metric from most to least "
                "alike, the average precision (mAP) of finding the pairs people called \"same\" (each pair counts its "
                "share of \"same\"). Higher = the metric ranks pairs as people confuse them. A ranking that knows "
