@@ -119,6 +119,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_code, round_index)
     );
     """,
+    # 4: values stored as "vif" were VIFp; they move to "vifp" (see store.sqlite.MIGRATIONS).
+    """
+    UPDATE votes SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    UPDATE rounds SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -90,6 +90,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_code, round_index)
     );
     """,
+    # 4: the metric stored as "vif" was the pixel-domain VIFp (vifp_mscale.m) until Sheikh &
+    # Bovik's wavelet-domain VIF took that key; the old values keep their meaning under "vifp".
+    # The column holds json.dumps output, where '"vif": ' can only be that metric's key (the
+    # entries' own keys are "a", "b", "pick"), so a text replacement is exact, and it also
+    # moves rows that JSON functions would refuse (NaN values).
+    """
+    UPDATE votes SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    UPDATE rounds SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
