@@ -101,48 +101,52 @@ class VIFReference:
     out_dtype: torch.dtype
 
 
-@dataclass(frozen=True)
-class _Filters:
-    lo0: torch.Tensor  # 1×1×5×5
-    lo: torch.Tensor  # 1×1×9×9
-    bands: torch.Tensor  # 2×1×7×7
+Kernel = tuple[tuple[float, ...], ...]
+_LO0: Kernel = LO0FILT
+_LO: Kernel = tuple(tuple(2.0 * v for v in row) for row in LOFILT)  # sp5Filters.m: lofilt = 2*[...] (exact)
+_BANDS: tuple[Kernel, Kernel] = (BAND_1, BAND_4)
 
 
-def _filters(dtype: torch.dtype, device: torch.device) -> _Filters:
-    def make(rows: tuple[tuple[float, ...], ...]) -> torch.Tensor:
-        return torch.tensor(rows, dtype=torch.float64, device=device)
+def _corr_reflect(x: torch.Tensor, kernel: Kernel, step: int = 1) -> torch.Tensor:
+    """matlabPyrTools ``corrDn(x, filt, 'reflect1', [step step], [1 1])`` for an odd square
+    filter: correlation with the origin at the centre, the image mirrored about its edge pixels
+    (PyTorch's 'reflect'), every ``step``-th output from the first.
 
-    return _Filters(make(LO0FILT)[None, None].to(dtype), (2.0 * make(LOFILT))[None, None].to(dtype),
-                    torch.stack([make(BAND_1), make(BAND_4)])[:, None].to(dtype))
+    Written as a sum of shifted, weighted copies: PyTorch's float64 ``conv2d`` on a CPU copies
+    the image once per tap (im2col) and was 10× slower; only the outputs kept are computed."""
+    pad = len(kernel) // 2
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    height, width = -(-x.shape[-2] // step), -(-x.shape[-1] // step)
+    out = x.new_zeros(*x.shape[:-2], height, width)
+    for a, row in enumerate(kernel):
+        for b, weight in enumerate(row):
+            if weight != 0.0:
+                out.add_(padded[..., a : a + step * (height - 1) + 1 : step, b : b + step * (width - 1) + 1 : step],
+                         alpha=weight)
+    return out
 
 
-def _corr_reflect(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """matlabPyrTools ``corrDn(x, filt, 'reflect1')`` for odd filters: correlation, origin at the
-    centre, the image mirrored about its edge pixels ('reflect' in PyTorch)."""
-    pad = kernel.shape[-1] // 2
-    return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), kernel)
-
-
-def _subbands(grey: torch.Tensor, filters: _Filters) -> list[torch.Tensor]:
+def _subbands(grey: torch.Tensor) -> list[torch.Tensor]:
     """N×1×H×W grey → the used subbands per level, finest first: N×2×h×w (orientations 1, 4),
     each cropped to a multiple of 3 on both sides as vifsub_est_M.m and refparams_vecgsm.m do."""
-    low = _corr_reflect(grey, filters.lo0)
+    low = _corr_reflect(grey, _LO0)
     levels = []
     for level in range(VIF_LEVELS):
-        band = _corr_reflect(low, filters.bands)
+        band = torch.cat([_corr_reflect(low, kernel) for kernel in _BANDS], dim=1)
         h, w = band.shape[-2:]
         levels.append(band[..., : h - h % _M, : w - w % _M])
         if level < VIF_LEVELS - 1:  # the last lowpass is not used
-            low = _corr_reflect(low, filters.lo)[..., ::2, ::2]  # corrDn(..., [2 2], [1 1])
+            low = _corr_reflect(low, _LO, step=2)  # corrDn(lo, lofilt, 'reflect1', [2 2], [1 1])
     return levels
 
 
 def _block_sums(x: torch.Tensor, size: int) -> torch.Tensor:
     """corrDn(x, ones(size), 'reflect1', [3 3], [2 2], size(x) - 1): window sums centred on the
-    middle pixel of each 3×3 block."""
+    middle pixel of each 3×3 block (a box is separable: rows, then columns)."""
     pad = size // 2
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")[..., 1:, 1:]  # first centre: MATLAB index 2
-    return F.avg_pool2d(padded, size, stride=_M) * float(size * size)
+    rows = F.avg_pool2d(padded, (size, 1), stride=(_M, 1))
+    return F.avg_pool2d(rows, (1, size), stride=(1, _M)) * float(size * size)
 
 
 def _offset(level: int) -> int:
@@ -158,13 +162,21 @@ def _trim(x: torch.Tensor, level: int) -> torch.Tensor:
 def _gsm(band: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
     """refparams_vecgsm.m for N×2×h×w subbands: the trimmed s² field and the eigenvalues of C_U."""
     n, c, h, w = band.shape
-    flat = band.reshape(n * c, 1, h, w)
-    blocks = F.unfold(flat, _M)  # (N·2)×9×P: every overlapping 3×3 block
-    centred = blocks - blocks.mean(dim=2, keepdim=True)
-    cov = centred @ centred.transpose(1, 2) / blocks.shape[2]
+    flat = band.reshape(n * c, h, w)
+    # C_U over every overlapping 3×3 block, as Σ (u_a − ū_a)(u_b − ū_b) / P over the blocks'
+    # 9 shifted copies u_a (no 9×P matrix: the products are summed pair by pair). A subband's
+    # own mean is taken out first so that the E[ab] − E[a]E[b] form loses no digits.
+    flat_c = flat - flat.mean(dim=(1, 2), keepdim=True)
+    shifts = [flat_c[:, k : k + h - _M + 1, j : j + w - _M + 1] for k in range(_M) for j in range(_M)]
+    means = torch.stack([u.mean(dim=(1, 2)) for u in shifts], dim=1)
+    cov = flat.new_empty(n * c, _M * _M, _M * _M)
+    for a in range(_M * _M):
+        for b in range(a, _M * _M):
+            cov[:, a, b] = cov[:, b, a] = (shifts[a] * shifts[b]).mean(dim=(1, 2)) - means[:, a] * means[:, b]
     inverse, info = torch.linalg.inv_ex(cov)  # MATLAB inv(cu); singular (a flat subband): NaN
     inverse = torch.where((info != 0)[:, None, None], torch.nan, inverse)
-    tiles = F.unfold(flat, _M, stride=_M)  # the non-overlapping blocks, row by row
+    # The non-overlapping blocks (row by row), in the same component order (k, j) as the shifts.
+    tiles = F.unfold(flat[:, None], _M, stride=_M)
     s_field = ((inverse @ tiles) * tiles).sum(dim=1) / (_M * _M)
     s_field = s_field.reshape(n, c, h // _M, w // _M)
     eigenvalues = torch.linalg.eigvalsh(cov).reshape(n, c, _M * _M)
@@ -194,7 +206,7 @@ def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> VI
     dtype = work_dtype(ref_b, ctx.precise)
     grey = _grey(ref_b, dtype, ctx.scratch)
     levels = []
-    for level, band in enumerate(_subbands(grey, _filters(dtype, grey.device))):
+    for level, band in enumerate(_subbands(grey)):
         size = window_size(level)
         mean = _block_sums(band, size) / (size * size)
         sum_sq = (_block_sums(band * band, size) - size * size * mean * mean).clamp(min=0.0)
@@ -232,7 +244,7 @@ def _vif(prepared: VIFReference, dist: torch.Tensor, scratch: dict | None = None
     dist_b = check_dist(torch.empty(prepared.shape, device="meta"), dist).to(first.device)
     grey = _grey(dist_b, first.dtype, scratch)
     num = den = None
-    for level, (ref, band) in enumerate(zip(prepared.levels, _subbands(grey, _filters(first.dtype, first.device)))):
+    for level, (ref, band) in enumerate(zip(prepared.levels, _subbands(grey))):
         g, vv = _channel(ref, band, window_size(level))
         g, vv = _trim(g, level), _trim(vv, level)
         # Σ over the 9 eigenvalues, the blocks and both orientations of log2(1 + g² s² λ / (vv + σ²_n)).
