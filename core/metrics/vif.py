@@ -31,12 +31,15 @@ Conventions, step by step:
   and eigenvalues.
 
 Checked against a separate NumPy transcription of those files (``tests/vifvec_reference.py``)
-to ≤ 1e-6 on photos. pyiqa 0.1's ``vif`` transcribes the same files; it differs in three places:
-it converts with the unrounded YCbCr Y (16..235) instead of ``rgb2gray``, computes the pyramid in
-float32, and uses tol = 1e-12 and a pseudo-inverse; on the same grey image it agrees to about
-1e-5. The values pyiqa's calibration table lists for the authors' MATLAB code on five TID2013
-pairs (0.0172, 0.9891, 0.9924, 0.9103, 0.1745) are reproduced to their four decimals
-(``tests/test_metrics_vif.py``).
+to ≤ 1e-6 on photos (seen ≤ 3e-8, the float32 result's rounding). pyiqa's ``vif``
+(``pyiqa/archs/vif_arch.py``, IQA-PyTorch at commit 01ae427, May 2026) transcribes the same files;
+run in float64 on the same grey image it agrees with this module to 1e-13. As shipped it differs
+in three places: the rounded YIQ luma (0.299, 0.587, 0.114) instead of ``rgb2gray``, a float32
+pyramid, and tol = 1e-12 with a pseudo-inverse; on five TID2013 pairs that moves it by up to 4e-4
+(I19: 0.17492, against 0.17451 here), almost all from float32. The values pyiqa's calibration
+table lists for the authors' MATLAB code on those pairs (0.0172, 0.9891, 0.9924, 0.9103, 0.1745)
+are reproduced to their four decimals (largest difference 3.8e-5, within print rounding;
+``tests/test_metrics_vif.py``). ``precise=False`` (float32) stays within 5e-5 of float64.
 
 There is no map: VIF is a ratio of information sums over the whole image, and a per-pixel ratio
 of the two sums is not a quantity the paper defines.

@@ -1,5 +1,10 @@
 """VIFp (Sheikh & Bovik 2006): visual information fidelity, the pixel-domain version.
 
+Not the VIF that papers report: that is the wavelet-domain ``vifvec.m`` (key ``vif``,
+:mod:`core.metrics.vif`); VIFp is the authors' simpler approximation on Gaussian scales, and on
+photos the two differ by up to about 0.05. Until issue 23 this metric was registered as ``vif``;
+quiz values stored under that key were moved to ``vifp`` by the store's schema 4.
+
 Conventions follow Sheikh's ``vifp_mscale.m`` (LIVE): the 8-bit grey image (here MATLAB
 ``rgb2gray`` of the 8-bit RGB, as SSIM's reference mode) on 0..255, four scales with Gaussian
 windows ``fspecial('gaussian', N, N/5)``, N = 17, 9, 5, 3; before scales 2-4 both images are
