@@ -177,13 +177,15 @@ def _gsm(band: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
     for a in range(_M * _M):
         for b in range(a, _M * _M):
             cov[:, a, b] = cov[:, b, a] = (shifts[a] * shifts[b]).mean(dim=(1, 2)) - means[:, a] * means[:, b]
-    inverse, info = torch.linalg.inv_ex(cov)  # MATLAB inv(cu); singular (a flat subband): NaN
-    inverse = torch.where((info != 0)[:, None, None], torch.nan, inverse)
+    # The 9×9 inverse and eigenvalues on the CPU in float64: tiny, and MPS has neither routine.
+    cov64 = cov.to("cpu", torch.float64)
+    inverse, info = torch.linalg.inv_ex(cov64)  # MATLAB inv(cu); singular (a flat subband): NaN
+    inverse = torch.where((info != 0)[:, None, None], torch.nan, inverse).to(flat.device, flat.dtype)
     # The non-overlapping blocks (row by row), in the same component order (k, j) as the shifts.
     tiles = F.unfold(flat[:, None], _M, stride=_M)
     s_field = ((inverse @ tiles) * tiles).sum(dim=1) / (_M * _M)
     s_field = s_field.reshape(n, c, h // _M, w // _M)
-    eigenvalues = torch.linalg.eigvalsh(cov).reshape(n, c, _M * _M)
+    eigenvalues = torch.linalg.eigvalsh(cov64).to(flat.device, flat.dtype).reshape(n, c, _M * _M)
     return _trim(s_field, level), eigenvalues
 
 
