@@ -125,6 +125,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE votes DROP CONSTRAINT votes_choice_check;
     ALTER TABLE votes ADD CONSTRAINT votes_choice_check CHECK (choice IN ('A', 'B', 'same', 'different'));
     """,
+    # 5: values stored as "vif" were VIFp; they move to "vifp" (see store.sqlite.MIGRATIONS).
+    """
+    UPDATE votes SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    UPDATE rounds SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -124,6 +124,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE votes_v4 RENAME TO votes;
     CREATE INDEX votes_by_voter ON votes (voter_id);
     """,
+    # 5: the metric stored as "vif" was the pixel-domain VIFp (vifp_mscale.m) until Sheikh &
+    # Bovik's wavelet-domain VIF took that key; the old values keep their meaning under "vifp".
+    # The column holds json.dumps output, where '"vif": ' can only be that metric's key (the
+    # entries' own keys are "a", "b", "pick"), so a text replacement is exact, and it also
+    # moves rows that JSON functions would refuse (NaN values).
+    """
+    UPDATE votes SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    UPDATE rounds SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import io
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -593,7 +594,7 @@ def test_migration_from_a_version_1_database(tmp_path):
 
     store = QuizStore(path)
     conn = store._conn()
-    assert SCHEMA_VERSION == 4 and conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert SCHEMA_VERSION == 5 and conn.execute("PRAGMA user_version").fetchone()[0] == 5
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
     assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {"voters", "rounds"}
     assert store.session("abcdef").title == "Old"
@@ -606,6 +607,52 @@ def test_migration_from_a_version_1_database(tmp_path):
     store.cast_vote("ABCDEF", token, 1, "B")
     assert store.picks("ABCDEF", token) == {1: "B"} and summarize(store, "ABCDEF").n_voters == 3
     assert QuizStore(path).session("ABCDEF") is not None  # reopening a current database is a no-op
+
+
+def _version_3_with_vifp_stored_as_vif(execute) -> tuple[dict, dict]:
+    """A session of a version-3 database with a vote and a prepared round scored when "vif"
+    was VIFp; returns (the vote's metrics, the round's metrics) as they were stored."""
+    spec = make_round(4, 0)
+    vote_metrics = {**fake_metrics(), "vif": {"a": 0.41, "b": float("nan"), "pick": "A"}}
+    round_metrics = {"psnr": {"a": 25.0, "b": 27.5, "pick": "B"}, "vif": {"a": 0.5, "b": 0.25, "pick": "A"}}
+    chains = (json.dumps(chain_to_dict(spec.chain_a)), json.dumps(chain_to_dict(spec.chain_b)))
+    execute("INSERT INTO sessions VALUES ('ABCDEF', 'sha256$x', 4, 3, '2024-01-01T00:00:00+00:00', 'Old')", ())
+    execute("INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b,"
+            " chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, 'ana', 'B', 't', 4, ?, ?, ?, ?, ?, ?)",
+            (spec.sample, spec.family_a, spec.family_b, *chains, json.dumps(vote_metrics, sort_keys=True)))
+    png = b"\x89PNG\r\n\x1a\n"
+    execute("INSERT INTO rounds VALUES ('ABCDEF', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, 't')",
+            (spec.sample, spec.family_a, spec.family_b, *chains, png, png, png, json.dumps(round_metrics, sort_keys=True)))
+    return vote_metrics, round_metrics
+
+
+def _check_vif_moved_to_vifp(store, vote_metrics: dict, round_metrics: dict) -> None:
+    def renamed(values: dict) -> dict:
+        return {("vifp" if k == "vif" else k): v for k, v in values.items()}
+
+    (vote,) = store.votes("ABCDEF")
+    assert set(vote.metrics) == {"lpips_alex", "psnr", "vifp"}
+    assert vote.metrics["vifp"]["a"] == 0.41 and math.isnan(vote.metrics["vifp"]["b"])
+    assert {k: v for k, v in vote.metrics.items() if k != "vifp"} == {
+        k: v for k, v in renamed(vote_metrics).items() if k != "vifp"}
+    assert store.stored_round("ABCDEF", 0).metrics == renamed(round_metrics)
+    # Values scored from now on keep the key they are given: "vif" is the wavelet VIF.
+    spec = make_round(4, 1)
+    store.record_vote("ABCDEF", 1, "ana", "A", spec, {"vif": {"a": 0.3, "b": 0.2, "pick": "A"}})
+    assert [v.metrics for v in store.votes("ABCDEF")][1] == {"vif": {"a": 0.3, "b": 0.2, "pick": "A"}}
+
+
+def test_migration_5_moves_vifp_values_stored_as_vif(tmp_path):
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 3")
+    stored = _version_3_with_vifp_stored_as_vif(conn.execute)
+    conn.commit()
+    conn.close()
+    with QuizStore(path) as store:
+        _check_vif_moved_to_vifp(store, *stored)
 
 
 @SQLITE_ONLY
@@ -759,7 +806,7 @@ def test_postgres_migration_from_a_version_1_database(postgres_url):
         )
     store = open_store(postgres_url)
     with store._raw() as conn:
-        assert _pg_version(conn) == 4
+        assert _pg_version(conn) == SCHEMA_VERSION
         assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'votes_by_voter'").fetchone()
         assert conn.execute("SELECT to_regclass('voters'), to_regclass('rounds')").fetchone() == ("voters", "rounds")
     assert store.session("abcdef").title == "Old"
@@ -769,6 +816,21 @@ def test_postgres_migration_from_a_version_1_database(postgres_url):
     store.close()
     with open_store(postgres_url) as again:  # reopening a current database is a no-op
         assert again.session("ABCDEF") is not None and len(again.votes("ABCDEF")) == 2
+
+
+def test_postgres_migration_5_moves_vifp_values_stored_as_vif(postgres_url):
+    import psycopg
+
+    from store import postgres
+
+    with psycopg.connect(postgres_url) as conn:
+        for script in postgres.MIGRATIONS[:3]:
+            conn.execute(script)
+        conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1, 3)")
+        stored = _version_3_with_vifp_stored_as_vif(lambda sql, args: conn.execute(sql.replace("?", "%s"), args))
+    with open_store(postgres_url) as store:
+        _check_vif_moved_to_vifp(store, *stored)
 
 
 def test_postgres_failing_migration_and_newer_database(postgres_url):
@@ -995,7 +1057,7 @@ def test_migration_from_version_3_keeps_votes_ids_and_adds_jnd(tmp_path):
     _version_3_sqlite(path)
     store = QuizStore(path)
     conn = store._conn()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert store.session("ABCDEF").kind == "2afc"  # an old session keeps asking 2AFC questions
     assert [(v.id, v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [(1, "ana", "B")]
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
@@ -1039,7 +1101,7 @@ def test_postgres_migration_from_version_3_keeps_votes_and_adds_jnd(postgres_url
         )
     with open_store(postgres_url) as store:
         with store._raw() as conn:
-            assert _pg_version(conn) == SCHEMA_VERSION == 4
+            assert _pg_version(conn) == SCHEMA_VERSION == 5
         assert store.session("ABCDEF").kind == "2afc"
         assert [(v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [("ana", "B")]
         code, _ = store.create_session("JND", n_rounds=1, seed=8, kind="jnd")
