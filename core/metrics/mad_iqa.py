@@ -211,24 +211,52 @@ def _reference_contrast(lum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, modified
 
 
+def _block_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Central moment sums Σ(x - μ)^p, p = 2, 3, 4, of every 16×16 block (origins every 4 px).
+
+    Each block is 4×4 cells of 4×4 pixels: the cells' own central sums (two-pass, each pixel
+    read once) are combined by the exact shift formulas M_p = Σ_c Σ_k C(p, k) δ_c^(p-k) M_k,c
+    with δ_c the cell mean minus the block mean, so no power sum of raw values (which would
+    cancel catastrophically where a block is nearly constant) is ever formed.
+    """
+    kr, kc = _block_counts(*x.shape[-2:])
+    rows, cols = STEP * (kr + 3), STEP * (kc + 3)
+    cells = x[..., :rows, :cols].unflatten(-1, (kc + 3, STEP)).unflatten(-3, (kr + 3, STEP))  # …×R×4×C×4
+    cells = cells.transpose(-3, -2).flatten(-2)  # …×R×C×16
+    cell_mean = cells.mean(dim=-1)
+    d = cells - cell_mean[..., None]
+    d2 = d * d
+    m2, m3, m4 = d2.sum(dim=-1), (d2 * d).sum(dim=-1), (d2 * d2).sum(dim=-1)
+
+    def windows(t: torch.Tensor) -> torch.Tensor:  # the 4×4 cells of each block: …×kr×kc×16
+        return t.unfold(-2, 4, 1).unfold(-2, 4, 1).flatten(-2)
+
+    means, w2, w3, w4 = windows(cell_mean), windows(m2), windows(m3), windows(m4)
+    delta = means - means.mean(dim=-1, keepdim=True)
+    n = float(STEP * STEP)
+    delta2 = delta * delta
+    block_m2 = (w2 + n * delta2).sum(dim=-1)
+    block_m3 = (w3 + 3.0 * delta * w2 + n * delta2 * delta).sum(dim=-1)
+    block_m4 = (w4 + 4.0 * delta * w3 + 6.0 * delta2 * w2 + n * delta2 * delta2).sum(dim=-1)
+    return block_m2, block_m3, block_m4
+
+
 def _subband_stats(grey: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """ical_stat of |EO| for each of the 20 log-Gabor subbands (scale-major): N×3×Kr×Kc each."""
+    """ical_stat of |EO| for each of the 20 log-Gabor subbands (scale-major): N×3×Kr×Kc each
+    (standard deviation with N - 1, skewness, kurtosis; 0 and 0 where a block is flat)."""
     filters = _log_gabors_cpu(*grey.shape[-2:]).to(device=grey.device, dtype=grey.dtype)
     spectrum = torch.fft.fft2(grey)
+    count = BLOCK * BLOCK
     stats = []
     for s in range(_NSCALE):
         for o in range(_NORIENT):
-            magnitude = torch.fft.ifft2(spectrum * filters[s, o]).abs()
-            windows = _blocks(magnitude)
-            centred = windows - windows.mean(dim=-1, keepdim=True)
-            m2 = (centred**2).sum(dim=-1)
-            std = torch.sqrt(m2 / (BLOCK * BLOCK - 1))
-            population = torch.sqrt(m2 / (BLOCK * BLOCK))
-            flat = population == 0
-            safe = torch.where(flat, torch.ones_like(population), population)
-            skew = torch.where(flat, 0.0, (centred**3).sum(dim=-1) / (BLOCK * BLOCK) / safe**3)
-            kurt = torch.where(flat, 0.0, (centred**4).sum(dim=-1) / (BLOCK * BLOCK) / safe**4)
-            stats.append(torch.cat([std, skew, kurt], dim=1))
+            m2, m3, m4 = _block_moments(torch.fft.ifft2(spectrum * filters[s, o]).abs())
+            variance = m2 / count
+            flat = variance == 0
+            safe = torch.where(flat, torch.ones_like(variance), variance)
+            skew = torch.where(flat, 0.0, m3 / count / (safe * torch.sqrt(safe)))
+            kurt = torch.where(flat, 0.0, m4 / count / (safe * safe))
+            stats.append(torch.cat([torch.sqrt(m2 / (count - 1)), skew, kurt], dim=1))
     return tuple(stats)
 
 
