@@ -158,13 +158,6 @@ def _log_gabors_cpu(rows: int, cols: int) -> torch.Tensor:
     return filters
 
 
-def _blocks(x: torch.Tensor, size: int = BLOCK) -> torch.Tensor:
-    """The size×size windows starting every 4 pixels where a 16×16 block fits: N×C×Kr×Kc×size²."""
-    kr, kc = _block_counts(*x.shape[-2:])
-    windows = x.unfold(-2, size, STEP).unfold(-2, size, STEP)[..., :kr, :kc, :, :]
-    return windows.reshape(*windows.shape[:-2], size * size)
-
-
 def _block_counts(rows: int, cols: int) -> tuple[int, int]:
     """How many block origins 0, 4, 8, ... satisfy ``origin < size - 15`` per axis."""
     return (rows - BLOCK) // STEP + 1, (cols - BLOCK) // STEP + 1
@@ -196,8 +189,8 @@ def _reference_contrast(lum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """ical_std's outputs that depend on the reference alone: block mean and modified deviation."""
     rows, cols = lum.shape[-2:]
     kr, kc = _block_counts(rows, cols)
-    mean = _blocks(lum).mean(dim=-1)
-    small = _blocks(lum, HALF).std(dim=-1, correction=1)  # the 8×8 window at every origin
+    mean = _block_moments(lum)[0]
+    small = torch.sqrt(_block_moments(lum, HALF)[1] / (HALF * HALF - 1))  # the 8×8 window at every origin
     # The neighbour 4 px further down/right counts only where ical_std.c's bound `i + 5 < size - 15` holds.
     down = torch.tensor([STEP * a + 5 < rows - 15 for a in range(kr)], device=lum.device).view(kr, 1)
     right = torch.tensor([STEP * b + 5 < cols - 15 for b in range(kc)], device=lum.device).view(1, kc)
@@ -211,34 +204,38 @@ def _reference_contrast(lum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, modified
 
 
-def _block_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Central moment sums Σ(x - μ)^p, p = 2, 3, 4, of every 16×16 block (origins every 4 px).
+def _block_moments(x: torch.Tensor, size: int = BLOCK) -> tuple[torch.Tensor, ...]:
+    """Mean and central moment sums Σ(x - μ)^p, p = 2, 3, 4, of the size×size windows (16 or 8)
+    at every block origin (every 4 px where a 16×16 block fits): each N×C×Kr×Kc.
 
-    Each block is 4×4 cells of 4×4 pixels: the cells' own central sums (two-pass, each pixel
+    A window is (size/4)² cells of 4×4 pixels: the cells' own central sums (two-pass, each pixel
     read once) are combined by the exact shift formulas M_p = Σ_c Σ_k C(p, k) δ_c^(p-k) M_k,c
-    with δ_c the cell mean minus the block mean, so no power sum of raw values (which would
-    cancel catastrophically where a block is nearly constant) is ever formed.
+    with δ_c the cell mean minus the window mean, so no power sum of raw values (which would
+    cancel catastrophically where a block is nearly constant) is ever formed, and no 16×16
+    window is copied out (a batch of 512² images would need gigabytes).
     """
     kr, kc = _block_counts(*x.shape[-2:])
-    rows, cols = STEP * (kr + 3), STEP * (kc + 3)
-    cells = x[..., :rows, :cols].unflatten(-1, (kc + 3, STEP)).unflatten(-3, (kr + 3, STEP))  # …×R×4×C×4
+    per_side = size // STEP
+    rows, cols = STEP * (kr + per_side - 1), STEP * (kc + per_side - 1)
+    cells = x[..., :rows, :cols].unflatten(-1, (cols // STEP, STEP)).unflatten(-3, (rows // STEP, STEP))
     cells = cells.transpose(-3, -2).flatten(-2)  # …×R×C×16
     cell_mean = cells.mean(dim=-1)
     d = cells - cell_mean[..., None]
     d2 = d * d
     m2, m3, m4 = d2.sum(dim=-1), (d2 * d).sum(dim=-1), (d2 * d2).sum(dim=-1)
 
-    def windows(t: torch.Tensor) -> torch.Tensor:  # the 4×4 cells of each block: …×kr×kc×16
-        return t.unfold(-2, 4, 1).unfold(-2, 4, 1).flatten(-2)
+    def windows(t: torch.Tensor) -> torch.Tensor:  # the cells of each window: …×kr×kc×cells
+        return t.unfold(-2, per_side, 1).unfold(-2, per_side, 1).flatten(-2)
 
     means, w2, w3, w4 = windows(cell_mean), windows(m2), windows(m3), windows(m4)
-    delta = means - means.mean(dim=-1, keepdim=True)
+    mean = means.mean(dim=-1)
+    delta = means - mean[..., None]
     n = float(STEP * STEP)
     delta2 = delta * delta
     block_m2 = (w2 + n * delta2).sum(dim=-1)
     block_m3 = (w3 + 3.0 * delta * w2 + n * delta2 * delta).sum(dim=-1)
     block_m4 = (w4 + 4.0 * delta * w3 + 6.0 * delta2 * w2 + n * delta2 * delta2).sum(dim=-1)
-    return block_m2, block_m3, block_m4
+    return mean, block_m2, block_m3, block_m4
 
 
 def _subband_stats(grey: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -250,7 +247,7 @@ def _subband_stats(grey: torch.Tensor) -> tuple[torch.Tensor, ...]:
     stats = []
     for s in range(_NSCALE):
         for o in range(_NORIENT):
-            m2, m3, m4 = _block_moments(torch.fft.ifft2(spectrum * filters[s, o]).abs())
+            _, m2, m3, m4 = _block_moments(torch.fft.ifft2(spectrum * filters[s, o]).abs())
             variance = m2 / count
             flat = variance == 0
             safe = torch.where(flat, torch.ones_like(variance), variance)
@@ -291,7 +288,7 @@ def prepare_reference(ref: torch.Tensor, ctx: MetricContext | None = None) -> MA
 def _detection(prepared: MADReference, grey: torch.Tensor) -> torch.Tensor:
     """hi_index's map: the contrast mask times the local MSE (N×1×H×W, before the crop)."""
     rows, cols = grey.shape[-2:]
-    error_std = _blocks(_luminance(grey) - prepared.luminance).std(dim=-1, correction=1)
+    error_std = torch.sqrt(_block_moments(_luminance(grey) - prepared.luminance)[1] / (BLOCK * BLOCK - 1))
     mean = prepared.block_mean
     ci_ref = torch.log(prepared.block_std_mod / mean)
     ci_dst = torch.log(error_std / mean)
