@@ -211,6 +211,7 @@ BUILT_IN: tuple[MetricSpec, ...] = (
         min_size=MAD_IQA_MIN_SIZE,
         small_images="nan",
         default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+        digits=2,  # values run to ~200 (d_detect's 200 scale)
         tie=0.1,
     ),
 )
