@@ -181,7 +181,9 @@ def myrgb2gray(img: np.ndarray) -> np.ndarray:
 
 
 def make_csf(x: int, y: int, nfreq: float) -> np.ndarray:
-    xplane, yplane = np.meshgrid(np.arange(-x / 2 + 0.5, x / 2 - 0.5 + 0.25), np.arange(-y / 2 + 0.5, y / 2 - 0.5 + 0.25))
+    # meshgrid(-x/2+0.5 : x/2-0.5, -y/2+0.5 : y/2-0.5): x values along columns, an N×M grid
+    xplane, yplane = np.meshgrid(np.arange(-x / 2 + 0.5, x / 2 - 0.5 + 0.25),
+                                 np.arange(-y / 2 + 0.5, y / 2 - 0.5 + 0.25))
     plane = (xplane + 1j * yplane) / y * 2 * nfreq
     radfreq = np.abs(plane)
     w = 0.7
