@@ -30,8 +30,9 @@ images score 1).
 Where the popular port differs (piq 0.8.0 ``vsi``; pyiqa 0.1.16's ``vsi_arch.py`` is a copy of
 it and gives the same values to 6 decimals at 256×256): it resizes to 256×256 with
 ``interpolate(..., 'bilinear', align_corners=False)`` (no antialiasing, so images larger than
-256 px are sampled rather than averaged) and back with ``align_corners=True`` (corner pixels aligned, not pixel centres); it shrinks by F with
-replicate padding and plain average pooling instead of the zero-padded ``conv2 'same'`` box;
+256 px are sampled rather than averaged) and back with ``align_corners=True`` (corner pixels
+aligned, not pixel centres); it shrinks by F with replicate padding and plain average pooling
+instead of the zero-padded ``conv2 'same'`` box;
 its Lab uses the D50 white 0.96421 / 1 / 0.82519; it adds machine epsilon to every min-max
 normalization and to both sums of the pooling; and it takes float input unrounded (this module
 rounds to the 8 bits a file stores). At 256×256 (where both resizes are the identity) the two
