@@ -70,14 +70,15 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 def test_builtin_metrics_in_display_order():
-    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "vifp", "gmsd")
+    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "vifp", "gmsd", "vsi", "mad_iqa")
     assert [s.key for s in metrics.specs()] == list(metrics.names())
 
 
 def test_defaults_leave_out_the_slow_metrics():
-    # DISTS (a VGG16 pass), FSIM (16 FFT filters), VIF (a steerable pyramid and 9×9 covariances)
-    # and VIFp (four Gaussian scales) cost tens of ms
-    # to seconds per image on a CPU (bench/metrics.py): they are computed only when named.
+    # DISTS (a VGG16 pass), FSIM (16 FFT filters), VIF (a steerable pyramid and 9×9 covariances),
+    # VIFp (four Gaussian scales), VSI (SDSP saliency of both images) and MAD (20 log-Gabor
+    # subbands) cost tens of ms to seconds per image on a CPU (bench/metrics.py): they are
+    # computed only when named.
     assert metrics.defaults() == ("lpips", "psnr", "ssim", "ms_ssim", "gmsd")
     assert metrics.resolve(None) == metrics.defaults()
     assert metrics.resolve("vif,dists") == ("dists", "vif")
@@ -93,6 +94,8 @@ def test_defaults_leave_out_the_slow_metrics():
     ("vif", True, False, False, ""),
     ("vifp", True, False, False, ""),
     ("gmsd", False, True, False, ""),
+    ("vsi", True, True, False, ""),
+    ("mad_iqa", False, True, False, ""),
 ])
 def test_spec_fields(key, higher, has_map, differentiable, unit):
     spec = metrics.get(key)
@@ -108,12 +111,13 @@ def test_minimum_sizes():
     assert metrics.get("ms_ssim").minimum(MetricContext()) == 176
     assert metrics.get("ssim").minimum(MetricContext()) == 11
     assert [metrics.get(k).minimum(MetricContext()) for k in ("dists", "fsim", "vif", "vifp", "gmsd")] == [16, 8, 72, 41, 4]
+    assert [metrics.get(k).minimum(MetricContext()) for k in ("vsi", "mad_iqa")] == [8, 34]
     for net, side in (("alex", 31), ("vgg", 16)):
         assert metrics.get("lpips").minimum(MetricContext(engine=core.Engine(net, device="cpu"))) == side
 
 
 def test_unknown_metric_lists_the_known_ones():
-    with pytest.raises(metrics.UnknownMetricError, match="lpips, psnr, ssim, ms_ssim, dists, fsim, vif, vifp, gmsd") as info:
+    with pytest.raises(metrics.UnknownMetricError, match="lpips, psnr, ssim, ms_ssim, dists, fsim, vif, vifp, gmsd, vsi, mad_iqa") as info:
         metrics.get("mad")
     assert isinstance(info.value, LpipsExplorerError)
     with pytest.raises(metrics.UnknownMetricError, match="'nope'"):

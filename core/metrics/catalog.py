@@ -19,8 +19,8 @@ import math
 from ..lpips.names import MIN_SIDE
 from .registry import Deferred, MapSpec, MetricContext, MetricSpec
 
-__all__ = ["BUILT_IN", "DISTS_MIN_SIZE", "FSIM_MIN_SIZE", "GMSD_MIN_SIZE", "MS_SSIM_MIN_SIZE", "SSIM_MIN_SIZE",
-           "VIF_MIN_SIZE", "VIFP_MIN_SIZE"]
+__all__ = ["BUILT_IN", "DISTS_MIN_SIZE", "FSIM_MIN_SIZE", "GMSD_MIN_SIZE", "MAD_IQA_MIN_SIZE", "MS_SSIM_MIN_SIZE",
+           "SSIM_MIN_SIZE", "VIF_MIN_SIZE", "VIFP_MIN_SIZE", "VSI_MIN_SIZE"]
 
 # Smallest image side each metric accepts; the metric modules check against these same numbers
 # (and their tests derive them from each metric's own windows and scales).
@@ -31,6 +31,8 @@ FSIM_MIN_SIZE = 8
 VIF_MIN_SIZE = 72  # vifvec.m's 4-level steerable pyramid: the 4th level still holds the 9×9 lowpass filter
 VIFP_MIN_SIZE = 41  # the coarsest of VIFp's four scales still holds one 3×3 window
 GMSD_MIN_SIZE = 4
+VSI_MIN_SIZE = 8  # no window needs more (3×3 gradients); as FSIM, whose pipeline VSI's reduction shares
+MAD_IQA_MIN_SIZE = 34  # MAD_index.m drops 17 border pixels per side (BSIZE + 1 and BSIZE): 34 leaves one row
 
 
 def _lpips_title(ctx: MetricContext) -> str:
@@ -188,5 +190,44 @@ BUILT_IN: tuple[MetricSpec, ...] = (
         differentiable=False,  # scored on 8-bit levels
         min_size=GMSD_MIN_SIZE,
         small_images="nan",
+    ),
+    MetricSpec(
+        key="vsi",
+        label="VSI",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.vsi", "prepare_reference"),
+        score=Deferred("core.metrics.vsi", "score"),
+        description="Visual saliency-induced index (Zhang, Shen & Li 2014): gradient, chroma and saliency "
+                    "similarity, weighted by where the eye is drawn (SDSP saliency). Higher is better; "
+                    "1 = identical.",
+        value_range=(0.0, 1.0),
+        identical=1.0,
+        map=MapSpec(title="VSI map (dark = less similar)", unit="S", file_stem="vsi_map",
+                    higher_is_better=True, value_range=(0.0, 1.0)),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=VSI_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+    ),
+    MetricSpec(
+        key="mad_iqa",
+        label="MAD (Larson–Chandler)",
+        higher_is_better=False,
+        prepare=Deferred("core.metrics.mad_iqa", "prepare_reference"),
+        score=Deferred("core.metrics.mad_iqa", "score"),
+        description="Most apparent distortion (Larson & Chandler 2010): a detection-based distance (CSF, "
+                    "contrast masking) blended with an appearance-based one (log-Gabor statistics) by how "
+                    "visible the distortion is. Not the MAD competition of the Synthesis page. Lower is "
+                    "better: 0 = identical, higher = more different.",
+        value_range=(0.0, math.inf),
+        identical=0.0,
+        map=MapSpec(title="MAD detection map (bright = more visible distortion)", unit="masked local MSE",
+                    file_stem="mad_iqa_detection_map", higher_is_better=False),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=MAD_IQA_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+        digits=2,  # values run to ~200 (d_detect's 200 scale)
+        tie=0.1,
     ),
 )
