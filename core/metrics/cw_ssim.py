@@ -157,11 +157,25 @@ class CWSSIMResult:
     map: torch.Tensor
 
 
+def _centred_block(plane: torch.Tensor, block: tuple[int, int, int, int]) -> torch.Tensor:
+    """``fftshift(fft2(plane))(top:top+h, left:left+w)`` of a real N×1×H×W plane, read from its
+    half spectrum (``rfft2``): a column past W/2 is the conjugate of the mirrored row and column.
+    Only the block is gathered; the full spectrum is never shifted or completed."""
+    top, left, h, w = block
+    height, width = plane.shape[-2:]
+    half = torch.fft.rfft2(plane)
+    # fftshift puts frequency (i - n//2) mod n at index i.
+    rows = (torch.arange(top, top + h, device=plane.device) - height // 2) % height
+    cols = (torch.arange(left, left + w, device=plane.device) - width // 2) % width
+    direct = cols <= width // 2
+    stored = half.index_select(-2, rows).index_select(-1, torch.where(direct, cols, 0))
+    mirrored = half.index_select(-2, (-rows) % height).index_select(-1, torch.where(direct, 0, width - cols)).conj()
+    return torch.where(direct, stored, mirrored)
+
+
 def _bands(plane: torch.Tensor, filters: torch.Tensor, block: tuple[int, int, int, int]) -> torch.Tensor:
     """N×1×H×W grey plane → N×B×h×w complex bands: the centred spectrum's block times each filter."""
-    top, left, h, w = block
-    spectrum = torch.fft.fftshift(torch.fft.fft2(plane), dim=(-2, -1))[..., top : top + h, left : left + w]
-    return torch.fft.ifft2(torch.fft.ifftshift(spectrum * filters, dim=(-2, -1)))
+    return torch.fft.ifft2(torch.fft.ifftshift(_centred_block(plane, block) * filters, dim=(-2, -1)))
 
 
 def _box_valid(x: torch.Tensor) -> torch.Tensor:
