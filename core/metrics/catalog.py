@@ -188,7 +188,7 @@ BUILT_IN: tuple[MetricSpec, ...] = (
                     "1 = identical. Needs at least 64 px per side.",
         value_range=(0.0, 1.0),
         identical=1.0,
-        map=MapSpec(title="CW-SSIM map at 1/8 size (dark = less similar)", unit="CW-SSIM", file_stem="cw_ssim_map",
+        map=MapSpec(title="CW-SSIM map, 1/8 size (dark = less similar)", unit="CW-SSIM", file_stem="cw_ssim_map",
                     higher_is_better=True, value_range=(0.0, 1.0)),
         differentiable=False,  # scored on 8-bit levels
         min_size=CW_SSIM_MIN_SIZE,
@@ -208,7 +208,7 @@ BUILT_IN: tuple[MetricSpec, ...] = (
                     "more different.",
         value_range=(0.0, math.inf),
         identical=0.0,
-        map=MapSpec(title="NLPD finest level, |normalized difference| (bright = more different)", unit="NLPD",
+        map=MapSpec(title="NLPD, finest level (bright = more different)", unit="NLPD",
                     file_stem="nlpd_map", higher_is_better=False),
         differentiable=False,  # scored on 8-bit levels
         min_size=NLPD_MIN_SIZE,
