@@ -1,7 +1,9 @@
 """CW-SSIM (Sampat, Wang, Gupta, Bovik & Markey 2009): SSIM on complex steerable-pyramid bands.
 
 Conventions follow the authors' ``cwssim_index.m`` (Zhou Wang, Mehul Sampat, Alan Bovik; version
-1.0, 2010) on matlabPyrTools' ``buildSCFpyr.m``/``buildSCFpyrLevs.m`` (Simoncelli, Portilla):
+1.0, 2010; MATLAB Central File Exchange 43017, read here from copies in public repositories) on
+matlabPyrTools' ``buildSCFpyr.m``/``buildSCFpyrLevs.m``/``rcosFn.m``/``pointOp.m`` (Simoncelli,
+Portilla; LabForComputationalVision/matlabPyrTools):
 
 * the grey image is MATLAB ``rgb2gray`` of the 8-bit RGB on 0..255, as SSIM's reference mode (with
   ``K = 0`` the value does not depend on the scale of the grey levels);

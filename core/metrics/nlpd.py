@@ -1,8 +1,9 @@
 """NLPD (Laparra, Ballé, Berardino & Simoncelli 2016): normalized Laplacian pyramid distance.
 
 Conventions follow the authors' ``NLP_dist.m`` (https://www.cns.nyu.edu/~lcv/NLPyr/, the
-release of the 2016 paper): the grey image in [0, 1] (here MATLAB ``rgb2gray`` of the 8-bit RGB,
-divided by 255, as the other classic metrics take their grey image); a six-level Laplacian pyramid
+release of the 2016 paper; read here from a copy, SMBU-MM/OF_BIQA ``FR-IQAs/NLP_dist.m``): the
+grey image in [0, 1] (here MATLAB ``rgb2gray`` of the 8-bit RGB, divided by 255, as the other
+classic metrics take their grey image); a six-level Laplacian pyramid
 (``laplacian_pyramid_s``, after Burt & Adelson) with the 5-tap filter ``[.05 .25 .4 .25 .05]``
 (outer product): each level is blurred by ``imfilter(..., 'symmetric')`` (mirror padding that
 repeats the edge pixel) and every other pixel kept; the low-pass image is expanded by padding one
