@@ -1,7 +1,7 @@
 """Every registered metric's cost per image, at 256² and 512², alone and in a batch of 16.
 
     .venv/bin/python -m bench.metrics [--sizes 256 512] [--repeats 5] [--threads 0] [--json PATH]
-                                      [--metrics KEYS] [--allpairs N]
+                                      [--metrics KEYS] [--allpairs N] [--interleaved ROUNDS]
 
 For each metric: the reference is prepared once (as the app and the command line do), then one
 distorted image is scored against it — the cost one slider move adds for that metric — on the
@@ -10,6 +10,11 @@ app's path (``precise=False``: float32 on the CPU, maps on) and on the command l
 image. Median of ``--repeats`` after one warm-up. The photo is the gallery's astronaut, resized
 to each size; the distortion is a Gaussian blur plus noise. Run it on a quiet machine: ratios
 within one run hold, absolute times move with the load. LPIPS (AlexNet) is the yardstick row.
+
+``--interleaved ROUNDS`` also times one move at the largest size for every chosen metric in turn,
+ROUNDS times round-robin (app and command-line paths), and prints each one's median and minimum:
+on a loaded machine the metrics then share the same moments of load, so their ratios hold better
+than those of the per-metric medians above.
 
 ``--allpairs N`` also runs the command line's ``allpairs`` on N PNGs of the largest size (the
 photo with N different blur and noise draws) for each metric alone, and reports the whole
@@ -85,6 +90,28 @@ def measure(sizes: tuple[int, ...], repeats: int, keys: tuple[str, ...] | None =
     return rows
 
 
+def interleaved_ms(keys: tuple[str, ...], size: int, rounds: int) -> dict[str, dict[str, float]]:
+    """One move of each metric in turn, ``rounds`` times: median and minimum (ms) of the app's
+    path and of the command line's, for each key."""
+    from core import metrics
+    from core.lpips.engine import Engine
+    from core.metrics import MetricContext
+
+    engine = Engine("alex")
+    ref, dists = _pair(size, 1)
+    contexts = {"app": MetricContext(engine=engine, precise=False, spatial=True),
+                "cli": MetricContext(engine=engine, precise=True, spatial=False)}
+    prepared = {(k, c): metrics.get(k).prepare(ref, ctx) for k in keys for c, ctx in contexts.items()}
+    times: dict[tuple[str, str], list[float]] = {kc: [] for kc in prepared}
+    for _ in range(rounds + 1):  # the first round warms up and is dropped
+        for (key, path), state in prepared.items():
+            start = time.perf_counter()
+            metrics.get(key).score(state, dists, contexts[path])
+            times[(key, path)].append((time.perf_counter() - start) * 1000)
+    return {key: {f"{path}_{stat}": fn(times[(key, path)][1:]) for path in contexts
+                  for stat, fn in (("median", statistics.median), ("min", min))} for key in keys}
+
+
 def _quietly(fn: Callable, *args) -> object:
     """``fn(*args)`` with its progress lines (stdout, stderr) dropped."""
     import contextlib
@@ -142,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     parser.add_argument("--metrics", help="comma-separated keys (default: every registered metric)")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
+                        help="also time one move of every metric in turn, ROUNDS times (0: skip)")
     parser.add_argument("--allpairs", type=int, default=0, metavar="N",
                         help="also time `allpairs` on N images of the largest size, per pair (0: skip)")
     args = parser.parse_args(argv)
@@ -153,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     print(_header(sizes), flush=True)
     keys = tuple(k.strip() for k in args.metrics.split(",")) if args.metrics else None
     rows = measure(sizes, args.repeats, keys)
+    if args.interleaved:
+        size = max(sizes)
+        print(f"\ninterleaved, one move at {size}², {args.interleaved} rounds, ms (median / min):")
+        print("| metric | app | CLI |\n|---|---|---|")
+        figures = interleaved_ms(tuple(row["metric"] for row in rows), size, args.interleaved)
+        for row in rows:
+            f = figures[row["metric"]]
+            row[f"interleaved_{size}"] = f
+            print(f"| {row['metric']} | {f['app_median']:.1f} / {f['app_min']:.1f} | "
+                  f"{f['cli_median']:.1f} / {f['cli_min']:.1f} |", flush=True)
     if args.allpairs:
         size = max(sizes)
         print(f"\nallpairs, {args.allpairs} images of {size}² ({args.allpairs * (args.allpairs - 1) // 2} pairs), "
