@@ -16,8 +16,9 @@ Portilla; LabForComputationalVision/matlabPyrTools):
   orientations, ``guardb = 0``, ``K = 0``. ``cwssim_index.m`` has no defaults (all six arguments
   are required; its usage line shows 6 levels and 16 orientations); 4 and 8 are what pyiqa and
   the comparison toolboxes built on it use, and what reproduces the published calibration values
-  on TID2013 images (pyiqa's ``ResultsCalibra``: 0.2763 on I03, where 6 and 16 give 0.9435). ``buildSCFpyr`` refuses more than
-  ``floor(log2(min side)) - 2`` levels, so images need at least 64 pixels per side;
+  on TID2013 images (pyiqa's ``ResultsCalibra``: 0.2763 on I03, where 6 and 16 give 0.9435).
+  ``buildSCFpyr`` refuses more than ``floor(log2(min side)) - 2`` levels, so images need at least
+  64 pixels per side;
 * per band, ``corr = b1 .* conj(b2)`` and ``|b1|² + |b2|²`` are averaged over a 7×7 box
   (``filter2(..., 'valid')``), ``cssim = (2|corr| + K) / (var + K)``, and the band's value is
   ``sum(cssim .* w)`` with ``w = fspecial('gaussian', size - 6, rows/4)`` (its ``eps`` cut
@@ -91,7 +92,8 @@ def _rcos() -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=8)
-def _band_filters(height: int, width: int, level: int, orientations: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _band_filters(height: int, width: int, level: int,
+                  orientations: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The Fourier-domain filters (``orientations``×h×w, complex) of the bands at ``level`` and
     the block ``(top, left, h, w)`` of the centred spectrum they apply to: ``buildSCFpyr``'s
     masks multiplied along the path to that level (cropping and multiplying commute)."""

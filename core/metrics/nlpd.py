@@ -166,8 +166,9 @@ def _check_size(ref: torch.Tensor) -> None:
     height, width = ref.shape[-2:]
     if min(height, width) < NLPD_MIN_SIZE:
         raise ImageTooSmallError(
-            f"NLPD needs images of at least {NLPD_MIN_SIZE}×{NLPD_MIN_SIZE} pixels, got {width}×{height}: each of the "
-            f"{NLPD_LEVELS - 1} levels its pyramid halves must be at least 2 pixels wide. Use larger images.")
+            f"NLPD needs images of at least {NLPD_MIN_SIZE}×{NLPD_MIN_SIZE} pixels, got {width}×{height}: "
+            f"each of the {NLPD_LEVELS - 1} levels its pyramid halves must be at least 2 pixels wide. "
+            "Use larger images.")
 
 
 @torch.no_grad()
