@@ -91,32 +91,42 @@ def _rcos() -> tuple[np.ndarray, np.ndarray]:
     return -0.5 + (2 / np.pi) * (x + np.pi / 4), y
 
 
+def _block(height: int, width: int, level: int) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)``: where ``buildSCFpyrLevs``'s nested crops of the centred spectrum
+    (``ceil((dims - 0.5)/2)`` samples around the centre, once per level above ``level``) end."""
+    top, left, dims = 0, 0, (height, width)
+    for _ in range(level - 1):
+        lo_dims = tuple(math.ceil((d - 0.5) / 2) for d in dims)
+        start = tuple(math.ceil((d + 0.5) / 2) - math.ceil((lo + 0.5) / 2) for d, lo in zip(dims, lo_dims))
+        top, left, dims = top + start[0], left + start[1], lo_dims
+    return top, left, dims[0], dims[1]
+
+
 @lru_cache(maxsize=8)
 def _band_filters(height: int, width: int, level: int,
                   orientations: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The Fourier-domain filters (``orientations``×h×w, complex) of the bands at ``level`` and
     the block ``(top, left, h, w)`` of the centred spectrum they apply to: ``buildSCFpyr``'s
-    masks multiplied along the path to that level (cropping and multiplying commute)."""
+    masks multiplied along the path to that level. Every mask is pointwise and every crop keeps a
+    centred block, so each mask is evaluated on the final block only (the same values)."""
+    top, left, h, w = _block(height, width, level)
     ctr = (math.ceil((height + 0.5) / 2), math.ceil((width + 0.5) / 2))  # 1-based, as MATLAB
-    xramp, yramp = np.meshgrid((np.arange(1, width + 1) - ctr[1]) / (width / 2),
-                               (np.arange(1, height + 1) - ctr[0]) / (height / 2))
+    xramp, yramp = np.meshgrid((np.arange(left + 1, left + w + 1) - ctr[1]) / (width / 2),
+                               (np.arange(top + 1, top + h + 1) - ctr[0]) / (height / 2))
     angle = np.arctan2(yramp, xramp)
     radius = np.sqrt(xramp**2 + yramp**2)
-    radius[ctr[0] - 1, ctr[1] - 1] = radius[ctr[0] - 1, ctr[1] - 2]
+    # log_rad(ctr(1), ctr(2)) = log_rad(ctr(1), ctr(2) - 1): the centre takes its left neighbour's
+    # radius (xramp = -1/(width/2), yramp = 0 there), written out as MATLAB computes it.
+    neighbour_x = (ctr[1] - 1 - ctr[1]) / (width / 2)
+    radius[ctr[0] - 1 - top, ctr[1] - 1 - left] = np.sqrt(neighbour_x**2 + 0.0**2)
     log_rad = np.log2(radius)
     xrcos, yrcos = _rcos()
     yrcos = np.sqrt(yrcos)
     yircos = np.sqrt(1.0 - yrcos**2)
     mask = _point_op(log_rad, yircos, xrcos[0], xrcos[1] - xrcos[0])  # lo0mask
-    top, left, dims = 0, 0, (height, width)
-    for _ in range(level - 1):  # levels above the one used: crop the spectrum, low-pass it
+    for _ in range(level - 1):  # the levels above the one used: each low-passes (lomask)
         xrcos = xrcos - 1.0
-        lo_dims = tuple(math.ceil((d - 0.5) / 2) for d in dims)
-        start = tuple(math.ceil((d + 0.5) / 2) - math.ceil((lo + 0.5) / 2) for d, lo in zip(dims, lo_dims))
-        rows, cols = slice(start[0], start[0] + lo_dims[0]), slice(start[1], start[1] + lo_dims[1])
-        log_rad, angle, mask = log_rad[rows, cols], angle[rows, cols], mask[rows, cols]
         mask = mask * _point_op(log_rad, np.abs(np.sqrt(1.0 - yrcos**2)), xrcos[0], xrcos[1] - xrcos[0])
-        top, left, dims = top + start[0], left + start[1], lo_dims
     xrcos = xrcos - 1.0
     himask = _point_op(log_rad, yrcos, xrcos[0], xrcos[1] - xrcos[0])
     xcosn = np.pi * np.arange(-(2 * _LUT_SIZE + 1), _LUT_SIZE + 2) / _LUT_SIZE
@@ -128,7 +138,7 @@ def _band_filters(height: int, width: int, level: int,
     filters = np.stack([
         factor * mask * himask * _point_op(angle, ycosn, xcosn[0] + np.pi * b / orientations, xcosn[1] - xcosn[0])
         for b in range(orientations)])
-    return filters, (top, left, dims[0], dims[1])
+    return filters, (top, left, h, w)
 
 
 def _gaussian_weights(rows: int, cols: int, sigma: float) -> np.ndarray:
