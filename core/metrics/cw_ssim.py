@@ -38,8 +38,8 @@ digits.
 
 Where the popular port differs (pyiqa 0.1.16 ``cw_ssim``): it takes YIQ's luma on 0..255 unrounded
 instead of ``rgb2gray``'s 8-bit levels (a few 1e-6 of CW-SSIM on photos), builds its masks in
-float32, and its ``pointOp`` clamps instead of extrapolating (the same here: the tables' ends are
-flat). On the same grey image the two agree to about 1e-8. ``tests/test_metrics_cw_ssim.py``
+float32, and its ``pointOp`` clamps where MATLAB's extrapolates (no difference with these tables,
+whose ends are flat). On the same grey image the two agree to about 1e-8. ``tests/test_metrics_cw_ssim.py``
 shows both.
 """
 
