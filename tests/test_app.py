@@ -583,6 +583,21 @@ def test_hidden_metric_is_neither_shown_nor_computed():
         metrics.register(spec, replace=True)
 
 
+def test_vif_and_vifp_cards_are_two_metrics():
+    """VIF (wavelet domain, vifvec.m) and VIFp (pixel domain) have their own cards and values:
+    each equals core's metric on the pair the page shows."""
+    from core.metrics.vif import vif as core_vif
+    from core.metrics.vifp import vifp as core_vifp
+
+    at = start(**{"settings.max_side": 256, "settings.metrics": ["psnr", "vif", "vifp"]})
+    ref = sample_ref(DEFAULT_SAMPLE, 256)
+    dist = distorted(ref, DEFAULT_CHAIN)
+    for label, value in (("VIF", core_vif(ref, dist)), ("VIFp", core_vifp(ref, dist))):
+        card = metric_named(at, label)
+        assert abs(float(card.value) - float(value[0])) <= 1e-4, (label, card.value, float(value[0]))
+    assert abs(float(metric_named(at, "VIF").value) - float(metric_named(at, "VIFp").value)) > 1e-3
+
+
 # ---------------------------------------------------------------------------------------------
 # The comparison view and the region it asks about (issue 10).
 # ---------------------------------------------------------------------------------------------

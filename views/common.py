@@ -152,7 +152,7 @@ def sidebar_settings() -> Settings:
 
 def metrics_choice() -> tuple[str, ...]:
     """Which metrics the cards show: the default ones at first; the slow ones (DISTS, FSIM,
-    VIF: tens of ms to seconds per move on a CPU, see the README) are there to add. A metric
+    VIF, VIFp: tens of ms to seconds per move on a CPU, see the README) are there to add. A metric
     that is not shown is not computed; LPIPS always is: the maps and layers are its own."""
     from core import metrics
 

@@ -20,7 +20,7 @@ from ..lpips.names import MIN_SIDE
 from .registry import Deferred, MapSpec, MetricContext, MetricSpec
 
 __all__ = ["BUILT_IN", "CW_SSIM_MIN_SIZE", "DISTS_MIN_SIZE", "FSIM_MIN_SIZE", "GMSD_MIN_SIZE", "MS_SSIM_MIN_SIZE",
-           "NLPD_MIN_SIZE", "SSIM_MIN_SIZE", "VIF_MIN_SIZE"]
+           "NLPD_MIN_SIZE", "SSIM_MIN_SIZE", "VIF_MIN_SIZE", "VIFP_MIN_SIZE"]
 
 # Smallest image side each metric accepts; the metric modules check against these same numbers
 # (and their tests derive them from each metric's own windows and scales).
@@ -28,7 +28,8 @@ SSIM_MIN_SIZE = 11  # the 11×11 Gaussian window
 MS_SSIM_MIN_SIZE = 11 * 2 ** 4  # that window at the coarsest of five scales: 176
 DISTS_MIN_SIZE = 16
 FSIM_MIN_SIZE = 8
-VIF_MIN_SIZE = 41  # the coarsest of VIFp's four scales still holds one 3×3 window
+VIF_MIN_SIZE = 72  # vifvec.m's 4-level steerable pyramid: the 4th level still holds the 9×9 lowpass filter
+VIFP_MIN_SIZE = 41  # the coarsest of VIFp's four scales still holds one 3×3 window
 GMSD_MIN_SIZE = 4
 # CW-SSIM: buildSCFpyr builds at most floor(log2(side)) - 2 levels, and CW-SSIM uses the fourth.
 CW_SSIM_MIN_SIZE = 2 ** (4 + 2)
@@ -152,12 +153,28 @@ BUILT_IN: tuple[MetricSpec, ...] = (
         higher_is_better=True,
         prepare=Deferred("core.metrics.vif", "prepare_reference"),
         score=Deferred("core.metrics.vif", "score"),
-        description="Visual information fidelity, pixel domain (VIFp, Sheikh & Bovik 2006): the share of the "
-                    "reference's information the distorted image keeps. Higher is better; 1 = identical.",
+        description="Visual information fidelity (Sheikh & Bovik 2006, vifvec.m): the share of the reference's "
+                    "information, measured in a steerable pyramid with a Gaussian scale mixture model, that the "
+                    "distorted image keeps. Higher is better; 1 = identical.",
         value_range=(0.0, float("inf")),
         identical=1.0,
         differentiable=False,  # scored on 8-bit levels
         min_size=VIF_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+    ),
+    MetricSpec(
+        key="vifp",
+        label="VIFp",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.vifp", "prepare_reference"),
+        score=Deferred("core.metrics.vifp", "score"),
+        description="Visual information fidelity, pixel domain (VIFp, vifp_mscale.m): VIF's simpler cousin on "
+                    "Gaussian-filtered scales, not the published VIF. Higher is better; 1 = identical.",
+        value_range=(0.0, float("inf")),
+        identical=1.0,
+        differentiable=False,  # scored on 8-bit levels
+        min_size=VIFP_MIN_SIZE,
         small_images="nan",
         default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
     ),
