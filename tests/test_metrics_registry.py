@@ -70,7 +70,8 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 def test_builtin_metrics_in_display_order():
-    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "vifp", "gmsd", "vsi", "mad_iqa")
+    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "vifp", "gmsd", "vsi",
+                               "mad_iqa", "cw_ssim", "nlpd")
     assert [s.key for s in metrics.specs()] == list(metrics.names())
 
 
@@ -96,6 +97,8 @@ def test_defaults_leave_out_the_slow_metrics():
     ("gmsd", False, True, False, ""),
     ("vsi", True, True, False, ""),
     ("mad_iqa", False, True, False, ""),
+    ("cw_ssim", True, True, False, ""),
+    ("nlpd", False, True, False, ""),
 ])
 def test_spec_fields(key, higher, has_map, differentiable, unit):
     spec = metrics.get(key)
@@ -112,12 +115,14 @@ def test_minimum_sizes():
     assert metrics.get("ssim").minimum(MetricContext()) == 11
     assert [metrics.get(k).minimum(MetricContext()) for k in ("dists", "fsim", "vif", "vifp", "gmsd")] == [16, 8, 72, 41, 4]
     assert [metrics.get(k).minimum(MetricContext()) for k in ("vsi", "mad_iqa")] == [8, 34]
+    assert [metrics.get(k).minimum(MetricContext()) for k in ("cw_ssim", "nlpd")] == [64, 17]
     for net, side in (("alex", 31), ("vgg", 16)):
         assert metrics.get("lpips").minimum(MetricContext(engine=core.Engine(net, device="cpu"))) == side
 
 
 def test_unknown_metric_lists_the_known_ones():
-    with pytest.raises(metrics.UnknownMetricError, match="lpips, psnr, ssim, ms_ssim, dists, fsim, vif, vifp, gmsd, vsi, mad_iqa") as info:
+    known = "lpips, psnr, ssim, ms_ssim, dists, fsim, vif, vifp, gmsd, vsi, mad_iqa, cw_ssim, nlpd"
+    with pytest.raises(metrics.UnknownMetricError, match=known) as info:
         metrics.get("mad")
     assert isinstance(info.value, LpipsExplorerError)
     with pytest.raises(metrics.UnknownMetricError, match="'nope'"):
@@ -310,6 +315,11 @@ def test_the_catalog_is_light_and_its_minimum_sizes_are_the_metrics_own():
     assert catalog.MS_SSIM_MIN_SIZE == SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
     assert _coarsest_side(catalog.VIFP_MIN_SIZE) >= 1 > _coarsest_side(catalog.VIFP_MIN_SIZE - 1)
     assert pyramid_height(catalog.VIF_MIN_SIZE) == VIF_LEVELS > pyramid_height(catalog.VIF_MIN_SIZE - 1)
+    from core.metrics.cw_ssim import CW_SSIM_LEVEL, max_levels
+    from core.metrics.nlpd import level_sides
+
+    assert max_levels(catalog.CW_SSIM_MIN_SIZE, 999) == CW_SSIM_LEVEL > max_levels(catalog.CW_SSIM_MIN_SIZE - 1, 999)
+    assert min(level_sides(catalog.NLPD_MIN_SIZE)[:-1]) == 2 > min(level_sides(catalog.NLPD_MIN_SIZE - 1)[:-1])
     for spec in metrics.specs():  # each implementation resolves to a function of its module
         assert callable(spec.prepare) and callable(spec.score)
         if isinstance(spec.score, metrics.Deferred):

@@ -101,7 +101,7 @@ def test_ms_ssim_identity_symmetry_and_range(pair):
 CLASSIC = tuple(k for k in metrics.names() if k not in ("lpips", "dists"))
 # Symmetric by construction (the two images play the same role). Not: VIF (the reference's
 # variance is the signal) and MAD (the reference sets the masking and the luminance threshold).
-SYMMETRIC = {"psnr", "ssim", "ms_ssim", "fsim", "gmsd", "vsi"}
+SYMMETRIC = {"psnr", "ssim", "ms_ssim", "fsim", "gmsd", "vsi", "cw_ssim", "nlpd"}
 
 
 # Where the authors' code divides 0 by 0 and the module follows it: FeatureSIM.m's phase
@@ -157,3 +157,34 @@ def test_every_metric_worsens_with_blur_and_noise(key, photo_series):
         worse = values if not spec.higher_is_better else [-v for v in values]
         assert all(x < y for x, y in zip(worse, worse[1:])), (key, values)
         assert values[0] != spec.identical, (key, values)
+
+
+@pytest.mark.parametrize("key", ["cw_ssim", "nlpd"])
+@given(pair=image_pairs(min_side=64, max_side=80))
+def test_wavelet_and_pyramid_metrics_identity_symmetry_and_range(key, pair):
+    """CW-SSIM and NLPD: identity gives the spec's identical value, both are symmetric in the
+    pair, and values stay in the spec's range (flat images included)."""
+    a, b = pair
+    spec = metrics.get(key)
+    same = core.compare(None, a, a, metrics=key)[key].double()
+    torch.testing.assert_close(same, torch.full_like(same, spec.identical), rtol=0, atol=1e-7)
+    ab, ba = core.compare(None, a, b, metrics=key)[key], core.compare(None, b, a, metrics=key)[key]
+    torch.testing.assert_close(ab, ba, rtol=0, atol=1e-6)
+    low, high = spec.value_range
+    assert torch.all((ab >= low - 1e-6) & (ab <= high + 1e-6)) and not torch.isnan(ab).any(), ab
+    best = spec.identical
+    assert torch.all(ab <= best + 1e-6) if spec.higher_is_better else torch.all(ab >= best - 1e-6)
+
+
+@pytest.mark.parametrize("key", metrics.names())
+def test_every_metric_refuses_rgba_nan_and_bad_layouts_with_a_message(engine, key):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(1, 3, 192, 192, generator=gen)
+    nan = a.clone()
+    nan[0, 1, 5, 7] = math.nan
+    for bad in (torch.cat([a, a[:, :1]], dim=1), nan, a[0, 0], a * 255):
+        with pytest.raises(core.errors.LpipsExplorerError) as info:
+            core.compare(engine, a, bad, metrics=key)
+        assert str(info.value).strip()
+    grey = core.compare(engine, a, a[:, :1], metrics=key)[key]  # greyscale: taken as R = G = B
+    assert grey.shape == (1,) and not torch.isnan(grey).any()
