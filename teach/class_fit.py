@@ -50,7 +50,7 @@ from store.base import BaseQuizStore
 from store.errors import QuizInputError
 
 __all__ = ["HELDOUT_SHARE", "MIN_IMAGES", "MIN_ROUNDS", "TRAINING_LENGTHS", "ClassFit", "ClassTriplets", "FitStopped",
-           "LayerMove", "Readiness", "class_triplets", "fit_class", "layer_moves", "readiness"]
+           "LayerMove", "Readiness", "class_triplets", "fit_class", "layer_moves", "readiness", "warm_up"]
 
 #: The fewest voted rounds a fit starts with, and the fewest distinct photos among them: one
 #: photo's rounds are held out, the others trained on, so two photos is the least that splits.
@@ -239,6 +239,29 @@ def _features(engine: Engine, data: ClassTriplets, progress: Progress, stop: Cal
             done += len(part)
             progress(done / len(data), f"Features: {done} of {len(data)} rounds through {engine.net}")
     return phi0, phi1
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Run one Adam step on a throwaway weight, once per process, in the caller's thread.
+
+    The first optimizer imports ``torch._dynamo`` and its first steps build typing forward
+    references: both compile source text. Python 3.11's compiler keeps state that is not safe
+    against another thread compiling at the same moment (a Streamlit page script, say): it fails
+    with "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905). An app
+    calls this in its script thread before starting :func:`fit_class` in a background thread.
+    """
+    global _warm
+    if _warm:
+        return
+    w = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([w], lr=1e-4, betas=(0.5, 0.999))
+    optimizer.zero_grad(set_to_none=True)
+    (w * w).sum().backward()
+    optimizer.step()
+    _warm = True
 
 
 def fit_class(data: ClassTriplets, engine: Engine, *, init: Init = "v0.1", nepoch: int = 50, nepoch_decay: int = 50,
