@@ -256,6 +256,7 @@ def heads_file_choice(net: str) -> dict[str, str] | None:
     from core.lpips.heads import MAX_HEADS_BYTES
 
     upload = st.file_uploader("Heads file", type=["safetensors", "pth", "zip"], key="settings.heads_upload",
+                              max_upload_size=1,  # MB: heads are a few kB (MAX_HEADS_BYTES)
                               help="Fitted heads: the .zip the quiz dashboard offers (heads + manifest), a "
                                    ".safetensors file from `lpips-explorer bapps fit`, or an official .pth.")
     if upload is not None and st.session_state.get("settings.heads_seen") != upload.file_id:
