@@ -242,3 +242,20 @@ def _explore_pair():
     ref, _ = downscale_to_fit(load_sample("astronaut"), SMALL)
     ref = from_numpy(to_uint8(ref))
     return ref, quantize_8bit(distortions.apply([distortions.Step("gaussian_blur", {"sigma": 1.5})], ref, seed=0))
+
+
+def test_a_jnd_session_says_fitting_uses_2afc():
+    """A JND session (its SessionInfo has kind='jnd'): the panel explains, offers no fit."""
+
+    def page():
+        from types import SimpleNamespace
+
+        from views.class_fit import class_fit_panel
+
+        session = SimpleNamespace(code="ABCDEF", kind="jnd", n_rounds=4)
+        class_fit_panel(None, SimpleNamespace(session=session, rounds=()))
+
+    at = AppTest.from_function(page, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert any("Fitting uses 2AFC answers" in i.value for i in at.info)
+    assert not at.button
