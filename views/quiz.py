@@ -39,6 +39,7 @@ from store import (
 from teach import quiz
 from teach.preparation import RoundPreparer
 from views import browser_input, class_limits
+from views.class_fit import class_fit_panel
 from views.common import engine_for, freeze_imported_objects, plain, show_error, weights_status
 
 ROUND_SIDE = int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256"))
@@ -671,6 +672,7 @@ def dashboard(store: BaseQuizStore) -> None:
 
     st.download_button("All judgments (CSV)", export, file_name=f"quiz-{summary.session.code}.csv",
                        mime="text/csv", key="quiz.export", on_click="ignore", icon=":material/download:")
+    class_fit_panel(store, summary)
 
 
 def jnd_dashboard(summary: quiz.Summary) -> None:
