@@ -38,34 +38,27 @@ To keep the default CPU run under ~10 minutes on two cores, VGG at 1024² and ba
 from __future__ import annotations
 
 import argparse
-import copy
-import datetime as _dt
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from core.lpips import weights
-from core.lpips.engine import Engine, LpipsNetwork, build_network, get_network, resolve_device
-from core.lpips.nets import Backbone
+from core.lpips.engine import Engine, resolve_device
+
+from .lpips_models import (BATCH, Models, build_models, distorted, engine_pass, median_ms, reference_image,
+                           scaled_input)
+from .machine import machine_info, native_bf16
+from .peak_memory import MemoryRunner, cpu_memory, cuda_memory
 
 TOL = 1e-5
-BATCH = 16
-SQUEEZE_SEED = 1234
-VERSION = "0.1"
-_SHIFT = torch.tensor((-0.030, -0.088, -0.188)).view(1, 3, 1, 1)
-_SCALE = torch.tensor((0.458, 0.448, 0.450)).view(1, 3, 1, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,30 +135,6 @@ def _skip_reason(net: str, size: int, device: torch.device, cfg: Settings) -> st
     return None
 
 
-def native_bf16() -> bool:
-    """Whether the CPU has bf16 instructions (else oneDNN's bf16 convolutions take a very slow path)."""
-    flags = set(_cpu_flags())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def _bf16_slowdown(network: LpipsNetwork) -> dict:
-    """bf16-autocast vs fp32 time of one backbone pass at 64² (median of 3, after a warm-up)."""
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(network.shift.device)
-    fast = AutocastBackbone(network.backbone, x.device.type)
-    out = {}
-    for name, fn in (("fp32_ms", network.backbone), ("bf16_ms", fast)):
-        samples = []
-        with torch.inference_mode():
-            for i in range(4):
-                t0 = time.perf_counter()
-                fn(x)
-                if i:
-                    samples.append(time.perf_counter() - t0)
-        out[name] = _ms(samples)
-    out["ratio"] = out["bf16_ms"] / out["fp32_ms"]
-    return out
-
-
 def _fast_reason(m: "Models", size: int, device: torch.device, cfg: Settings) -> str | None:
     """Why the bf16 row is skipped for this case (None: run it).
 
@@ -193,200 +162,6 @@ def _batch_reason(net: str, size: int, device: torch.device, cfg: Settings) -> s
     if size > limit:
         return f"batch16 runs up to {limit}² for {net} on the CPU; use --full"
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Machine description.
-# ---------------------------------------------------------------------------------------------
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
-    except OSError:
-        pass
-    return []
-
-
-def _source_state() -> dict:
-    """Which code was measured: git HEAD (+ dirty flag) and the sha256 of core/lpips/engine.py."""
-    import hashlib
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    out = {"core_lpips_sha256": hashlib.sha256((root / "core" / "lpips" / "engine.py").read_bytes()).hexdigest()[:16]}
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "core"], cwd=root, capture_output=True,
-                               text=True, timeout=10)
-        if head.returncode == 0:
-            out["git_head"] = head.stdout.strip()
-            out["core_dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
-def machine_info(devices) -> dict:
-    import importlib.metadata
-
-    try:
-        lpips_version = importlib.metadata.version("lpips")
-    except importlib.metadata.PackageNotFoundError:
-        lpips_version = None
-    info = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "torch": torch.__version__,
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "mkldnn": torch.backends.mkldnn.is_available(),
-        "lpips": lpips_version,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD"))},
-        "source": _source_state(),
-    }
-    if any(d.type == "cuda" for d in devices):
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-        info["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
-    return info
-
-
-# ---------------------------------------------------------------------------------------------
-# Images.
-# ---------------------------------------------------------------------------------------------
-
-def _photo() -> torch.Tensor:
-    """The gallery's astronaut (512×512) as 1×3×H×W in [0, 1]."""
-    from core.images.samples import load_sample
-
-    return load_sample("astronaut")
-
-
-def reference_image(size: int) -> torch.Tensor:
-    img = _photo()
-    out = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
-                        antialias=size < img.shape[-1])
-    return out.clamp(0, 1).contiguous()
-
-
-def distorted(ref: torch.Tensor, seed: int, count: int = 1) -> torch.Tensor:
-    """``count`` noisy (σ=0.08), 3×3-blurred copies of ``ref``, each with its own noise."""
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn((count,) + tuple(ref.shape[1:]), generator=gen)
-    noisy = (ref + 0.08 * noise).clamp(0, 1)
-    return F.avg_pool2d(noisy, 3, stride=1, padding=1, count_include_pad=False).contiguous()
-
-
-# ---------------------------------------------------------------------------------------------
-# Models: ours, the official one with the same weights, the floor backbones, the bf16 wrapper.
-# ---------------------------------------------------------------------------------------------
-
-class AutocastBackbone(nn.Module):
-    """Runs a backbone under ``torch.autocast(bfloat16)`` and hands fp32 taps to the LPIPS head."""
-
-    def __init__(self, inner: nn.Module, device_type: str, dtype: torch.dtype = torch.bfloat16) -> None:
-        super().__init__()
-        self.inner, self.device_type, self.dtype = inner, device_type, dtype
-
-    def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        with torch.autocast(self.device_type, dtype=self.dtype):
-            taps = self.inner(x, upto)
-        return [t.float() for t in taps]
-
-
-def fast_network(network: LpipsNetwork) -> LpipsNetwork:
-    """A copy of ``network`` whose backbone runs in bf16 (the normalization and heads stay fp32)."""
-    fast = copy.deepcopy(network)
-    fast.backbone = AutocastBackbone(fast.backbone, network.shift.device.type)
-    return fast.eval()
-
-
-def our_network(net: str, device: torch.device) -> tuple[LpipsNetwork, str]:
-    """The shared model for alex/vgg (pretrained); a seeded random trunk when none is cached.
-
-    The random model is built by :func:`~core.lpips.engine.build_network`, the factory behind
-    :func:`get_network`, so it gets the same layout and device preparation as the real models.
-    """
-    ok, _ = weights.backbone_available(net)
-    if ok:
-        return get_network(net, VERSION, True, device), "pretrained"
-    torch.manual_seed(SQUEEZE_SEED)
-    state = Backbone(net).features_state()
-    trunk = f"random (seed {SQUEEZE_SEED}, loaded into both)"
-    return build_network(net, VERSION, True, device, state).eval(), trunk
-
-
-def official_network(net: str, backbone_state: dict[str, torch.Tensor], device: torch.device):
-    """The official ``lpips.LPIPS`` with ``backbone_state`` loaded strictly into its trunk."""
-    import re
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lpips as official
-
-        model = official.LPIPS(net=net, version=VERSION, lpips=True, spatial=False, pnet_rand=True, verbose=False)
-    names = {re.sub(r"^slice\d+\.", "features.", k): k for k in model.net.state_dict()}
-    model.net.load_state_dict({names[k]: v for k, v in backbone_state.items() if k in names}, strict=True)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.to(device).eval()
-
-
-def _scaled(batch01: torch.Tensor) -> torch.Tensor:
-    """What the backbone sees: [0, 1] → [-1, 1] → the v0.1 scaling layer."""
-    return ((batch01 * 2 - 1) - _SHIFT.to(batch01.device)) / _SCALE.to(batch01.device)
-
-
-@dataclass
-class Models:
-    net: str
-    device: torch.device
-    trunk: str
-    network: LpipsNetwork
-    engine: Engine
-    official: nn.Module
-    fast_engine: Engine
-    floor_nchw: nn.Module
-    floor_cl: nn.Module
-    bf16_calibration: dict | None
-
-
-def build_models(net: str, device: torch.device) -> Models:
-    network, trunk = our_network(net, device)
-    official = official_network(net, {k: v.cpu() for k, v in network.backbone.features_state().items()}, device)
-    floor_nchw = copy.deepcopy(network.backbone).to(memory_format=torch.contiguous_format).eval()
-    floor_cl = copy.deepcopy(network.backbone).to(memory_format=torch.channels_last).eval()
-    calibration = None if device.type == "cuda" or native_bf16() else _bf16_slowdown(network)
-    return Models(net, device, trunk, network, Engine(network=network), official,
-                  Engine(network=fast_network(network)), floor_nchw, floor_cl, calibration)
-
-
-def engine_pass(network: LpipsNetwork) -> Callable[[torch.Tensor], Any]:
-    """One backbone pass the way the engine runs it, for an input in [-1, 1]."""
-    taps = getattr(network, "taps", None)
-    if callable(taps):
-        return taps
-    return lambda x: network.backbone((x - network.shift) / network.scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,9 +209,6 @@ def _minor_faults() -> int:
         return 0
 
 
-def _ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1e3
-
 
 def _maxdiff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x.flatten().double() - y.flatten().double()).abs().max()) for x, y in zip(a, b))
@@ -447,7 +219,7 @@ def run_case(m: Models, size: int, cfg: Settings) -> dict:
     ref = reference_image(size).to(dev)
     dists = [distorted(ref.cpu(), seed=100 + r).to(dev) for r in range(reps + 1)]
     ref_m1, dists_m1 = ref * 2 - 1, [d * 2 - 1 for d in dists]
-    x_floor = [_scaled(d) for d in dists]
+    x_floor = [scaled_input(d) for d in dists]
     x_floor_cl = [x.contiguous(memory_format=torch.channels_last) for x in x_floor]
     one_pass = engine_pass(m.network)
     cached = m.engine.reference(ref)
@@ -477,7 +249,7 @@ def run_case(m: Models, size: int, cfg: Settings) -> dict:
         del fns["fast_update"]
     times, outs = interleaved(fns, reps, dev)
     page_faults = getattr(interleaved, "last_faults", {})
-    ms = {k: _ms(v) for k, v in times.items()}
+    ms = {k: median_ms(v) for k, v in times.items()}
     diff_cold = _maxdiff(outs["ours_cold"], outs["official_pair"])
     diff_update = _maxdiff(outs["ours_update"], outs["official_pair"])
     fast_err = None if fast_skip else _maxdiff(outs["fast_update"], outs["ours_update"])
@@ -531,7 +303,7 @@ def run_batch(m: Models, ref: torch.Tensor, size: int, cfg: Settings) -> dict:
         "official_batch": official_batch,
     }
     times, outs = interleaved(fns, reps, dev)
-    ms = {k: _ms(v) for k, v in times.items()}
+    ms = {k: median_ms(v) for k, v in times.items()}
     diff = _maxdiff(outs["ours_batch"], outs["official_batch"])
     return {
         "n": BATCH, "repeats": reps,
@@ -540,200 +312,6 @@ def run_batch(m: Models, ref: torch.Tensor, size: int, cfg: Settings) -> dict:
         "speedup_official_over_ours": ms["official_batch"] / ms["ours_batch"],
         "max_abs_diff": diff, "pass": bool(diff <= TOL),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Peak memory.
-# ---------------------------------------------------------------------------------------------
-
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _trim_heap() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _memory_callable(kind: str, net: str, size: int, device: torch.device) -> Callable[[], Any]:
-    """Build (outside the measurement) everything one ``kind`` of call needs; return the call."""
-    ref = reference_image(size).to(device)
-    if kind.startswith("batch"):
-        dist = distorted(ref.cpu(), seed=7, count=BATCH).to(device)
-    else:
-        dist = distorted(ref.cpu(), seed=101).to(device)
-    network, _ = our_network(net, device)
-    if kind.startswith("official") or kind == "batch_official":
-        official = official_network(net, {k: v.cpu() for k, v in network.backbone.features_state().items()}, device)
-        del network
-        in0 = (ref * 2 - 1).expand(dist.shape[0], -1, -1, -1)
-        in1 = dist * 2 - 1
-
-        def call():
-            with torch.no_grad():
-                return official(in0, in1).flatten().cpu()
-        return call
-    if kind == "fast_update":
-        network = fast_network(network)
-    engine = Engine(network=network)
-    if kind in ("ours_update", "fast_update"):
-        cached = engine.reference(ref)
-        return lambda: engine.compare(cached, dist, spatial=False).value
-    return lambda: engine.compare(ref, dist, spatial=False).value  # ours_cold, batch_ours
-
-
-def memory_child(spec: dict) -> dict:
-    """Run in a fresh process: peak RSS increase (MB) of one call over the RSS after loading."""
-    import resource
-
-    torch.set_num_threads(spec["threads"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        call = _memory_callable(spec["kind"], spec["net"], spec["size"], torch.device("cpu"))
-    call()  # warm-up: one-time allocations (kernels, thread pools) are not per-call memory
-    import gc
-
-    gc.collect()
-    _trim_heap()
-    base_kb = _status_kb("VmRSS")
-    if base_kb is not None and _reset_peak():
-        call()
-        peak_kb = _status_kb("VmHWM")
-        method = "VmHWM after clear_refs minus VmRSS after load+warm-up (malloc_trim)"
-    else:
-        base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        call()
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        method = "ru_maxrss delta (lower bound)"
-    return {"peak_mb": max(0, peak_kb - base_kb) / 1024, "baseline_mb": base_kb / 1024, "method": method}
-
-
-class _MemoryRunner:
-    """A helper process that imports torch and lpips once, then forks one child per configuration.
-
-    (multiprocessing's spawn/forkserver would re-run an unguarded ``__main__`` such as
-    ``core/__main__.py``; this helper is started with ``python -c`` instead.) The helper never
-    runs a parallel torch op itself, so forking it is safe.
-    """
-
-    def __init__(self) -> None:
-        import subprocess
-
-        root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from bench.engine import memory_server; memory_server()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
-        self.ready = self.proc.stdout.readline().strip() == "ready"  # imports done: no overlap with timing
-
-    def run(self, spec: dict) -> dict:
-        try:
-            self.proc.stdin.write(json.dumps(spec) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-            return json.loads(line) if line else {"peak_mb": None, "error": "memory helper exited"}
-        except (OSError, ValueError) as exc:
-            return {"peak_mb": None, "error": f"{type(exc).__name__}: {exc}"}
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-
-
-def memory_server() -> None:
-    """The helper's loop: one JSON spec per stdin line → fork → one JSON result per stdout line."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lpips  # noqa: F401 - imported once here, inherited by every forked child
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
-        spec = json.loads(line)
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            os.close(rfd)
-            try:
-                out = memory_child(spec)
-            except BaseException as exc:  # noqa: BLE001
-                out = {"peak_mb": None, "error": f"{type(exc).__name__}: {exc}"}
-            with os.fdopen(wfd, "w") as fh:
-                fh.write(json.dumps(out))
-            os._exit(0)
-        os.close(wfd)
-        with os.fdopen(rfd) as fh:
-            data = fh.read()
-        _, status = os.waitpid(pid, 0)
-        if not data:
-            data = json.dumps({"peak_mb": None, "error": f"child died (wait status {status})"})
-        sys.stdout.write(data.replace("\n", " ") + "\n")
-        sys.stdout.flush()
-
-
-def cpu_memory(runner: _MemoryRunner, net: str, size: int, with_batch: bool, with_fast: bool) -> dict:
-    kinds = ["ours_cold", "official_pair", "ours_update"] + (["fast_update"] if with_fast else [])
-    if with_batch:
-        kinds += ["batch_ours", "batch_official"]
-    out, method = {}, None
-    for kind in kinds:
-        res = runner.run({"kind": kind, "net": net, "size": size, "threads": torch.get_num_threads()})
-        out[kind] = None if res.get("peak_mb") is None else round(res["peak_mb"], 1)
-        method = res.get("method", method)
-        if "error" in res:
-            out[kind + "_error"] = res["error"]
-    out["method"] = method
-    return out
-
-
-def cuda_memory(m: Models, size: int, with_batch: bool, with_fast: bool = True) -> dict:
-    dev = m.device
-    ref = reference_image(size).to(dev)
-    dist = distorted(ref.cpu(), seed=101).to(dev)
-    cached, cached_fast = m.engine.reference(ref), m.fast_engine.reference(ref)
-    calls = {
-        "ours_cold": lambda: m.engine.compare(ref, dist, spatial=False),
-        "official_pair": lambda: m.official(ref * 2 - 1, dist * 2 - 1),
-        "ours_update": lambda: m.engine.compare(cached, dist, spatial=False),
-        "fast_update": lambda: m.fast_engine.compare(cached_fast, dist, spatial=False),
-    }
-    if with_batch:
-        pool = distorted(ref.cpu(), seed=7, count=BATCH).to(dev)
-        calls["batch_ours"] = lambda: m.engine.compare(ref, pool, spatial=False)
-        calls["batch_official"] = lambda: m.official((ref * 2 - 1).expand(BATCH, -1, -1, -1), pool * 2 - 1)
-    out = {}
-    for kind, call in calls.items():
-        torch.cuda.synchronize(dev)
-        base = torch.cuda.memory_allocated(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        with torch.no_grad():
-            res = call()
-        torch.cuda.synchronize(dev)
-        out[kind] = round((torch.cuda.max_memory_allocated(dev) - base) / 2 ** 20, 1)
-        del res
-    out["method"] = "torch.cuda.max_memory_allocated minus memory_allocated before the call"
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -848,7 +426,7 @@ def main(argv: list[str] | argparse.Namespace | None = None) -> int:
     }, "results": results}
     t_start = time.perf_counter()
     use_fork = hasattr(os, "fork")
-    runner = _MemoryRunner() if cfg.memory and use_fork and any(d.type == "cpu" for d in cfg.devices) else None
+    runner = MemoryRunner() if cfg.memory and use_fork and any(d.type == "cpu" for d in cfg.devices) else None
     for device in cfg.devices:
         for line in header(machine, cfg, device):
             print(line, flush=True)

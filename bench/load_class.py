@@ -340,6 +340,8 @@ def main() -> int:
                              "acknowledged votes (repeatable)")
     parser.add_argument("--no-nets", action="store_true",
                         help="with --quiz-rounds: prepare rounds without the LPIPS networks (PSNR/SSIM only)")
+    parser.add_argument("--quiz-kind", choices=("2afc", "jnd"), default="2afc",
+                        help="with --quiz-rounds: the session's question, 2AFC (default) or JND (same or different?)")
     parser.add_argument("--double-click-round", type=int, default=1,
                         help="with --quiz-rounds: the round (0-based) whose pick each student sends twice")
     args = parser.parse_args()
@@ -352,7 +354,7 @@ def main() -> int:
         opts = QuizOptions(students=args.sessions, rounds=args.quiz_rounds, think=args.think, ramp=args.ramp,
                            timeout=args.timeout, kill_at=tuple(args.kill_at),
                            kill_after_votes=tuple(args.kill_after_votes), fetch_media=not args.no_media,
-                           double_click_round=args.double_click_round, verbose=args.verbose)
+                           double_click_round=args.double_click_round, verbose=args.verbose, kind=args.quiz_kind)
         rep = run_quiz_class(opts, postgres=args.postgres, nets=not args.no_nets, env=env, keep_log=args.keep_log)
         print_quiz_report(rep)
         if args.json:

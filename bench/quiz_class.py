@@ -1,6 +1,7 @@
 """A class taking the quiz over Streamlit's websocket protocol, optionally through server crashes.
 
     .venv/bin/python bench/load_class.py --quiz-rounds 10 [--sessions 30] [--kill-at 5 --kill-at 20]
+    .venv/bin/python bench/load_class.py --quiz-rounds 10 --quiz-kind jnd   # a JND session
 
 (``bench/load_class.py`` hands ``--quiz-rounds`` runs to :func:`main_quiz`.) Each simulated
 student (:class:`bench.load_class.Student`, one browser tab) opens ``/quiz`` directly, types the
@@ -9,6 +10,10 @@ pick → "You chose … (saved)" on the page, and "Next round" → the new round
 are prepared before the class starts (``--prepare``: with both LPIPS networks, as the server's
 background preparation makes them; ``--no-nets``: PSNR/SSIM only), and the time that took is
 reported per round.
+
+``--quiz-kind jnd``: a JND session. Each round the student presses "Show the two images", waits
+for the presentation to end (a cross, 1 s, 250 ms, 1 s: what the browser shows) and thinks, then
+answers "Same" or "Different"; timed: that answer → "You answered … (saved)".
 
 ``--kill-at S`` (repeatable) kills the server with SIGKILL ``S`` seconds after the class started
 and restarts it at once on the same port and database. A student whose connection drops does
@@ -56,6 +61,8 @@ from bench.class_client import (  # noqa: E402
 )
 
 ROUND_TEXT = re.compile(r"Round (\d+) of (\d+)")
+#: How long a JND pair's presentation lasts in the browser: the cross, 1 s, 250 ms, 1 s.
+JND_PRESENTATION_S = 2.75
 DONE_TEXT = "You have judged every round"
 
 
@@ -72,6 +79,7 @@ class QuizOptions:
     fetch_media: bool = True
     verbose: bool = False
     reconnect_timeout: float = 180.0
+    kind: str = "2afc"  # or "jnd": "Show the two images", then "Same" / "Different"
 
 
 class RestartableServer:
@@ -188,9 +196,15 @@ async def quiz_student(idx: int, opts: QuizOptions, base: str, code: str, errors
                 if current in rec.acked:  # a reload showed a voted round (not expected)
                     s.error("resume", f"the page shows round {current + 1}, already voted")
                     break
+                if opts.kind == "jnd":  # the pair is shown first (once), then the answer
+                    show = s.widget("quiz.jnd.show")
+                    await s.rerun(f"show round {current + 1}", triggers=(WidgetState(id=show.id, trigger_value=True),),
+                                  fragment_id=show.fragment_id)
+                    await asyncio.sleep(JND_PRESENTATION_S)  # the browser flashes the two images
                 await think()
-                choice = in_flight[1] if in_flight and in_flight[0] == current else rng.choice("AB")
-                button = s.widget(f"quiz.pick.{choice}")
+                options = ("same", "different") if opts.kind == "jnd" else ("A", "B")
+                choice = in_flight[1] if in_flight and in_flight[0] == current else rng.choice(options)
+                button = s.widget(f"quiz.jnd.{choice}" if opts.kind == "jnd" else f"quiz.pick.{choice}")
                 trigger = WidgetState(id=button.id, trigger_value=True)
                 in_flight = (current, choice)
                 doubled = current == opts.double_click_round
@@ -202,8 +216,9 @@ async def quiz_student(idx: int, opts: QuizOptions, base: str, code: str, errors
                                     fragment_id=button.fragment_id)
                 if doubled:
                     await asyncio.sleep(1.0)  # let the second run finish; not timed
-                if not any(t.startswith(f"You chose **{choice}** (saved)") for t in run.texts):
-                    raise LoadError(f"round {current + 1}: no 'You chose {choice} (saved)' after the pick")
+                said = "You answered" if opts.kind == "jnd" else "You chose"
+                if not any(t.startswith(f"{said} **{choice}** (saved)") for t in run.texts):
+                    raise LoadError(f"round {current + 1}: no '{said} {choice} (saved)' after the pick")
                 rec.acked[current] = choice
                 in_flight = None
                 if not doubled and run.t_saved is not None:
@@ -345,20 +360,22 @@ def check_store(store_target: str, code: str, records: list[StudentRecord]) -> d
     }
 
 
-def prepare_session(store_target: str, n_rounds: int, nets: bool, seed: int = 1234) -> tuple[str, float]:
-    """Create the session and prepare every round as the server's background thread does;
-    returns (code, seconds per round). ``nets=False``: PSNR and SSIM only, no network at all."""
+def prepare_session(store_target: str, n_rounds: int, nets: bool, seed: int = 1234,
+                    kind: str = "2afc") -> tuple[str, float]:
+    """Create the session (``kind``: ``"2afc"`` or ``"jnd"``) and prepare every round as the server's
+    background thread does; returns (code, seconds per round). ``nets=False``: PSNR and SSIM only,
+    no network at all."""
     from core.lpips.engine import Engine
     from store import open_store
     from teach.preparation import RoundPreparer
 
     with open_store(store_target) as store:
-        code, _key = store.create_session("Quiz load test", n_rounds=n_rounds, seed=seed)
+        code, _key = store.create_session("Quiz load test", n_rounds=n_rounds, seed=seed, kind=kind)
         engines = {net: Engine(net, "0.1", True, "cpu") for net in ("alex", "vgg")} if nets else {}
         preparer = RoundPreparer(store, nice=0)
         started = time.monotonic()
         preparer.submit(code, seed, n_rounds, engines, max_side=int(os.environ.get("LPIPS_EXPLORER_QUIZ_SIDE", "256")),
-                        others=None if nets else ("psnr", "ssim"))
+                        others=None if nets else ("psnr", "ssim"), kind=kind)
         status = preparer.wait(code, timeout=3600)
         preparer.close()
         if status is None or status.error or status.ready < n_rounds:
@@ -382,7 +399,7 @@ def run_quiz_class(opts: QuizOptions, *, postgres: bool = False, nets: bool = Tr
             store_target = pg.create_database()
         else:
             store_target = str(Path(tmp) / "quiz.sqlite3")
-        code, prep_s = prepare_session(store_target, opts.rounds, nets)
+        code, prep_s = prepare_session(store_target, opts.rounds, nets, kind=opts.kind)
         server = RestartableServer({**(env or {}), "LPIPS_EXPLORER_QUIZ_DB": store_target}, Path(tmp))
         load_start = os.getloadavg()
         server.start()
@@ -398,12 +415,18 @@ def run_quiz_class(opts: QuizOptions, *, postgres: bool = False, nets: bool = Tr
                 Path(keep_log).write_text(log)
         checks = check_store(store_target, code, records)
     tracebacks = log.count("Traceback (most recent call last)")
+    # An image being downloaded when the server is killed fails as it would in a browser (which then
+    # reloads the page with the dropped websocket): with kills, a refused or reset image download is
+    # reported apart, as what the kill cut, not as an error of the server.
+    cut = [e for e in errors if (opts.kill_at or opts.kill_after_votes) and e["kind"] == "media"
+           and any(w in e["detail"] for w in ("Connection refused", "Connection reset", "Remote end closed"))]
+    errors = [e for e in errors if e not in cut]
     by_kind: dict[str, int] = {}
     for e in errors:
         by_kind[e["kind"]] = by_kind.get(e["kind"], 0) + 1
     resumes = [r for rec in records for r in rec.resumes]
     report = {
-        "students": opts.students, "rounds": opts.rounds, "think_s": opts.think,
+        "students": opts.students, "rounds": opts.rounds, "think_s": opts.think, "kind": opts.kind,
         "kill_at_s": list(opts.kill_at) + [f"{v} votes" for v in opts.kill_after_votes],
         "store": "postgresql" if postgres else "sqlite", "nets": nets,
         "prepare_s_per_round": round(prep_s, 2),
@@ -411,6 +434,7 @@ def run_quiz_class(opts: QuizOptions, *, postgres: bool = False, nets: bool = Tr
         "errors": len(errors) + tracebacks, "errors_by_kind": {**by_kind, **({"server_traceback": tracebacks}
                                                                             if tracebacks else {})},
         "error_samples": errors[:10],
+        "media_cut_by_kill": len(cut),
         "finished_students": sum(r.finished for r in records),
         "pick_to_saved_ms": summarize([v for r in records for v in r.pick_ms]),
         "next_to_round_ms": summarize([v for r in records for v in r.next_ms]),
@@ -436,14 +460,17 @@ def print_quiz_report(rep: dict) -> None:
         return "–" if stats.get(key) is None else f"{stats[key]:.0f} ms"
 
     print()
-    print(f"LPIPS Explorer quiz class: {rep['students']} students × {rep['rounds']} rounds ({rep['store']}), "
+    print(f"LPIPS Explorer quiz class: {rep['students']} students × {rep['rounds']} {rep['kind'].upper()} rounds "
+          f"({rep['store']}), "
           f"think {rep['think_s']} s, kills at {rep['kill_at_s'] or 'none'}")
     pick, nxt = rep["pick_to_saved_ms"], rep["next_to_round_ms"]
     what = "both LPIPS nets and every registered metric" if rep["nets"] else "PSNR, SSIM only"
     rows = [
         ("rounds prepared ahead", f"{rep['prepare_s_per_round']} s per round ({what})"),
         ("wall time", f"{rep['wall_s']} s; load average {rep['loadavg_start']} → {rep['loadavg_end']}"),
-        ("errors (target 0)", f"{rep['errors']} {rep['errors_by_kind'] or ''}"),
+        ("errors (target 0)", f"{rep['errors']} {rep['errors_by_kind'] or ''}"
+                              + (f"; image downloads cut by a kill: {rep['media_cut_by_kill']}"
+                                 if rep['media_cut_by_kill'] else "")),
         ("students finished", f"{rep['finished_students']} / {rep['students']}"),
         ("pick → 'saved' on the page",
          f"p50 {ms(pick, 'p50')}, p95 {ms(pick, 'p95')}, max {ms(pick, 'max')} (n={pick.get('n', 0)})"),

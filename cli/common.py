@@ -82,8 +82,8 @@ def add_metric_options(parser: argparse.ArgumentParser) -> None:
     """--metrics, the LPIPS network options, --ssim-mode, --resize-to-ref and --device."""
     parser.add_argument("--metrics", type=metrics_arg, default=None, metavar="NAMES",
                         help="comma-separated metrics to compute (default: the fast ones, marked "
-                             "'yes' under 'default' by `lpips-explorer metrics`; DISTS, FSIM and VIF "
-                             "only when named)")
+                             "'yes' under 'default' by `lpips-explorer metrics`; DISTS, FSIM, VIF and "
+                             "VIFp only when named)")
     parser.add_argument("--net", choices=NETS, default="alex", help="backbone (default alex)")
     parser.add_argument("--version", choices=VERSIONS, default="0.1", help="linear-head version (default 0.1)")
     parser.add_argument("--baseline", action="store_true",

@@ -1,5 +1,8 @@
 """The class quiz's store: sessions and votes, durable, shared by every thread and process.
 
+A session asks one kind of question (:data:`KINDS`): 2AFC (votes ``"A"``/``"B"``) or JND (votes
+``"same"``/``"different"``); the kind is chosen when it is created and stored with it.
+
 A teacher creates a session (:meth:`~store.base.BaseQuizStore.create_session` gives a short
 join code and a secret teacher key) and its rounds are prepared and stored
 (:meth:`~store.base.BaseQuizStore.save_round`); students join with the code and get a random
@@ -44,12 +47,14 @@ from store.base import (
     CODE_ALPHABET,
     CODE_LENGTH,
     CSV_COLUMNS,
+    KINDS,
     TOKEN_LENGTH,
     BaseQuizStore,
     Receipt,
     SessionInfo,
     StoredRound,
     Vote,
+    check_kind,
     check_token,
     clean_title,
     normalize_code,
@@ -71,6 +76,7 @@ __all__ = [
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "CSV_COLUMNS",
+    "KINDS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "BaseQuizStore",
@@ -89,6 +95,7 @@ __all__ = [
     "StoredRound",
     "TOKEN_LENGTH",
     "Vote",
+    "check_kind",
     "check_token",
     "clean_title",
     "default_db_path",

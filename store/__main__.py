@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     backup = commands.add_parser("backup", help="copy the whole database (the -wal file's votes included)")
     backup.add_argument("file", help="the new file to write (must not exist)")
     backup.add_argument("--db", default=None, help="the database (default: LPIPS_EXPLORER_QUIZ_DB or the default file)")
-    export = commands.add_parser("export", help="a session's judgments as a BAPPS 2AFC set (DIR/2afc/SPLIT/CODE)")
+    export = commands.add_parser("export", help="a session's judgments as a BAPPS set (DIR/2afc/SPLIT/CODE, or "
+                                                "DIR/jnd/SPLIT/CODE for a JND session)")
     export.add_argument("code", help="the session's join code")
     export.add_argument("dir", help="the BAPPS root to write into (created if missing)")
     export.add_argument("--split", default="val", help="val (default: what test_dataset_model.py reads) or train")
@@ -38,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
                 from store.export import export_bapps
 
                 done = export_bapps(store, args.code, args.dir, args.split)
+                left = [f"{len(rounds)} {why}" for rounds, why in (
+                    (done.without_votes, "without votes"), (done.not_prepared, "not prepared"),
+                    (done.identical, "identical pairs (checks)")) if rounds]
                 print(f"{len(done.rounds)} judged rounds → {', '.join(str(f) for f in done.folders)}"
-                      + (f"; left out: {len(done.without_votes)} without votes" if done.without_votes else "")
-                      + (f", {len(done.not_prepared)} not prepared" if done.not_prepared else ""))
+                      + (f"; left out: {', '.join(left)}" if left else ""))
     except (QuizError, LpipsExplorerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -50,6 +50,7 @@ from store.records import PNG_SIGNATURE, PreparedRound, RoundSpec, metric_order,
 __all__ = [
     "CODE_ALPHABET",
     "CODE_LENGTH",
+    "KINDS",
     "CSV_COLUMNS",
     "BaseQuizStore",
     "Ballot",
@@ -61,12 +62,19 @@ __all__ = [
     "Summary",
     "TOKEN_LENGTH",
     "Vote",
+    "check_kind",
     "check_token",
     "clean_title",
     "normalize_code",
 ]
 
-Choice = Literal["A", "B"]
+Choice = Literal["A", "B", "same", "different"]
+
+#: The kinds of question a session asks, as in the LPIPS paper's BAPPS data: ``"2afc"`` (which
+#: of A and B is closer to the reference? answers ``"A"``/``"B"``) and ``"jnd"`` (a just
+#: noticeable difference: are these two images the same? answers ``"same"``/``"different"``).
+KINDS = ("2afc", "jnd")
+_CHOICES = {"2afc": ("A", "B"), "jnd": ("same", "different")}
 
 #: Join codes: no 0/O, 1/I/L, so a code read off a projector is typed right.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -136,6 +144,7 @@ class SessionInfo:
     seed: int
     n_rounds: int
     created: str
+    kind: str = "2afc"
 
 
 @dataclass(frozen=True)
@@ -256,11 +265,33 @@ def _now() -> str:
 
 
 
+def check_kind(kind: Any) -> str:
+    """``kind`` if it is one of :data:`KINDS`, else :class:`QuizInputError`."""
+    if kind not in KINDS:
+        raise QuizInputError(f"The kind of question must be '2afc' (which of two is closer to the reference) or "
+                             f"'jnd' (are two images the same?), got {kind!r}.")
+    return kind
+
+
 def _check_choice(choice: Any) -> Choice:
-    value = choice.strip().upper() if isinstance(choice, str) else None
-    if value not in ("A", "B"):
-        raise QuizVoteError(f"A vote must be 'A' or 'B' (the image closer to the reference), got {choice!r}.")
-    return value  # type: ignore[return-value]
+    """Any answer a session may get, normalized: ``'A'``/``'B'`` (any case) or ``'same'``/``'different'``.
+    Whether it fits the session's kind is checked with the session (:func:`_check_choice_kind`)."""
+    text = choice.strip() if isinstance(choice, str) else ""
+    if text.upper() in ("A", "B"):
+        return text.upper()  # type: ignore[return-value]
+    if text.lower() in ("same", "different"):
+        return text.lower()  # type: ignore[return-value]
+    raise QuizVoteError(f"A vote must be 'A' or 'B' (the image closer to the reference) or, in a JND session, "
+                        f"'same' or 'different', got {choice!r}.")
+
+
+def _check_choice_kind(choice: str, kind: str, round_index: int) -> None:
+    allowed = _CHOICES.get(kind, ())
+    if choice not in allowed:
+        question = ("asks whether two images are the same" if kind == "jnd"
+                    else "asks which image is closer to the reference")
+        raise QuizVoteError(f"This session {question}: round {round_index + 1} takes "
+                            f"{' or '.join(repr(a) for a in allowed)}, not {choice!r}. Nothing was saved.")
 
 
 def check_token(token: Any) -> str:
@@ -296,8 +327,10 @@ def _check_voter(voter_id: Any) -> str:
     return value
 
 
-def _check_metrics(metrics: Any) -> str:
-    """Validate a :func:`~teach.quiz.score_round` result and return it as JSON."""
+def _check_metrics(metrics: Any, kind: str = "2afc") -> str:
+    """Validate a :func:`~teach.quiz.score_round` result (2AFC: ``a``, ``b`` and ``pick`` per
+    metric) or a :func:`~teach.quiz.score_jnd_round` one (JND: the metric's ``value`` for the pair, per
+    metric) and return it as JSON."""
     problem = None
     if not isinstance(metrics, Mapping):
         problem = f"got {type(metrics).__name__}"
@@ -305,6 +338,9 @@ def _check_metrics(metrics: Any) -> str:
         for name, entry in metrics.items():
             if not isinstance(name, str) or not isinstance(entry, Mapping):
                 problem = f"entry {name!r} is not a dict"
+            elif kind == "jnd":
+                if isinstance(entry.get("value"), bool) or not isinstance(entry.get("value"), (int, float)):
+                    problem = f"{name} needs a numeric 'value' for the pair of images"
             elif entry.get("pick") not in ("A", "B", "tie"):
                 problem = f"{name}'s pick is {entry.get('pick')!r}, not 'A', 'B' or 'tie'"
             elif not all(isinstance(entry.get(k), (int, float)) for k in ("a", "b")):
@@ -312,7 +348,8 @@ def _check_metrics(metrics: Any) -> str:
             if problem:
                 break
     if problem:
-        raise QuizVoteError(f"metrics must be what score_round() returns; {problem}.")
+        made_by = "score_jnd_round()" if kind == "jnd" else "score_round()"
+        raise QuizVoteError(f"metrics must be what {made_by} returns; {problem}.")
     return json.dumps(dict(metrics), sort_keys=True)
 
 
@@ -352,7 +389,7 @@ class BaseQuizStore(abc.ABC):
     # -- what a backend implements -----------------------------------------------------
 
     @abc.abstractmethod
-    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str) -> bool:
+    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str, kind: str) -> bool:
         """In one write transaction: unless a session already has ``code``, insert it (created
         :func:`_now`); return whether it was inserted (``False``: the code is taken)."""
 
@@ -366,7 +403,7 @@ class BaseQuizStore(abc.ABC):
 
     @abc.abstractmethod
     def _insert_vote(self, ballot: Ballot) -> int:
-        """In one write transaction: read ``(seed, n_rounds)`` of ``ballot.session_code`` (``None``
+        """In one write transaction: read ``(seed, n_rounds, kind)`` of ``ballot.session_code`` (``None``
         when there is no such session) and pass it to :meth:`_check_ballot`, which raises for an
         unknown session, a round out of range or a foreign round; then insert the vote (created
         :func:`_now`, seed from the session) unless the voter has voted in that round; if so, pass
@@ -392,7 +429,7 @@ class BaseQuizStore(abc.ABC):
 
     @abc.abstractmethod
     def _cast_vote(self, cast: Cast) -> Receipt:
-        """In one write transaction: read the session's ``(seed, n_rounds)`` and the token's
+        """In one write transaction: read the session's ``(seed, n_rounds, kind)`` and the token's
         ``(session_code, voter_id)`` (each ``None`` when missing) and pass them to
         :meth:`_check_cast`; if the voter has voted in the round, return :meth:`_repeated` of the
         stored ``(id, choice)``; if the round is not stored, raise :class:`QuizRoundNotReadyError`
@@ -403,7 +440,7 @@ class BaseQuizStore(abc.ABC):
     @abc.abstractmethod
     def _insert_round(self, code: str, prepared: PreparedRound, metrics_json: str, chain_a: str,
                       chain_b: str) -> bool:
-        """In one write transaction: pass the session's ``(seed, n_rounds)`` (or ``None``) to
+        """In one write transaction: pass the session's ``(seed, n_rounds, kind)`` (or ``None``) to
         :meth:`_check_round`, then insert the round unless it is stored; whether it was inserted."""
 
     @abc.abstractmethod
@@ -442,9 +479,12 @@ class BaseQuizStore(abc.ABC):
             "(PostgreSQL: pg_dump)."
         )
 
-    def create_session(self, title: str, n_rounds: int = 10, seed: int | None = None) -> tuple[str, str]:
-        """Create a session; returns ``(join_code, teacher_key)``. Only the key's hash is stored,
-        so the teacher must keep the key: it cannot be shown again."""
+    def create_session(self, title: str, n_rounds: int = 10, seed: int | None = None,
+                       kind: str = "2afc") -> tuple[str, str]:
+        """Create a session asking ``kind`` questions (:data:`KINDS`: ``"2afc"`` or ``"jnd"``);
+        returns ``(join_code, teacher_key)``. Only the key's hash is stored, so the key cannot be
+        read back from the store: the app keeps it in the teacher's page address."""
+        kind = check_kind(kind)
         cleaned = clean_title(title) if isinstance(title, str) else ""
         if not cleaned or len(cleaned) > _MAX_TITLE:
             shown = repr(title) if len(repr(title)) <= 80 else repr(title)[:80] + "…"
@@ -455,7 +495,7 @@ class BaseQuizStore(abc.ABC):
         key = secrets.token_urlsafe(16)
         for _ in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-            if self._insert_session(code, _hash_key(key), seed, n_rounds, cleaned):
+            if self._insert_session(code, _hash_key(key), seed, n_rounds, cleaned, kind):
                 return code, key
             # taken (one in a billion): try another code
         raise QuizStorageError("the quiz cannot create a session: no free join code was found; try again.")
@@ -499,7 +539,7 @@ class BaseQuizStore(abc.ABC):
         round_index = _check_round_number(round_index)
         if not isinstance(spec, RoundSpec):
             raise QuizVoteError(f"spec must be the round's RoundSpec from make_round(), got {type(spec).__name__}.")
-        metrics_json = _check_metrics(metrics)
+        metrics_json = _check_metrics(metrics, spec.kind)
         chain_a = json.dumps(chain_to_dict(spec.chain_a), sort_keys=True)
         chain_b = json.dumps(chain_to_dict(spec.chain_b), sort_keys=True)
         ballot = Ballot(code, normalized, round_index, voter_id, choice, spec, chain_a, chain_b, metrics_json)
@@ -567,16 +607,17 @@ class BaseQuizStore(abc.ABC):
         return voter_id
 
     @classmethod
-    def _check_cast(cls, cast: Cast, session: tuple[int, int] | None, voter: tuple[str, str] | None) -> str:
+    def _check_cast(cls, cast: Cast, session: tuple[int, int, str] | None, voter: tuple[str, str] | None) -> str:
         """Check ``cast`` inside the backend's write transaction; returns the voter id."""
         if session is None:
             raise QuizSessionNotFoundError(f"There is no quiz session with the code {cast.code!r}; check the code.")
-        _, n_rounds = session
+        _, n_rounds, kind = session
         if not 0 <= cast.round_index < n_rounds:
             raise QuizVoteError(
                 f"Round {cast.round_index + 1} does not exist: session {cast.session_code} has rounds 1 to "
                 f"{n_rounds}. Nothing was saved."
             )
+        _check_choice_kind(cast.choice, kind, cast.round_index)
         return cls._check_token_owner(cast.code, cast.session_code, voter)
 
     @staticmethod
@@ -609,22 +650,25 @@ class BaseQuizStore(abc.ABC):
         for name in ("ref_png", "a_png", "b_png"):
             if not isinstance(getattr(prepared, name), bytes) or not getattr(prepared, name).startswith(PNG_SIGNATURE):
                 raise QuizInputError(f"The prepared round's {name} is not PNG data.")
-        metrics_json = _check_metrics(prepared.metrics)
+        metrics_json = _check_metrics(prepared.metrics, prepared.spec.kind)
         chain_a = json.dumps(chain_to_dict(prepared.spec.chain_a), sort_keys=True)
         chain_b = json.dumps(chain_to_dict(prepared.spec.chain_b), sort_keys=True)
         return bool(self._insert_round(normalized, prepared, metrics_json, chain_a, chain_b))
 
     @staticmethod
-    def _check_round(code: str, prepared: PreparedRound, session: tuple[int, int] | None) -> None:
+    def _check_round(code: str, prepared: PreparedRound, session: tuple[int, int, str] | None) -> None:
         if session is None:
             raise QuizSessionNotFoundError(f"There is no quiz session with the code {code!r}; check the code.")
-        seed, n_rounds = session
+        seed, n_rounds, kind = session
         spec = prepared.spec
         if not 0 <= spec.index < n_rounds or spec.seed != seed:
             raise QuizInputError(
                 f"This prepared round is make_round({spec.seed}, {spec.index}), but session {code} has seed "
                 f"{seed} and rounds 0 to {n_rounds - 1}."
             )
+        if spec.kind != kind:
+            raise QuizInputError(f"This prepared round asks a {spec.kind.upper()} question, but session {code} asks "
+                                 f"{kind.upper()} questions; prepare it with kind={kind!r}.")
 
     def prepared_rounds(self, code: str) -> list[int]:
         """The indices of the rounds of session ``code`` that are prepared and stored, in order."""
@@ -647,12 +691,12 @@ class BaseQuizStore(abc.ABC):
             raise QuizStorageError(f"the quiz cannot read its database: a round row is damaged ({exc}).") from None
 
     @staticmethod
-    def _check_ballot(ballot: Ballot, session: tuple[int, int] | None) -> int:
-        """Check ``ballot`` against its session's ``(seed, n_rounds)`` (``None``: no such session)
+    def _check_ballot(ballot: Ballot, session: tuple[int, int, str] | None) -> int:
+        """Check ``ballot`` against its session's ``(seed, n_rounds, kind)`` (``None``: no such session)
         inside the backend's write transaction; returns the session's seed."""
         if session is None:
             raise QuizSessionNotFoundError(f"There is no quiz session with the code {ballot.code!r}; check the code.")
-        seed, n_rounds = session
+        seed, n_rounds, kind = session
         round_index, spec = ballot.round_index, ballot.spec
         if not 0 <= round_index < n_rounds:
             raise QuizVoteError(f"Round {round_index} does not exist; this session has rounds 0 to {n_rounds - 1}.")
@@ -661,6 +705,10 @@ class BaseQuizStore(abc.ABC):
                 f"This vote shows round {spec.index} of seed {spec.seed}, but session {ballot.session_code} round "
                 f"{round_index} is make_round({seed}, {round_index}); reload the round."
             )
+        if spec.kind != kind:
+            raise QuizVoteError(f"This vote shows a {spec.kind.upper()} round, but session {ballot.session_code} asks "
+                                f"{kind.upper()} questions.")
+        _check_choice_kind(ballot.choice, kind, round_index)
         return seed
 
     def votes(self, code: str) -> list[Vote]:
@@ -677,14 +725,17 @@ class BaseQuizStore(abc.ABC):
 
         Header: :data:`CSV_COLUMNS` (``session, round, seed, reference, family_a, family_b,
         chain_a, chain_b, choice, voter, time``), then ``<metric>_a, <metric>_b, <metric>_pick``
-        for every metric present, in :func:`~teach.quiz.metric_order`. Chains are
+        for every metric present, in :func:`~teach.quiz.metric_order` (a JND session: ``<metric>_value``,
+        the metric between the pair's two images, and choices ``same``/``different``). Chains are
         ``chain_to_dict`` JSON, time is ISO 8601 UTC, a missing metric is an empty cell, and a
         voter id starting with ``= + - @`` gets a leading ``'`` so spreadsheets do not run it as
         a formula.
         """
-        votes = self.votes(code)
+        info = self.require_session(code)
+        votes = self.votes(info.code)
         metrics = metric_order({name for vote in votes for name in vote.metrics})
-        header = list(CSV_COLUMNS) + [f"{m}_{part}" for m in metrics for part in ("a", "b", "pick")]
+        parts = ("value",) if info.kind == "jnd" else ("a", "b", "pick")  # JND: the metric on the pair
+        header = list(CSV_COLUMNS) + [f"{m}_{part}" for m in metrics for part in parts]
         rows = []
         for v in votes:
             row: list[Any] = [
@@ -694,7 +745,7 @@ class BaseQuizStore(abc.ABC):
             ]
             for m in metrics:
                 entry = v.metrics.get(m, {})
-                row += [entry.get("a", ""), entry.get("b", ""), entry.get("pick", "")]
+                row += [entry.get(part, "") for part in parts]
             rows.append(row)
         if isinstance(file, (str, os.PathLike)):
             try:

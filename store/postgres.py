@@ -119,6 +119,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_code, round_index)
     );
     """,
+    # 4: the kind of question a session asks ('2afc' or 'jnd'), and JND votes ('same', 'different').
+    """
+    ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT '2afc' CHECK (kind IN ('2afc', 'jnd'));
+    ALTER TABLE votes DROP CONSTRAINT votes_choice_check;
+    ALTER TABLE votes ADD CONSTRAINT votes_choice_check CHECK (choice IN ('A', 'B', 'same', 'different'));
+    """,
+    # 5: values stored as "vif" were VIFp; they move to "vifp" (see store.sqlite.MIGRATIONS).
+    """
+    UPDATE votes SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    UPDATE rounds SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -379,19 +390,19 @@ class PostgresQuizStore(BaseQuizStore):
 
     # -- the SQL behind BaseQuizStore ---------------------------------------------------
 
-    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str) -> bool:
+    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str, kind: str) -> bool:
         def body(cur: psycopg.Cursor) -> bool:
             cur.execute(
-                "INSERT INTO sessions (code, teacher_key_hash, seed, n_rounds, created, title) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (code) DO NOTHING RETURNING code",
-                (code, key_hash, seed, n_rounds, _now(), title),
+                "INSERT INTO sessions (code, teacher_key_hash, seed, n_rounds, created, title, kind) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (code) DO NOTHING RETURNING code",
+                (code, key_hash, seed, n_rounds, _now(), title, kind),
             )
             return cur.fetchone() is not None  # None: the code is taken
 
         return self._transaction("save the new session to", body)
 
     def _fetch_session(self, code: str) -> SessionInfo | None:
-        rows = self._read("SELECT code, title, seed, n_rounds, created FROM sessions WHERE code = %s", (code,))
+        rows = self._read("SELECT code, title, seed, n_rounds, created, kind FROM sessions WHERE code = %s", (code,))
         return SessionInfo(*rows[0]) if rows else None
 
     def _fetch_teacher_key_hash(self, code: str) -> str | None:
@@ -405,7 +416,8 @@ class PostgresQuizStore(BaseQuizStore):
 
         def body(cur: psycopg.Cursor) -> int:
             # Sessions are never changed once created; FOR KEY SHARE only keeps the row in place.
-            cur.execute("SELECT seed, n_rounds FROM sessions WHERE code = %s FOR KEY SHARE", (ballot.session_code,))
+            cur.execute("SELECT seed, n_rounds, kind FROM sessions WHERE code = %s FOR KEY SHARE",
+                        (ballot.session_code,))
             seed = self._check_ballot(ballot, cur.fetchone())
             cur.execute(
                 "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, "
@@ -446,7 +458,8 @@ class PostgresQuizStore(BaseQuizStore):
 
     def _cast_vote(self, cast: Cast) -> Receipt:
         def body(cur: psycopg.Cursor) -> Receipt:
-            cur.execute("SELECT seed, n_rounds FROM sessions WHERE code = %s FOR KEY SHARE", (cast.session_code,))
+            cur.execute("SELECT seed, n_rounds, kind FROM sessions WHERE code = %s FOR KEY SHARE",
+                        (cast.session_code,))
             session = cur.fetchone()
             cur.execute("SELECT session_code, voter_id FROM voters WHERE token_hash = %s", (cast.token_hash,))
             voter_id = self._check_cast(cast, session, cur.fetchone())
@@ -481,7 +494,7 @@ class PostgresQuizStore(BaseQuizStore):
         spec = prepared.spec
 
         def body(cur: psycopg.Cursor) -> bool:
-            cur.execute("SELECT seed, n_rounds FROM sessions WHERE code = %s FOR KEY SHARE", (code,))
+            cur.execute("SELECT seed, n_rounds, kind FROM sessions WHERE code = %s FOR KEY SHARE", (code,))
             self._check_round(code, prepared, cur.fetchone())
             cur.execute(
                 "INSERT INTO rounds (session_code, round_index, sample, family_a, family_b, chain_a, chain_b, ref_png, "

@@ -25,6 +25,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class RoundSpec:
     """Round ``index`` of the session with seed ``seed``: a reference sample and two chains.
 
+    In a JND round (``kind == "jnd"``) ``chain_a`` is empty (image A is the reference) and
+    ``chain_b`` is the distortion, or empty too in an identical pair (:attr:`identical`).
+
     ``noise_seed`` seeds the random distortions (:func:`core.distortions.apply`), so the
     noise pattern is part of the round too. Chains are tuples so the spec stays immutable.
     """
@@ -37,11 +40,19 @@ class RoundSpec:
     family_a: str
     family_b: str
     noise_seed: int = 0
+    #: ``"2afc"`` (A and B are two distortions of the reference) or ``"jnd"`` (A is the reference
+    #: itself, B a distortion of it, or the reference again in an identical pair).
+    kind: str = "2afc"
 
     @property
     def pair(self) -> str:
         """The families of the pair, order-free, e.g. ``'blur vs noise'``."""
         return pair_label(self.family_a, self.family_b)
+
+    @property
+    def identical(self) -> bool:
+        """Whether both images are the same pixels (a JND round whose chains are both empty)."""
+        return not self.chain_a and not self.chain_b
 
 
 def pair_label(family_a: str, family_b: str) -> str:
@@ -57,7 +68,11 @@ def pair_label(family_a: str, family_b: str) -> str:
 @dataclass(frozen=True)
 class PreparedRound:
     """One round, ready to show: its spec, the three images as PNG (8-bit, exactly the pixels
-    that were measured) and :func:`~teach.quiz.score_round`'s values."""
+    that were measured) and :func:`~teach.quiz.score_round`'s values.
+
+    A JND round stores the reference as ``ref_png`` and ``a_png`` (the first image shown) and the
+    second image as ``b_png``; its values are :func:`~teach.quiz.score_jnd_round`'s.
+    """
 
     spec: RoundSpec
     ref_png: bytes

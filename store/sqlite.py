@@ -90,6 +90,49 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_code, round_index)
     );
     """,
+    # 4: a session asks one kind of question, '2afc' (which of A and B is closer to the reference?)
+    # or 'jnd' (are these two images the same?), and a JND vote is 'same' or 'different'. SQLite
+    # cannot change a CHECK constraint, so votes is rebuilt as SQLite's documented procedure
+    # does it (new table, copy, drop, rename): same columns, same row ids, same index, and
+    # AUTOINCREMENT's counter is carried over (an id is still never reused). Sessions and votes
+    # of version 3 are 2AFC, as they were.
+    """
+    ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT '2afc' CHECK (kind IN ('2afc', 'jnd'));
+    CREATE TABLE votes_v4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_code TEXT NOT NULL REFERENCES sessions(code),
+        round_index INTEGER NOT NULL,
+        voter_id TEXT NOT NULL,
+        choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'same', 'different')),
+        created TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        sample TEXT NOT NULL,
+        family_a TEXT NOT NULL,
+        family_b TEXT NOT NULL,
+        chain_a TEXT NOT NULL,
+        chain_b TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        UNIQUE (session_code, round_index, voter_id)
+    );
+    INSERT INTO votes_v4 (id, session_code, round_index, voter_id, choice, created, seed, sample, family_a,
+                          family_b, chain_a, chain_b, metrics)
+        SELECT id, session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b,
+               chain_a, chain_b, metrics FROM votes;
+    DELETE FROM sqlite_sequence WHERE name = 'votes_v4';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'votes_v4', seq FROM sqlite_sequence WHERE name = 'votes';
+    DROP TABLE votes;
+    ALTER TABLE votes_v4 RENAME TO votes;
+    CREATE INDEX votes_by_voter ON votes (voter_id);
+    """,
+    # 5: the metric stored as "vif" was the pixel-domain VIFp (vifp_mscale.m) until Sheikh &
+    # Bovik's wavelet-domain VIF took that key; the old values keep their meaning under "vifp".
+    # The column holds json.dumps output, where '"vif": ' can only be that metric's key (the
+    # entries' own keys are "a", "b", "pick"), so a text replacement is exact, and it also
+    # moves rows that JSON functions would refuse (NaN values).
+    """
+    UPDATE votes SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    UPDATE rounds SET metrics = REPLACE(metrics, '"vif": ', '"vifp": ');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -276,19 +319,19 @@ class QuizStore(BaseQuizStore):
 
     # -- the SQL behind BaseQuizStore ---------------------------------------------------
 
-    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str) -> bool:
+    def _insert_session(self, code: str, key_hash: str, seed: int, n_rounds: int, title: str, kind: str) -> bool:
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM sessions WHERE code = ?", (code,)).fetchone():
                 return False  # taken; the transaction just commits nothing
             conn.execute(
-                "INSERT INTO sessions (code, teacher_key_hash, seed, n_rounds, created, title) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (code, key_hash, seed, n_rounds, _now(), title),
+                "INSERT INTO sessions (code, teacher_key_hash, seed, n_rounds, created, title, kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (code, key_hash, seed, n_rounds, _now(), title, kind),
             )
             return True
 
     def _fetch_session(self, code: str) -> SessionInfo | None:
-        rows = self._read("SELECT code, title, seed, n_rounds, created FROM sessions WHERE code = ?", (code,))
+        rows = self._read("SELECT code, title, seed, n_rounds, created, kind FROM sessions WHERE code = ?", (code,))
         return SessionInfo(*rows[0]) if rows else None
 
     def _fetch_teacher_key_hash(self, code: str) -> str | None:
@@ -298,7 +341,8 @@ class QuizStore(BaseQuizStore):
     def _insert_vote(self, ballot: Ballot) -> int:
         spec = ballot.spec
         with self._write() as conn:
-            row = conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?", (ballot.session_code,)).fetchone()
+            row = conn.execute("SELECT seed, n_rounds, kind FROM sessions WHERE code = ?",
+                               (ballot.session_code,)).fetchone()
             seed = self._check_ballot(ballot, row)
             stored = conn.execute(
                 "SELECT id, choice FROM votes WHERE session_code = ? AND round_index = ? AND voter_id = ?",
@@ -336,7 +380,7 @@ class QuizStore(BaseQuizStore):
 
     def _cast_vote(self, cast: Cast) -> Receipt:
         with self._write() as conn:
-            session = conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?",
+            session = conn.execute("SELECT seed, n_rounds, kind FROM sessions WHERE code = ?",
                                    (cast.session_code,)).fetchone()
             voter = conn.execute("SELECT session_code, voter_id FROM voters WHERE token_hash = ?",
                                  (cast.token_hash,)).fetchone()
@@ -363,7 +407,7 @@ class QuizStore(BaseQuizStore):
                       chain_b: str) -> bool:
         spec = prepared.spec
         with self._write() as conn:
-            self._check_round(code, prepared, conn.execute("SELECT seed, n_rounds FROM sessions WHERE code = ?",
+            self._check_round(code, prepared, conn.execute("SELECT seed, n_rounds, kind FROM sessions WHERE code = ?",
                                                            (code,)).fetchone())
             inserted = conn.execute(
                 "INSERT INTO rounds (session_code, round_index, sample, family_a, family_b, chain_a, chain_b, ref_png, "

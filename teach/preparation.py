@@ -38,7 +38,15 @@ from core.lpips.engine import Engine
 from core.images.tensors import to_uint8
 from store.records import PNG_SIGNATURE, PreparedRound, RoundSpec
 from store.errors import QuizBusyError
-from teach.quiz import QuizInputError, check_int, make_round, render_round, score_round
+from teach.quiz import (
+    QuizInputError,
+    check_int,
+    make_jnd_round,
+    make_round,
+    render_round,
+    score_jnd_round,
+    score_round,
+)
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -61,13 +69,21 @@ def encode_png(image: torch.Tensor | np.ndarray) -> bytes:
 
 
 def prepare_round(seed: int, index: int, engines: Mapping[str, Engine], max_side: int = 256,
-                  others: Sequence[str] | None = None) -> PreparedRound:
+                  others: Sequence[str] | None = None, kind: str = "2afc") -> PreparedRound:
     """Round ``index`` of the session with ``seed``: rendered at ``max_side``, scored with
     ``engines`` (``{"alex": Engine("alex"), ...}``; ``{}`` scores only the non-LPIPS metrics)
-    and ``others`` (default: every other registered metric; see :func:`~teach.quiz.score_round`)."""
-    spec = make_round(seed, index)
+    and ``others`` (default: every other registered metric; see :func:`~teach.quiz.score_round`).
+    ``kind="jnd"`` makes a JND round (:func:`~teach.quiz.make_jnd_round`): A is the reference, B
+    the second image, and the metrics are measured between the two
+    (:func:`~teach.quiz.score_jnd_round`)."""
+    if kind not in ("2afc", "jnd"):
+        raise QuizInputError(f"kind must be '2afc' or 'jnd', got {kind!r}.")
+    spec = make_jnd_round(seed, index) if kind == "jnd" else make_round(seed, index)
     ref, dist_a, dist_b = render_round(spec, max_side=max_side)
-    metrics = score_round(spec, ref, dist_a, dist_b, engines, others)
+    if kind == "jnd":
+        metrics = score_jnd_round(spec, dist_a, dist_b, engines, others)
+    else:
+        metrics = score_round(spec, ref, dist_a, dist_b, engines, others)
     return PreparedRound(spec, encode_png(ref), encode_png(dist_a), encode_png(dist_b), metrics)
 
 
@@ -110,6 +126,7 @@ class _Job:
     engines: Mapping[str, Engine]
     max_side: int
     others: tuple[str, ...] | None
+    kind: str = "2afc"
 
 
 class RoundPreparer:
@@ -155,9 +172,9 @@ class RoundPreparer:
         atexit.register(self.close)
 
     def submit(self, code: str, seed: int, n_rounds: int, engines: Mapping[str, Engine],
-               max_side: int = 256, others: Sequence[str] | None = None) -> None:
+               max_side: int = 256, others: Sequence[str] | None = None, kind: str = "2afc") -> None:
         """Prepare every round of session ``code`` not stored yet (no-op while it is queued or running);
-        ``engines``, ``max_side`` and ``others`` as in :func:`prepare_round`. Raises
+        ``engines``, ``max_side``, ``others`` and ``kind`` as in :func:`prepare_round`. Raises
         :class:`~store.errors.QuizBusyError` when ``max_sessions`` other sessions are queued or running."""
         seed = check_int(seed, "The session seed", 0)
         n_rounds = check_int(n_rounds, "The number of rounds", 1)
@@ -169,7 +186,7 @@ class RoundPreparer:
             self._check_room_locked()
             self._status[code] = PreparationStatus(code, n_rounds, ready=current.ready if current else 0)
             self._jobs.put(_Job(code, seed, n_rounds, dict(engines), max_side,
-                                None if others is None else tuple(others)))
+                                None if others is None else tuple(others), kind))
             self._stopping.clear()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="quiz-round-preparer", daemon=True)
@@ -259,7 +276,7 @@ class RoundPreparer:
             if self._stopping.is_set():
                 raise InterruptedError("the server is stopping; the remaining rounds are prepared when it is back")
             start = time.monotonic()
-            prepared = prepare_round(job.seed, index, job.engines, job.max_side, job.others)
+            prepared = prepare_round(job.seed, index, job.engines, job.max_side, job.others, job.kind)
             self.sink.save_round(job.code, prepared)
             done.add(index)
             spent, made = spent + time.monotonic() - start, made + 1

@@ -1,10 +1,16 @@
-"""A two-alternative forced-choice (2AFC) class quiz, as in the LPIPS paper's BAPPS data: its rounds and statistics.
+"""The class quiz, as in the LPIPS paper's BAPPS data: its rounds and statistics, for both questions.
 
-Each round shows a reference and two distorted versions, A and B, and each person picks the
-one closer to the reference. Rounds are not stored: :func:`make_round` rebuilds round
-``index`` of a session from the session's seed (for a fixed sample gallery and distortion
-registry), :func:`render_round` draws its images and :func:`score_round` measures them with
-every metric. :func:`wilson_interval` and :class:`Agreement` say how often a metric agrees
+A two-alternative forced-choice (2AFC) round shows a reference and two distorted versions, A and
+B, and each person picks the one closer to the reference. A just-noticeable-difference (JND)
+round (:func:`make_jnd_round`) shows the reference, then a distorted version of it (or, now and
+then, the reference again), one after the other, and each person answers "same" or "different";
+the LPIPS paper's JND test (Zhang et al. 2018, section 2.2): "The two image patches are shown for
+1 second each, with a 250 ms gap in between" (:data:`JND_SHOW_MS`, :data:`JND_GAP_MS`).
+
+Rounds are not stored: :func:`make_round` (:func:`make_jnd_round`) rebuilds round ``index`` of a
+session from the session's seed (for a fixed sample gallery and distortion registry),
+:func:`render_round` draws its images and :func:`score_round` (:func:`score_jnd_round`) measures
+them with every metric. :func:`wilson_interval` and :class:`Agreement` say how often a metric agrees
 with the people (the 2AFC score, ties counting half).
 
 Sessions and votes live in the quiz store (:mod:`store`, :class:`store.QuizStore`), which keeps
@@ -45,14 +51,21 @@ __all__ = [
     "QuizInputError",
     "RoundSpec",
     "agreement",
+    "JND_GAP_MS",
+    "JND_IDENTICAL_SHARE",
+    "JND_SHOW_MS",
+    "JndScores",
     "check_int",
+    "make_jnd_round",
     "make_round",
     "metric_label",
     "metric_order",
     "quiz_metrics",
     "pair_label",
     "render_round",
+    "score_jnd_round",
     "score_round",
+    "summarize",
     "wilson_interval",
 ]
 
@@ -185,6 +198,19 @@ def _step(name: str, level: float, rng: random.Random) -> Step:
     return Step(name, {main: _main_value(name, level, rng), **_other_params(name, rng)})
 
 
+def _jnd_step(name: str, rng: random.Random) -> Step:
+    """A distortion near the threshold of seeing it: from half of the mildest quiz setting (often
+    unseen at a glance) to the middle of its quiz range (seen by most)."""
+    param = REGISTRY[name].main
+    identity = float(param.identity)  # type: ignore[arg-type]
+    ends = [float(e) for e in (param.min, param.max) if e is not None and float(e) != identity]
+    end = rng.choice(ends)
+    lo, hi = QUIZ_LEVELS[name]
+    fraction = rng.uniform(0.5 * lo, lo + 0.5 * (hi - lo))
+    value = _snap(param, identity + fraction * (end - identity), end)
+    return Step(name, {param.name: value, **_other_params(name, rng)})
+
+
 def _pick_pair(rng: random.Random) -> tuple[str, str]:
     """Two different quiz distortions: same family now and then, different families mostly."""
     families = _quiz_families()
@@ -225,6 +251,44 @@ def make_round(seed: int, index: int) -> RoundSpec:
         family_b=REGISTRY[name_b].family,
         noise_seed=rng.randrange(2**31),
     )
+
+
+#: The LPIPS paper's JND presentation (Zhang et al. 2018, arXiv:1801.03924v2, section 2.2, "Just
+#: noticeable differences"): "The two image patches are shown for 1 second each, with a 250 ms gap
+#: in between."
+JND_SHOW_MS = 1000
+JND_GAP_MS = 250
+#: Share of JND rounds whose two images are identical. The paper's JND pairs are all reference
+#: vs distorted; identical pairs were its sentinels and training examples (32 of each subject's 40
+#: sentinels, 4 of 10 training pairs), there to keep people from answering "different" to
+#: everything. Here they play that part: shown like any round, they are left out of the JND mAP
+#: and the BAPPS export (as the paper's sentinels are left out of its data) and reported apart.
+JND_IDENTICAL_SHARE = 0.25
+#: The family recorded for "no distortion": image A of every JND round, image B of an identical pair.
+NO_DISTORTION = "none"
+
+
+def make_jnd_round(seed: int, index: int) -> RoundSpec:
+    """JND round ``index`` of the session with ``seed``: the reference (A) and, second (B), one quiz
+    distortion of it near the threshold of seeing it, or the reference again in about
+    :data:`JND_IDENTICAL_SHARE` of the rounds. The same arguments give the same round.
+
+    >>> make_jnd_round(7, 3) == make_jnd_round(7, 3), make_jnd_round(7, 3).chain_a, make_jnd_round(7, 3).kind
+    (True, (), 'jnd')
+    """
+    seed = check_int(seed, "The session seed", 0)
+    index = check_int(index, "The round index", 0)
+    rng = random.Random(f"jnd:{seed}:{index}")
+    sample = rng.choice(list_samples()).key
+    if rng.random() < JND_IDENTICAL_SHARE:
+        chain_b: tuple[Step, ...] = ()
+        family_b = NO_DISTORTION
+    else:
+        families = _quiz_families()
+        name = rng.choice(families[rng.choice(sorted(families))])
+        chain_b, family_b = (_jnd_step(name, rng),), REGISTRY[name].family
+    return RoundSpec(index=index, seed=seed, sample=sample, chain_a=(), chain_b=chain_b, family_a=NO_DISTORTION,
+                     family_b=family_b, noise_seed=rng.randrange(2**31), kind="jnd")
 
 
 @lru_cache(maxsize=16)
@@ -316,6 +380,43 @@ def score_round(
     return {name: scores[name] for name in metric_order(set(scores))}
 
 
+def score_jnd_round(
+    spec: RoundSpec,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    engines: Mapping[str, Engine],
+    others: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Each metric's value between a JND round's two images, keyed by metric name, e.g.
+    ``{"lpips_alex": {"value": 0.08}, "psnr": {"value": 38.2}, ...}``: LPIPS as a distance
+    (higher = more different), the others as :mod:`core.metrics` computes them (PSNR and SSIM
+    are similarities: higher = more alike; an identical pair gives PSNR ``inf``). ``engines`` and
+    ``others`` as in :func:`score_round`.
+    """
+    if not isinstance(spec, RoundSpec) or spec.kind != "jnd":
+        raise QuizInputError(f"score_jnd_round() needs the RoundSpec of a JND round (make_jnd_round()), got {spec!r}.")
+    if not isinstance(engines, Mapping):
+        raise QuizInputError(f"engines must be a dict of network name to Engine, got {type(engines).__name__}.")
+    scores: dict[str, dict[str, float]] = {}
+    for key, engine in engines.items():
+        net = key.removeprefix("lpips_") if isinstance(key, str) else key
+        if not isinstance(engine, Engine) or engine.net != net:
+            raise QuizInputError(f"engines[{key!r}] must be an Engine for the {net!r} network, got {engine!r}.")
+        scores[f"lpips_{net}"] = {"value": float(engine.distance(first, second)[0].item())}
+    registered = tuple(k for k in metrics.names() if k != "lpips")
+    if others is not None:
+        unknown = sorted(set(others) - set(registered))
+        if unknown or isinstance(others, str):
+            raise QuizInputError(f"others must be registered metric names other than 'lpips' {registered}, got "
+                                 f"{others!r}.")
+        registered = tuple(k for k in registered if k in others)
+    result = compare(None, first, second, metrics=registered, spatial=False) if registered else None
+    for key in registered if result is not None else ():
+        if key not in result.skipped:
+            scores[key] = {"value": float(result[key][0].item())}
+    return {name: scores[name] for name in metric_order(set(scores))}
+
+
 # --------------------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------------------
@@ -392,6 +493,13 @@ class RoundSummary:
     sample: str = ""
     pair: str = ""
     metric_picks: dict[str, str] = field(default_factory=dict)
+    #: JND rounds: the answers "same" and "different", the distortion's family (``"none"`` for an
+    #: identical pair), whether the two images were identical, and each metric's value on the pair.
+    votes_same: int = 0
+    votes_different: int = 0
+    distortion: str = ""
+    identical: bool = False
+    metric_values: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -414,6 +522,36 @@ class Summary:
     by_family: dict[str, dict[str, Agreement]]
     paper_2afc: dict[str, float] = field(default_factory=dict)
     human_2afc: float | None = None
+    #: ``"2afc"`` or ``"jnd"``; a JND session's scores are in ``jnd`` (``metrics``, ``by_family``
+    #: and ``paper_2afc`` stay empty: a metric does not answer "same or different").
+    kind: str = "2afc"
+    jnd: "JndScores | None" = None
+
+
+@dataclass(frozen=True)
+class JndScores:
+    """A JND session's scores, over its voted rounds whose images differ (the identical ones are
+    checks, as the paper's sentinels, reported apart).
+
+    ``map`` is each metric's JND score as the LPIPS paper computes it (``score_jnd_dataset``: the
+    pairs ranked by the metric from most to least alike, the average precision of finding the
+    "same" answers; :func:`core.judgments.scores.score_jnd`); ``None`` while it is undefined (no
+    one has answered "same" to a pair that differed). ``chance`` is what a ranking that knows
+    nothing scores on average: the share of "same" answers. ``people`` is how often two different
+    people give the same answer to a pair: over the pairs with at least two answers, ``k`` of
+    ``n`` "same", the mean of ``(k(k−1) + (n−k)(n−k−1)) / (n(n−1))`` (two answers drawn without
+    replacement, so one person never counts as agreeing with themself); ``None`` until a pair has
+    two answers. It is the class's consistency, on another scale than mAP (the paper gives no
+    human mAP ceiling for JND). ``same_differing``/``same_identical`` are ``(same answers, answers)`` on
+    pairs that differed and on identical pairs.
+    """
+
+    pairs: int
+    map: dict[str, float | None]
+    chance: float | None
+    people: float | None
+    same_differing: tuple[int, int]
+    same_identical: tuple[int, int]
 
 
 def _round_summary(index: int, votes: list[Vote]) -> RoundSummary:
@@ -433,9 +571,12 @@ def _round_summary(index: int, votes: list[Vote]) -> RoundSummary:
 
 
 def summarize(store: BaseQuizStore, code: str) -> Summary:
-    """Votes per round, and each metric's agreement with the people (overall and per family pair)."""
+    """Votes per round, and each metric's agreement with the people (overall and per family pair);
+    for a JND session, the answers per round and each metric's JND mAP (:class:`JndScores`)."""
     info = store.require_session(code)
     votes = store.votes(info.code)
+    if info.kind == "jnd":
+        return _summarize_jnd(info, votes)
     by_round: dict[int, list[Vote]] = {}
     credits: dict[str, list[float]] = {}
     family_credits: dict[str, dict[str, list[float]]] = {}
@@ -484,3 +625,63 @@ def _paper_scores(by_round: dict[int, list[Vote]], metric_names: list[str]) -> t
         if known:
             scores[m] = score_2afc([d[0] for d, _ in known], [d[1] for d, _ in known], [j for _, j in known])
     return scores, human_ceiling_2afc(judge)
+
+
+# --------------------------------------------------------------------------------------
+# JND sessions
+# --------------------------------------------------------------------------------------
+
+
+def _jnd_round_summary(index: int, votes: list[Vote]) -> RoundSummary:
+    same = sum(1 for v in votes if v.choice == "same")
+    first = votes[0] if votes else None
+    identical = bool(first) and not first.chain_a.get("steps") and not first.chain_b.get("steps")
+    return RoundSummary(
+        index=index, votes_a=0, votes_b=0, majority=None,
+        sample=first.sample if first else "",
+        votes_same=same, votes_different=len(votes) - same,
+        distortion=first.family_b if first else "", identical=identical,
+        metric_values={m: float(e["value"]) for m, e in first.metrics.items() if "value" in e} if first else {},
+    )
+
+
+def _agreement_between_people(counts: list[tuple[int, int]]) -> float | None:
+    """How often two different people answer a pair alike, averaged over pairs with two answers or more.
+
+    >>> _agreement_between_people([(2, 2), (1, 2), (0, 1)])  # agree, disagree; a lone answer is left out
+    0.5
+    """
+    shares = [(k * (k - 1) + (n - k) * (n - k - 1)) / (n * (n - 1)) for k, n in counts if n >= 2]
+    return sum(shares) / len(shares) if shares else None
+
+
+def _summarize_jnd(info: SessionInfo, votes: list[Vote]) -> Summary:
+    from core.judgments.scores import score_jnd
+
+    by_round: dict[int, list[Vote]] = {}
+    for v in votes:
+        by_round.setdefault(v.round_index, []).append(v)
+    rounds = tuple(_jnd_round_summary(i, by_round.get(i, [])) for i in range(info.n_rounds))
+    voted = [r for r in rounds if r.votes_same + r.votes_different]
+    differing = [r for r in voted if not r.identical]
+    identical = [r for r in voted if r.identical]
+    same = [r.votes_same / (r.votes_same + r.votes_different) for r in differing]
+    names = metric_order({m for r in differing for m in r.metric_values})
+    lower = quiz_metrics()
+    scores: dict[str, float | None] = {}
+    for m in names:
+        known = [(r.metric_values[m], s) for r, s in zip(differing, same) if m in r.metric_values]
+        # Every metric as a distance: the paper ranks pairs from small to large distance.
+        sign = 1.0 if lower.get(m, True) else -1.0
+        defined = known and sum(s for _, s in known) > 0
+        scores[m] = score_jnd([sign * d for d, _ in known], [s for _, s in known]) if defined else None
+    jnd = JndScores(
+        pairs=len(differing),
+        map=scores,
+        chance=sum(same) / len(same) if same else None,
+        people=_agreement_between_people([(r.votes_same, r.votes_same + r.votes_different) for r in differing]),
+        same_differing=(sum(r.votes_same for r in differing), sum(r.votes_same + r.votes_different for r in differing)),
+        same_identical=(sum(r.votes_same for r in identical), sum(r.votes_same + r.votes_different for r in identical)),
+    )
+    return Summary(session=info, n_votes=len(votes), n_voters=len({v.voter_id for v in votes}), rounds=rounds,
+                   metrics={}, by_family={}, kind="jnd", jnd=jnd)

@@ -4,6 +4,8 @@ releases), never core's own code."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -312,3 +314,195 @@ def blurred(img: np.ndarray, sigma: float) -> np.ndarray:
         return img
     out = ndimage.gaussian_filter(img.astype(np.float64), sigma=(sigma, sigma, 0), mode="reflect")
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+# --- CW-SSIM: cwssim_index.m on matlabPyrTools' buildSCFpyr.m, line by line ---------------------
+
+
+def _interp1_extrap(x_table: np.ndarray, y_table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """MATLAB interp1(X, Y, x, 'linear', 'extrap') (pointOp.m's fallback)."""
+    out = np.interp(x, x_table, y_table)
+    left, right = x < x_table[0], x > x_table[-1]
+    out[left] = y_table[0] + (x[left] - x_table[0]) * (y_table[1] - y_table[0]) / (x_table[1] - x_table[0])
+    out[right] = y_table[-1] + (x[right] - x_table[-1]) * (y_table[-1] - y_table[-2]) / (x_table[-1] - x_table[-2])
+    return out
+
+
+def point_op(im: np.ndarray, lut: np.ndarray, origin: float, increment: float) -> np.ndarray:
+    """pointOp.m: X = origin + increment*[0:size(lut(:),1)-1]; interp1(X, lut, im, 'linear', 'extrap')."""
+    x_table = origin + increment * np.arange(lut.size)
+    return _interp1_extrap(x_table, lut, im.ravel()).reshape(im.shape)
+
+
+def rcos_fn(width: float, position: float, values: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """rcosFn.m."""
+    sz = 256
+    x = np.pi * np.arange(-sz - 1, 2) / (2 * sz)
+    y = values[0] + (values[1] - values[0]) * np.cos(x) ** 2
+    y[0] = y[1]
+    y[sz + 2] = y[sz + 1]
+    return position + (2 * width / np.pi) * (x + np.pi / 4), y
+
+
+def _mfftshift(x: np.ndarray) -> np.ndarray:
+    return np.fft.fftshift(x)  # MATLAB's fftshift/ifftshift shift by floor(n/2)/ceil(n/2), as NumPy's
+
+
+def build_scf_pyr(im: np.ndarray, ht: int, order: int) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """buildSCFpyr.m (twidth = 1) with buildSCFpyrLevs.m: the bands in pyrBand order (high-pass
+    residual, ht levels of order+1 complex bands, low-pass residual) and their sizes (pind)."""
+    max_ht = int(np.floor(np.log2(min(im.shape)))) - 2
+    assert ht <= max_ht, f"Cannot build pyramid higher than {max_ht} levels."
+    nbands = order + 1
+    dims = np.array(im.shape)
+    ctr = np.ceil((dims + 0.5) / 2).astype(int)
+    xramp, yramp = np.meshgrid((np.arange(1, dims[1] + 1) - ctr[1]) / (dims[1] / 2),
+                               (np.arange(1, dims[0] + 1) - ctr[0]) / (dims[0] / 2))
+    angle = np.arctan2(yramp, xramp)
+    log_rad = np.sqrt(xramp**2 + yramp**2)
+    log_rad[ctr[0] - 1, ctr[1] - 1] = log_rad[ctr[0] - 1, ctr[1] - 2]
+    log_rad = np.log2(log_rad)
+    xrcos, yrcos = rcos_fn(1, -0.5, (0, 1))
+    yrcos = np.sqrt(yrcos)
+    yircos = np.sqrt(1.0 - yrcos**2)
+    lo0mask = point_op(log_rad, yircos, xrcos[0], xrcos[1] - xrcos[0])
+    imdft = _mfftshift(np.fft.fft2(im))
+    lo0dft = imdft * lo0mask
+    pyr, pind = _build_scf_pyr_levs(lo0dft, log_rad, xrcos, yrcos, angle, ht, nbands)
+    hi0mask = point_op(log_rad, yrcos, xrcos[0], xrcos[1] - xrcos[0])
+    hi0 = np.fft.ifft2(np.fft.ifftshift(imdft * hi0mask))
+    return [np.real(hi0)] + pyr, [hi0.shape] + pind
+
+
+def _build_scf_pyr_levs(lodft, log_rad, xrcos, yrcos, angle, ht, nbands):
+    if ht <= 0:
+        lo0 = np.fft.ifft2(np.fft.ifftshift(lodft))
+        return [np.real(lo0)], [lo0.shape]
+    xrcos = xrcos - np.log2(2)
+    lutsize = 1024
+    xcosn = np.pi * np.arange(-(2 * lutsize + 1), lutsize + 2) / lutsize
+    order = nbands - 1
+    const = (2 ** (2 * order)) * (math.factorial(order) ** 2) / (nbands * math.factorial(2 * order))
+    alfa = np.mod(np.pi + xcosn, 2 * np.pi) - np.pi
+    ycosn = 2 * np.sqrt(const) * (np.cos(xcosn) ** order) * (np.abs(alfa) < np.pi / 2)
+    himask = point_op(log_rad, yrcos, xrcos[0], xrcos[1] - xrcos[0])
+    bands, bind = [], []
+    for b in range(1, nbands + 1):
+        anglemask = point_op(angle, ycosn, xcosn[0] + np.pi * (b - 1) / nbands, xcosn[1] - xcosn[0])
+        banddft = ((-1j) ** (nbands - 1)) * lodft * anglemask * himask
+        band = np.fft.ifft2(np.fft.ifftshift(banddft))
+        bands.append(band)
+        bind.append(band.shape)
+    dims = np.array(lodft.shape)
+    ctr = np.ceil((dims + 0.5) / 2).astype(int)
+    lodims = np.ceil((dims - 0.5) / 2).astype(int)
+    loctr = np.ceil((lodims + 0.5) / 2).astype(int)
+    lostart = ctr - loctr + 1
+    loend = lostart + lodims - 1
+    rows, cols = slice(lostart[0] - 1, loend[0]), slice(lostart[1] - 1, loend[1])
+    log_rad, angle, lodft = log_rad[rows, cols], angle[rows, cols], lodft[rows, cols]
+    yircos = np.abs(np.sqrt(1.0 - yrcos**2))
+    lomask = point_op(log_rad, yircos, xrcos[0], xrcos[1] - xrcos[0])
+    npyr, nind = _build_scf_pyr_levs(lomask * lodft, log_rad, xrcos, yrcos, angle, ht - 1, nbands)
+    return bands + npyr, bind + nind
+
+
+def fspecial_gaussian_rect(rows: int, cols: int, sigma: float) -> np.ndarray:
+    """fspecial('gaussian', [rows cols], sigma)."""
+    siz = ((rows - 1) / 2, (cols - 1) / 2)
+    x, y = np.meshgrid(np.arange(-siz[1], siz[1] + 1), np.arange(-siz[0], siz[0] + 1))
+    h = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    h[h < np.finfo(float).eps * h.max()] = 0
+    return h / h.sum()
+
+
+def cwssim_matlab(img1: np.ndarray, img2: np.ndarray, level: int = 4, orientations: int = 8, guardb: int = 0,
+                  k: float = 0.0) -> tuple[float, np.ndarray]:
+    """cwssim_index.m on two grey images (double): (cwssim, the cssim maps, orientations×h×w)."""
+    pyr1, pind = build_scf_pyr(img1, level, orientations - 1)
+    pyr2, _ = build_scf_pyr(img2, level, orientations - 1)
+    winsize = 7
+    window = np.ones((7, 7)) / 49
+    gb = int(guardb / (2 ** (level - 1)))
+    s = pind[(level - 1) * orientations + 1]  # pind((level-1)*or+2, :), 1-based
+    w = fspecial_gaussian_rect(s[0] - winsize + 1, s[1] - winsize + 1, s[0] / 4)
+    band_cssim, maps = [], []
+    for i in range(1, orientations + 1):
+        bandind = i + (level - 1) * orientations + 1
+        band1, band2 = pyr1[bandind - 1], pyr2[bandind - 1]
+        band1 = band1[gb : band1.shape[0] - gb, gb : band1.shape[1] - gb]
+        band2 = band2[gb : band2.shape[0] - gb, gb : band2.shape[1] - gb]
+        corr = band1 * np.conj(band2)
+        varr = np.abs(band1) ** 2 + np.abs(band2) ** 2
+        corr_band = filter2_valid(window, corr.real) + 1j * filter2_valid(window, corr.imag)
+        varr_band = filter2_valid(window, varr)
+        cssim_map = (2 * np.abs(corr_band) + k) / (varr_band + k)
+        band_cssim.append(np.sum(cssim_map * w))
+        maps.append(cssim_map)
+    return float(np.mean(band_cssim)), np.stack(maps)
+
+
+# --- NLPD: NLP_dist.m (Laparra et al. 2016), line by line ----------------------------------------
+
+NLP_SIGMAS = [0.0248, 0.0185, 0.0179, 0.0191, 0.0220, 0.2782]
+
+
+def nlp_dn_filters() -> list[np.ndarray]:
+    """DN_filters of NLP_dist.m: the 5×5 F2 of each level (assignments into 2:4 and (5,5) grow
+    MATLAB's matrices to 5×5)."""
+    f = [np.zeros((5, 5)) for _ in range(6)]
+    f[0] = np.array([[0, 0, 0, 0, 0], [0, 0, 0.1011, 0, 0], [0, 0.1493, 0, 0.1460, 0.0072],
+                     [0, 0, 0.1015, 0, 0], [0, 0, 0, 0, 0]], dtype=float)
+    f[1][1:4, 1:4] = [[0, 0.0757, 0], [0.1986, 0, 0.1846], [0, 0.0837, 0]]
+    f[2][1:4, 1:4] = [[0, 0.0477, 0], [0.2138, 0, 0.2243], [0, 0.0467, 0]]
+    f[3][1:4, 1:4] = [[0, 0, 0], [0.2503, 0, 0.2616], [0, 0, 0]]
+    f[4][1:4, 1:4] = [[0, 0, 0], [0.2598, 0, 0.2552], [0, 0, 0]]
+    f[5][1:4, 1:4] = [[0, 0, 0], [0.2215, 0, 0.0717], [0, 0, 0]]
+    return f
+
+
+def _nlp_filter() -> np.ndarray:
+    f = np.array([0.05, 0.25, 0.4, 0.25, 0.05])
+    return np.outer(f, f)
+
+
+def _nlp_downsample(im: np.ndarray) -> np.ndarray:
+    # imfilter(I, filter, 'symmetric'): correlation, mirror padding that repeats the edge
+    # (scipy's 'reflect'), output the size of I; then R(1:2:r, 1:2:c).
+    r = ndimage.correlate(im, _nlp_filter(), mode="reflect")
+    return r[0::2, 0::2]
+
+
+def _nlp_upsample(im: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    im = np.pad(im, 1, mode="edge")  # padarray(I, [1 1 0], 'replicate')
+    r, c = 2 * im.shape[0], 2 * im.shape[1]
+    out = np.zeros((r, c))
+    out[0:r:2, 0:c:2] = 4 * im
+    out = ndimage.correlate(out, _nlp_filter(), mode="constant", cval=0.0)  # imfilter: zero padding
+    return out[2 : r - 2 - odd[0], 2 : c - 2 - odd[1]]  # R(3:r-2-odd(1), 3:c-2-odd(2))
+
+
+def laplacian_pyramid_s(im: np.ndarray, nlev: int = 6) -> list[np.ndarray]:
+    pyr = []
+    j = im
+    for _ in range(nlev - 1):
+        i = _nlp_downsample(j)
+        odd = 2 * np.array(i.shape) - np.array(j.shape)
+        pyr.append(j - _nlp_upsample(i, odd))
+        j = i
+    pyr.append(j)
+    return pyr
+
+
+def nlp_matlab(im: np.ndarray) -> list[np.ndarray]:
+    """NLP(IM, DN_filts): the normalized levels of a grey image in [0, 1]."""
+    filters = nlp_dn_filters()
+    lap = laplacian_pyramid_s(im, 6)
+    return [lap[n] / (NLP_SIGMAS[n] + conv2_same(np.abs(lap[n]), filters[n])) for n in range(6)]
+
+
+def nlpd_matlab(im1: np.ndarray, im2: np.ndarray) -> tuple[float, list[np.ndarray]]:
+    """NLP_dist.m's DMOS_Lap_dn2 on two grey images in [0, 1], with the normalized differences."""
+    y1, y2 = nlp_matlab(im1), nlp_matlab(im2)
+    rr = [np.sqrt(np.mean((a - b) ** 2)) for a, b in zip(y1, y2)]
+    return float(np.mean(rr)), [a - b for a, b in zip(y1, y2)]

@@ -583,6 +583,21 @@ def test_hidden_metric_is_neither_shown_nor_computed():
         metrics.register(spec, replace=True)
 
 
+def test_vif_and_vifp_cards_are_two_metrics():
+    """VIF (wavelet domain, vifvec.m) and VIFp (pixel domain) have their own cards and values:
+    each equals core's metric on the pair the page shows."""
+    from core.metrics.vif import vif as core_vif
+    from core.metrics.vifp import vifp as core_vifp
+
+    at = start(**{"settings.max_side": 256, "settings.metrics": ["psnr", "vif", "vifp"]})
+    ref = sample_ref(DEFAULT_SAMPLE, 256)
+    dist = distorted(ref, DEFAULT_CHAIN)
+    for label, value in (("VIF", core_vif(ref, dist)), ("VIFp", core_vifp(ref, dist))):
+        card = metric_named(at, label)
+        assert abs(float(card.value) - float(value[0])) <= 1e-4, (label, card.value, float(value[0]))
+    assert abs(float(metric_named(at, "VIF").value) - float(metric_named(at, "VIFp").value)) > 1e-3
+
+
 # ---------------------------------------------------------------------------------------------
 # The comparison view and the region it asks about (issue 10).
 # ---------------------------------------------------------------------------------------------
@@ -698,3 +713,31 @@ def test_dists_terms_show_as_bars_that_add_up_to_its_card():
     np.testing.assert_allclose(structure, want.structure[0].numpy(), rtol=1e-5, atol=1e-7)
     assert texture.sum() + structure.sum() == pytest.approx(float(want.value[0]), abs=1e-6)
     assert card.value == f"{float(want.value[0]):.4f}"
+
+
+def test_cw_ssim_and_nlpd_cards_and_maps():
+    """Added in the sidebar, CW-SSIM and NLPD get a card with core's value (read the way the
+    registry says) and, in the layer view, their maps: CW-SSIM's at 1/8 of the side less 6,
+    NLPD's finest level at full size (shrunk for the browser as every full-size map is)."""
+    import base64
+    import json
+
+    from core.metrics.cw_ssim import cw_ssim
+    from core.metrics.nlpd import nlpd
+
+    at = start(**{"settings.max_side": 256, "settings.metrics": ["psnr", "cw_ssim", "nlpd"]})
+    ref = sample_ref(DEFAULT_SAMPLE, 256)
+    dist = distorted(ref, DEFAULT_CHAIN)
+    assert metric_named(at, "CW-SSIM").value == f"{cw_ssim(ref, dist).item():.5f}"
+    assert metric_named(at, "NLPD").value == f"{nlpd(ref, dist).item():.4f}"
+    at.session_state["view.layers"] = True
+    at.run()
+    assert_clean(at)
+    pixels = {}  # each map's title → how many values its heatmap holds (float32, base64)
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = (spec["layout"].get("title") or {}).get("text") or ""
+        if spec["data"][0].get("type") == "heatmap" and title:
+            pixels[title.split(" ")[0].rstrip(",")] = len(base64.b64decode(spec["data"][0]["z"]["bdata"])) // 4
+    # NLPD's map is full size: the browser gets it shrunk exactly as PSNR's squared error.
+    assert pixels.get("CW-SSIM") == (256 // 8 - 6) ** 2 and pixels.get("NLPD") == pixels["Squared"], pixels

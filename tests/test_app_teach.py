@@ -200,11 +200,13 @@ def test_sweeps_severity_sweep_matches_core():
 # Class quiz.
 # ---------------------------------------------------------------------------------------------
 
-def create_session(at: AppTest, title: str = "Perceptual similarity quiz", rounds: int = 3) -> tuple[str, str]:
+def create_session(at: AppTest, title: str = "Perceptual similarity quiz", rounds: int = 3,
+                   kind: str = "2afc") -> tuple[str, str]:
     at.segmented_control(key="quiz.role").set_value("The teacher").run()
     assert_clean(at)
     at.text_input(key="quiz.title").input(title)
     at.number_input(key="quiz.rounds").set_value(rounds)
+    at.radio(key="quiz.kind").set_value(kind)
     buttons = [b for b in at.button if b.label == "Create session"]
     assert len(buttons) == 1, [b.label for b in at.button]
     buttons[0].click().run()
@@ -524,3 +526,75 @@ def test_quiz_unreachable_postgres_explained_and_explore_still_works(monkeypatch
         assert len(at.metric) >= 4 and all(m.value for m in at.metric)  # LPIPS, PSNR, SSIM, MS-SSIM at least
     finally:
         clear_quiz_store()
+
+
+# ---------------------------------------------------------------------------------------------
+# Class quiz: JND sessions, and the teacher's page across reloads and restarts.
+# ---------------------------------------------------------------------------------------------
+
+def test_quiz_jnd_round_as_a_student_and_the_teacher_page_survives_reload_and_restart(quiz_db):
+    teacher = quiz_page()
+    code, key = create_session(teacher, rounds=3, kind="jnd")
+    # The teacher's address now holds the dashboard's code and key (the student's never does).
+    assert teacher.query_params["dash"] == code and teacher.query_params["key"] == key
+    store = QuizStore(quiz_db)
+    try:
+        session = store.session(code)
+        assert session.kind == "jnd"
+        wait_prepared(store, code, 3)
+
+        student = quiz_page()
+        student.text_input(key="quiz.code").input(code).run()
+        assert_clean(student)
+        assert progress_text(student) == "Round 1 of 3"
+        assert "dash" not in student.query_params and "key" not in student.query_params
+        # Nothing to answer before the pair was shown; then the two images and the two answers.
+        assert {b.key for b in student.button} >= {"quiz.jnd.show"}
+        assert not {"quiz.jnd.same", "quiz.jnd.different"} & {b.key for b in student.button}
+        assert any("1 s each" in (b.help or "") or "1 s, with a 250 ms gap" in (b.help or "") for b in student.button)
+        student.button(key="quiz.jnd.show").click().run()
+        assert_clean(student)
+        stage = [h.proto.body for h in student.get("html")]
+        assert len(stage) == 1 and stage[0].count("data:image/png;base64,") == 2
+        assert "1000ms 500ms" in stage[0] and "1000ms 1750ms" in stage[0]  # 1 s each, 250 ms apart
+        assert {"quiz.jnd.same", "quiz.jnd.different"} <= {b.key for b in student.button}
+        student.button(key="quiz.jnd.different").click().run()
+        assert_clean(student)
+        assert any(m.value.startswith("You answered **different** (saved)") for m in student.markdown)
+        token = student.query_params["voter"]
+        assert store.picks(code, token) == {0: "different"}
+        # The cards show what each metric measured between the two images, checked against core.
+        spec = quiz.make_jnd_round(session.seed, 0)
+        _, first, second = quiz.render_round(spec, SMALL)
+        cards = {c.label: c.value for c in student.metric}
+        want = engine("alex").distance(first, second).item()
+        assert cards["LPIPS (AlexNet)"] == f"{want:.4g}"  # 0 for an identical pair
+        # A re-sent answer counts once; a different one for the same round is refused.
+        assert store.cast_vote(code, token, 0, "different").repeated
+        student.button(key="quiz.next").click().run()
+        assert_clean(student)
+        assert progress_text(student) == "Round 2 of 3"
+
+        # The teacher reloads the page: the address reopens the dashboard, nothing retyped.
+        back = reopen(teacher)
+        assert_clean(back)
+        assert back.segmented_control(key="quiz.role").value == "The teacher"
+        assert back.text_input(key="quiz.dash.code").value == code
+        assert any("1 judgment from 1 person" in m.value for m in back.markdown)
+        assert back.dataframe  # the rounds' table (the mAP table appears once a differing pair is answered)
+        # A server restart (every cached resource gone): the address still reopens it.
+        clear_quiz_store()
+        restarted = reopen(teacher)
+        assert_clean(restarted)
+        assert any("1 judgment from 1 person" in m.value for m in restarted.markdown)
+        # The key can leave the address; then the page asks for it again.
+        restarted.button(key="quiz.forget").click().run()
+        assert "key" not in restarted.query_params and "dash" not in restarted.query_params
+        assert any("Enter the session code and your teacher key" in i.value for i in restarted.info)
+        # A wrong or damaged key in an address: a message, no exception, no results.
+        for bad in ("x" * 22, "k" * 5000, key[:-1]):
+            wrong = quiz_page({"dash": code, "key": bad})
+            assert not wrong.exception
+            assert not any("judgment" in m.value for m in wrong.markdown)
+    finally:
+        store.close()

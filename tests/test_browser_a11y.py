@@ -143,6 +143,24 @@ def quiz_reveal(page, ctx) -> None:
     _idle(page)
 
 
+def quiz_jnd_question(page, ctx) -> None:
+    quiz_student(page, ctx)
+    box = page.get_by_label("Session code (from your teacher)")
+    box.fill(ctx.jnd_code)
+    box.press("Enter")
+    page.get_by_role("button", name="Show the two images").click()
+    page.get_by_role("button", name="Different").wait_for(timeout=LONG)  # after the pair has flashed
+    _idle(page)
+
+
+def quiz_jnd_reveal(page, ctx) -> None:
+    quiz_jnd_question(page, ctx)
+    page.get_by_role("button", name="Different").click()
+    page.get_by_text("You answered different (saved)").wait_for(timeout=LONG)
+    page.locator('[data-testid="stImage"] img').nth(1).wait_for(timeout=LONG)
+    _idle(page)
+
+
 def quiz_teacher(page, ctx) -> None:
     quiz_student(page, ctx)
     page.get_by_role("radio", name="The teacher").click()
@@ -175,6 +193,8 @@ STATES: dict[str, Callable] = {
     "quiz-student": quiz_student,
     "quiz-round": quiz_round,
     "quiz-reveal": quiz_reveal,
+    "quiz-jnd-question": quiz_jnd_question,
+    "quiz-jnd-reveal": quiz_jnd_reveal,
     "quiz-teacher": quiz_teacher,
     "quiz-dashboard": quiz_dashboard,
 }
@@ -218,6 +238,7 @@ class Context:
     browser: object
     code: str
     key: str
+    jnd_code: str
     not_an_image: str
 
 
@@ -239,12 +260,14 @@ def ctx(tmp_path_factory):
         for index in range(2):
             store.save_round(code, prepare_round(7, index, engines={}, max_side=256, others=("psnr", "ssim")))
         store.cast_vote(code, store.join(code), 0, "B")  # the dashboard has a vote to chart from the start
+        jnd_code, _ = store.create_session("Same or different", n_rounds=1, seed=8, kind="jnd")
+        store.save_round(jnd_code, prepare_round(8, 0, engines={}, max_side=256, others=("psnr", "ssim"), kind="jnd"))
     fake = folder / "notes.png"
     fake.write_text("this is not an image")
     with running_app(env={"LPIPS_EXPLORER_QUIZ_DB": str(db)}) as (url, _proc, _start), sync_playwright() as pw:
         chromium = launch_browser(pw)
         try:
-            yield Context(url, chromium, code, key, str(fake))
+            yield Context(url, chromium, code, key, jnd_code, str(fake))
         finally:
             chromium.close()
 

@@ -180,3 +180,115 @@ def test_reload_keeps_the_student_and_bad_links_are_refused(quiz_app):
             ctx.close()
         finally:
             browser.close()
+
+
+#: Samples, every animation frame, which layer of the JND stage is visible and whether the answer
+#: buttons are; returns the changes with their times (ms from the first sample).
+_WATCH_STAGE = """(ms) => new Promise(resolve => {
+    const visible = el => el && getComputedStyle(el).visibility === 'visible';
+    const stage = [...document.querySelectorAll('div[class^="jnd-"]')].find(d => !d.className.endsWith('-layer'));
+    const layers = [...stage.children];
+    const button = document.querySelector('.st-key-quiz-jnd-same');
+    const changes = [];
+    let last = null;
+    const t0 = performance.now();
+    const step = () => {
+        const now = performance.now() - t0;
+        const state = layers.map(l => visible(l) ? 1 : 0).join('') + (visible(button) ? 'B' : '-');
+        if (state !== last) { changes.push([Math.round(now), state]); last = state; }
+        if (now < ms) requestAnimationFrame(step); else resolve(changes);
+    };
+    requestAnimationFrame(step);
+})"""
+
+
+def test_a_jnd_round_as_a_student_and_the_teacher_page_after_a_reload(quiz_app):
+    """A JND round in a real browser: "Show the two images" flashes the reference, then the second
+    image, one at a time (a cross first, a prompt after), the answer buttons only after; the answer
+    is saved and survives a reload. The teacher types the code and key once; a reload keeps the
+    dashboard (the address holds them)."""
+    import json
+
+    from browser import launch_browser, wait_until_idle
+    from playwright.sync_api import sync_playwright
+
+    from store import QuizStore
+    from teach.preparation import prepare_round
+
+    url, db = quiz_app
+    with QuizStore(db) as store:
+        code, key = store.create_session("Same or different", n_rounds=3, seed=41, kind="jnd")
+        for index in range(3):  # prepared here (PSNR and SSIM only: fast); the server only reads them
+            store.save_round(code, prepare_round(41, index, engines={}, max_side=256, others=("psnr", "ssim"),
+                                                 kind="jnd"))
+    with sync_playwright() as pw:
+        browser = launch_browser(pw)
+        try:
+            ctx, page = open_quiz(browser, url)
+            box = page.get_by_label("Session code (from your teacher)")
+            box.fill(code)
+            box.press("Enter")
+            page.get_by_text("Round 1 of 3").wait_for(timeout=60_000)
+            wait_until_idle(page)
+            assert page.get_by_role("button", name="Same").count() == 0  # nothing to answer before it was shown
+            page.get_by_role("button", name="Show the two images").click()
+            page.locator('div[class^="jnd-"]').first.wait_for(state="attached", timeout=60_000)
+            changes = page.evaluate(_WATCH_STAGE, 3600)
+            ARTIFACTS.joinpath("jnd_stage_timing.json").write_text(json.dumps(changes))
+            states = [state for _, state in changes]
+            # Layers: cross, first image, second image, question; then B when the buttons show.
+            # One layer at a time (or none, in the gap), in that order, the buttons only at the end.
+            assert all(s[:4].count("1") <= 1 for s in states), changes
+            order = [s[:4].index("1") for s in states if "1" in s[:4]]
+            assert order == sorted(order) and 1 in order and 2 in order and order[-1] == 3, changes
+            assert all(s.endswith("-") for s in states if s[:4] != "0001"), changes
+            assert states[-1] == "0001B", changes
+            assert "0000-" in states[states.index(next(s for s in states if s[1] == "1")):], changes  # the gap
+            page.screenshot(path=str(ARTIFACTS / "quiz_student_jnd_question.png"))
+            page.get_by_role("button", name="Different").click()
+            page.get_by_text("You answered different (saved)").wait_for(timeout=60_000)
+            page.locator('[data-testid="stMetric"]').nth(1).wait_for(timeout=60_000)
+            page.locator('[data-testid="stImage"] img').nth(1).wait_for(timeout=60_000)
+            wait_until_idle(page)
+            assert_no_errors(page)
+            page.screenshot(path=str(ARTIFACTS / "quiz_student_jnd_revealed.png"))
+            with QuizStore(db) as store:
+                assert [(v.round_index, v.choice) for v in store.votes(code)] == [(0, "different")]
+            page.reload()  # the same student, the next round
+            page.get_by_text("Round 2 of 3").wait_for(timeout=60_000)
+            page.get_by_text("Welcome back: your 1 earlier pick is saved").wait_for(timeout=30_000)
+            assert_no_errors(page)
+            # The next round's pair flashes afresh (its own stage), the buttons again only at the end.
+            page.get_by_role("button", name="Show the two images").click()
+            page.locator('div[class^="jnd-"]').first.wait_for(state="attached", timeout=60_000)
+            again = [state for _, state in page.evaluate(_WATCH_STAGE, 3600)]
+            assert again[-1] == "0001B" and any(s[:4] == "0100" for s in again), again
+            assert all(s.endswith("-") for s in again if s[:4] != "0001"), again
+            page.get_by_role("button", name="Same").click()
+            page.get_by_text("You answered same (saved)").wait_for(timeout=60_000)
+            with QuizStore(db) as store:
+                assert [(v.round_index, v.choice) for v in store.votes(code)] == [(0, "different"), (1, "same")]
+            ctx.close()
+
+            # The teacher types the code and key once; a reload keeps the dashboard.
+            ctx, teacher = open_quiz(browser, url)
+            teacher.get_by_role("radio", name="The teacher").click()
+            teacher.get_by_role("tab", name="Dashboard").click()
+            teacher.get_by_label("Session code").fill(code)
+            teacher.get_by_label("Teacher key").fill(key)
+            teacher.get_by_label("Teacher key").press("Enter")
+            teacher.get_by_text("2 judgments from 1 person").wait_for(timeout=60_000)
+            wait_until_idle(teacher)
+            assert f"key={key}" in teacher.url and f"dash={code}" in teacher.url
+            teacher.reload()
+            teacher.get_by_text("2 judgments from 1 person").wait_for(timeout=60_000)
+            wait_until_idle(teacher)
+            assert_no_errors(teacher)
+            teacher.get_by_text("the class said same").or_(
+                teacher.get_by_text("No answers yet on pairs that differ")).first.wait_for(timeout=30_000)
+            teacher.locator('[data-testid="stDataFrame"]').last.wait_for(timeout=60_000)  # the rounds' table
+            teacher.wait_for_timeout(500)  # let the tables finish drawing (for the picture only)
+            teacher.screenshot(path=str(ARTIFACTS / "quiz_dashboard_jnd.png"))
+            ctx.close()
+        finally:
+            browser.close()

@@ -363,6 +363,105 @@ def test_quiz_sessions_titles_and_addresses(server):
     run(scenario())
 
 
+def test_jnd_answers_and_teacher_addresses(server):
+    """A JND session: both answers sent at once, answers before the pair was shown, a 2AFC answer;
+    one vote at most, no exception. Teachers' addresses with a megabyte of key, odd characters or a
+    wrong key: a message, no results, no exception; the right one opens the dashboard."""
+    from store import QuizStore
+    from teach.preparation import prepare_round
+
+    with QuizStore(server["db"]) as store:
+        code, key = store.create_session("JND under fire", n_rounds=2, seed=43, kind="jnd")
+        for index in range(2):
+            store.save_round(code, prepare_round(43, index, engines={}, max_side=64, others=("psnr",), kind="jnd"))
+
+    async def scenario():
+        student = Tab(server["url"], idx=3)
+        await student.open("quiz")
+        await student.send("join", widgets=[state(student.widgets["quiz.code"].id, "string_value", code)])
+        assert student.take_problems() == []
+        show = student.widgets["quiz.jnd.show"].id
+        await student.send("show", triggers=[trigger(show)], fragment=False)
+        assert student.take_problems() == []
+        same, different = student.widgets["quiz.jnd.same"].id, student.widgets["quiz.jnd.different"].id
+        run_ = await student.send("both at once", triggers=[trigger(same), trigger(different)])
+        problems = student.take_problems()
+        assert all(p["kind"] != "exception" for p in problems), problems
+        with QuizStore(server["db"]) as store:
+            votes = store.votes(code)
+        assert len(votes) == 1 and votes[0].choice in ("same", "different"), votes
+        assert any("saved" in t for t in run_.texts) or problems, run_.texts
+        await student.close()
+
+        for query in (f"dash={code}&key={'k' * 1_000_000}", f"dash={'A' * 100_000}&key={key}",
+                      "dash=%00%1b&key=%e2%80%ae", f"dash={code}&key={key[:-1]}x"):
+            visitor = Tab(server["url"], idx=4)
+            visitor.query_string = query
+            run_ = await visitor.open("quiz")
+            problems = visitor.take_problems()
+            assert all(p["kind"] != "exception" for p in problems), (query[:40], problems)
+            assert not any("judgment" in t for t in run_.texts), query[:40]
+            await visitor.close()
+        teacher = Tab(server["url"], idx=4)
+        teacher.query_string = f"dash={code}&key={key}"
+        run_ = await teacher.open("quiz")
+        assert teacher.take_problems() == []
+        assert any("1 judgment from 1 person" in t for t in run_.texts), run_.texts
+        await teacher.close()
+
+    run(scenario())
+
+
+def test_class_fit_panel_takes_only_what_it_offers(server):
+    """The dashboard's "Fit LPIPS to this class": choices it never offers, a start while a fit runs,
+    and "use in Explore" before any fit: messages for the sender, one fit at most, the server up."""
+    from store import QuizStore
+    from teach.preparation import prepare_round
+
+    with QuizStore(server["db"]) as store:  # a class of 6 small voted rounds, made beside the server
+        code, key = store.create_session("Fit", n_rounds=6, seed=7)
+        for index in range(6):
+            store.save_round(code, prepare_round(7, index, engines={}, max_side=96, others=("psnr",)))
+        token = store.join(code)
+        for index in range(6):
+            store.cast_vote(code, token, index, "AB"[index % 2])
+
+    async def scenario():
+        teacher = Tab(server["url"], idx=3)
+        await teacher.open("quiz")
+        await teacher.send("teacher", widgets=[state(teacher.widgets["quiz.role"].id, "string_array_value",
+                                                     ["The teacher"])])
+        run_ = await teacher.send("dashboard", widgets=[state(teacher.widgets["quiz.dash.code"].id, "string_value", code),
+                                                        state(teacher.widgets["quiz.dash.key"].id, "string_value", key)])
+        assert teacher.take_problems() == []
+        assert "classfit.start" in teacher.widgets, run_.texts
+        # "Use in Explore" before any fit exists: the button is not there; its id triggered anyway does nothing.
+        await teacher.send("explore first", triggers=[trigger("$$ID-0-classfit.explore")])
+        assert all(p["kind"] != "exception" for p in teacher.take_problems())
+        # Choices never offered, then the start: no traceback; at most a message for this tab.
+        for key_, value in (("classfit.net", "squeeze"), ("classfit.init", "../../etc"), ("classfit.length", "x" * 10_000)):
+            await teacher.send(f"{key_} odd", widgets=[state(teacher.widgets[key_].id, "string_value", value)],
+                               triggers=[trigger(teacher.widgets["classfit.start"].id)], keep=False)
+            assert all(p["kind"] != "exception" for p in teacher.take_problems()), key_
+        # Ten starts in a row while it runs: one fit, which finishes and shows its scores.
+        for _ in range(10):
+            await teacher.send("start", triggers=[trigger(teacher.widgets["classfit.start"].id)])
+        assert all(p["kind"] != "exception" for p in teacher.take_problems())
+        deadline = asyncio.get_running_loop().time() + 240
+        while True:
+            run_ = await teacher.send("poll")
+            if any(t.startswith("Held out: rounds") for t in run_.texts) or \
+                    asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(1.0)
+        assert any(t.startswith("Held out: rounds") for t in run_.texts), (run_.texts, run_.progress)
+        assert teacher.take_problems() == []
+        await teacher.close()
+        assert server["proc"].poll() is None
+
+    run(scenario())
+
+
 def test_server_survives_and_memory_stays_bounded(server):
     """Last: the server is alive, answers a new tab, and did not grow without bound."""
     rss = server["rss_end"] = rss_gib(server["proc"])

@@ -70,13 +70,16 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 def test_builtin_metrics_in_display_order():
-    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "gmsd")
+    assert metrics.names() == ("lpips", "psnr", "ssim", "ms_ssim", "dists", "fsim", "vif", "vifp", "gmsd", "vsi",
+                               "mad_iqa", "cw_ssim", "nlpd")
     assert [s.key for s in metrics.specs()] == list(metrics.names())
 
 
 def test_defaults_leave_out_the_slow_metrics():
-    # DISTS (a VGG16 pass), FSIM (16 FFT filters) and VIF (four Gaussian scales) cost tens of ms
-    # to seconds per image on a CPU (bench/metrics.py): they are computed only when named.
+    # DISTS (a VGG16 pass), FSIM (16 FFT filters), VIF (a steerable pyramid and 9×9 covariances),
+    # VIFp (four Gaussian scales), VSI (SDSP saliency of both images) and MAD (20 log-Gabor
+    # subbands) cost tens of ms to seconds per image on a CPU (bench/metrics.py): they are
+    # computed only when named.
     assert metrics.defaults() == ("lpips", "psnr", "ssim", "ms_ssim", "gmsd")
     assert metrics.resolve(None) == metrics.defaults()
     assert metrics.resolve("vif,dists") == ("dists", "vif")
@@ -90,7 +93,12 @@ def test_defaults_leave_out_the_slow_metrics():
     ("dists", False, False, False, ""),
     ("fsim", True, True, False, ""),
     ("vif", True, False, False, ""),
+    ("vifp", True, False, False, ""),
     ("gmsd", False, True, False, ""),
+    ("vsi", True, True, False, ""),
+    ("mad_iqa", False, True, False, ""),
+    ("cw_ssim", True, True, False, ""),
+    ("nlpd", False, True, False, ""),
 ])
 def test_spec_fields(key, higher, has_map, differentiable, unit):
     spec = metrics.get(key)
@@ -105,13 +113,16 @@ def test_spec_fields(key, higher, has_map, differentiable, unit):
 def test_minimum_sizes():
     assert metrics.get("ms_ssim").minimum(MetricContext()) == 176
     assert metrics.get("ssim").minimum(MetricContext()) == 11
-    assert [metrics.get(k).minimum(MetricContext()) for k in ("dists", "fsim", "vif", "gmsd")] == [16, 8, 41, 4]
+    assert [metrics.get(k).minimum(MetricContext()) for k in ("dists", "fsim", "vif", "vifp", "gmsd")] == [16, 8, 72, 41, 4]
+    assert [metrics.get(k).minimum(MetricContext()) for k in ("vsi", "mad_iqa")] == [8, 34]
+    assert [metrics.get(k).minimum(MetricContext()) for k in ("cw_ssim", "nlpd")] == [64, 17]
     for net, side in (("alex", 31), ("vgg", 16)):
         assert metrics.get("lpips").minimum(MetricContext(engine=core.Engine(net, device="cpu"))) == side
 
 
 def test_unknown_metric_lists_the_known_ones():
-    with pytest.raises(metrics.UnknownMetricError, match="lpips, psnr, ssim, ms_ssim, dists, fsim, vif, gmsd") as info:
+    known = "lpips, psnr, ssim, ms_ssim, dists, fsim, vif, vifp, gmsd, vsi, mad_iqa, cw_ssim, nlpd"
+    with pytest.raises(metrics.UnknownMetricError, match=known) as info:
         metrics.get("mad")
     assert isinstance(info.value, LpipsExplorerError)
     with pytest.raises(metrics.UnknownMetricError, match="'nope'"):
@@ -297,11 +308,18 @@ def test_the_catalog_is_light_and_its_minimum_sizes_are_the_metrics_own():
     from core.metrics import catalog
     from core.metrics.ms_ssim import MS_SSIM_WEIGHTS
     from core.metrics.ssim import SSIM_WINDOW
-    from core.metrics.vif import _coarsest_side
+    from core.metrics.vif import pyramid_height, VIF_LEVELS
+    from core.metrics.vifp import _coarsest_side
 
     assert catalog.SSIM_MIN_SIZE == SSIM_WINDOW
     assert catalog.MS_SSIM_MIN_SIZE == SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
-    assert _coarsest_side(catalog.VIF_MIN_SIZE) >= 1 > _coarsest_side(catalog.VIF_MIN_SIZE - 1)
+    assert _coarsest_side(catalog.VIFP_MIN_SIZE) >= 1 > _coarsest_side(catalog.VIFP_MIN_SIZE - 1)
+    assert pyramid_height(catalog.VIF_MIN_SIZE) == VIF_LEVELS > pyramid_height(catalog.VIF_MIN_SIZE - 1)
+    from core.metrics.cw_ssim import CW_SSIM_LEVEL, max_levels
+    from core.metrics.nlpd import level_sides
+
+    assert max_levels(catalog.CW_SSIM_MIN_SIZE, 999) == CW_SSIM_LEVEL > max_levels(catalog.CW_SSIM_MIN_SIZE - 1, 999)
+    assert min(level_sides(catalog.NLPD_MIN_SIZE)[:-1]) == 2 > min(level_sides(catalog.NLPD_MIN_SIZE - 1)[:-1])
     for spec in metrics.specs():  # each implementation resolves to a function of its module
         assert callable(spec.prepare) and callable(spec.score)
         if isinstance(spec.score, metrics.Deferred):

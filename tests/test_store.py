@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import io
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -593,7 +594,7 @@ def test_migration_from_a_version_1_database(tmp_path):
 
     store = QuizStore(path)
     conn = store._conn()
-    assert SCHEMA_VERSION == 3 and conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert SCHEMA_VERSION == 5 and conn.execute("PRAGMA user_version").fetchone()[0] == 5
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
     assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {"voters", "rounds"}
     assert store.session("abcdef").title == "Old"
@@ -606,6 +607,52 @@ def test_migration_from_a_version_1_database(tmp_path):
     store.cast_vote("ABCDEF", token, 1, "B")
     assert store.picks("ABCDEF", token) == {1: "B"} and summarize(store, "ABCDEF").n_voters == 3
     assert QuizStore(path).session("ABCDEF") is not None  # reopening a current database is a no-op
+
+
+def _version_3_with_vifp_stored_as_vif(execute) -> tuple[dict, dict]:
+    """A session of a version-3 database with a vote and a prepared round scored when "vif"
+    was VIFp; returns (the vote's metrics, the round's metrics) as they were stored."""
+    spec = make_round(4, 0)
+    vote_metrics = {**fake_metrics(), "vif": {"a": 0.41, "b": float("nan"), "pick": "A"}}
+    round_metrics = {"psnr": {"a": 25.0, "b": 27.5, "pick": "B"}, "vif": {"a": 0.5, "b": 0.25, "pick": "A"}}
+    chains = (json.dumps(chain_to_dict(spec.chain_a)), json.dumps(chain_to_dict(spec.chain_b)))
+    execute("INSERT INTO sessions VALUES ('ABCDEF', 'sha256$x', 4, 3, '2024-01-01T00:00:00+00:00', 'Old')", ())
+    execute("INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b,"
+            " chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, 'ana', 'B', 't', 4, ?, ?, ?, ?, ?, ?)",
+            (spec.sample, spec.family_a, spec.family_b, *chains, json.dumps(vote_metrics, sort_keys=True)))
+    png = b"\x89PNG\r\n\x1a\n"
+    execute("INSERT INTO rounds VALUES ('ABCDEF', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, 't')",
+            (spec.sample, spec.family_a, spec.family_b, *chains, png, png, png, json.dumps(round_metrics, sort_keys=True)))
+    return vote_metrics, round_metrics
+
+
+def _check_vif_moved_to_vifp(store, vote_metrics: dict, round_metrics: dict) -> None:
+    def renamed(values: dict) -> dict:
+        return {("vifp" if k == "vif" else k): v for k, v in values.items()}
+
+    (vote,) = store.votes("ABCDEF")
+    assert set(vote.metrics) == {"lpips_alex", "psnr", "vifp"}
+    assert vote.metrics["vifp"]["a"] == 0.41 and math.isnan(vote.metrics["vifp"]["b"])
+    assert {k: v for k, v in vote.metrics.items() if k != "vifp"} == {
+        k: v for k, v in renamed(vote_metrics).items() if k != "vifp"}
+    assert store.stored_round("ABCDEF", 0).metrics == renamed(round_metrics)
+    # Values scored from now on keep the key they are given: "vif" is the wavelet VIF.
+    spec = make_round(4, 1)
+    store.record_vote("ABCDEF", 1, "ana", "A", spec, {"vif": {"a": 0.3, "b": 0.2, "pick": "A"}})
+    assert [v.metrics for v in store.votes("ABCDEF")][1] == {"vif": {"a": 0.3, "b": 0.2, "pick": "A"}}
+
+
+def test_migration_5_moves_vifp_values_stored_as_vif(tmp_path):
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 3")
+    stored = _version_3_with_vifp_stored_as_vif(conn.execute)
+    conn.commit()
+    conn.close()
+    with QuizStore(path) as store:
+        _check_vif_moved_to_vifp(store, *stored)
 
 
 @SQLITE_ONLY
@@ -759,7 +806,7 @@ def test_postgres_migration_from_a_version_1_database(postgres_url):
         )
     store = open_store(postgres_url)
     with store._raw() as conn:
-        assert _pg_version(conn) == 3
+        assert _pg_version(conn) == SCHEMA_VERSION
         assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'votes_by_voter'").fetchone()
         assert conn.execute("SELECT to_regclass('voters'), to_regclass('rounds')").fetchone() == ("voters", "rounds")
     assert store.session("abcdef").title == "Old"
@@ -769,6 +816,21 @@ def test_postgres_migration_from_a_version_1_database(postgres_url):
     store.close()
     with open_store(postgres_url) as again:  # reopening a current database is a no-op
         assert again.session("ABCDEF") is not None and len(again.votes("ABCDEF")) == 2
+
+
+def test_postgres_migration_5_moves_vifp_values_stored_as_vif(postgres_url):
+    import psycopg
+
+    from store import postgres
+
+    with psycopg.connect(postgres_url) as conn:
+        for script in postgres.MIGRATIONS[:3]:
+            conn.execute(script)
+        conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1, 3)")
+        stored = _version_3_with_vifp_stored_as_vif(lambda sql, args: conn.execute(sql.replace("?", "%s"), args))
+    with open_store(postgres_url) as store:
+        _check_vif_moved_to_vifp(store, *stored)
 
 
 def test_postgres_failing_migration_and_newer_database(postgres_url):
@@ -853,3 +915,198 @@ def test_postgres_connect_gives_up_after_the_timeout():
         elapsed = time.monotonic() - start
     assert elapsed < 10, elapsed
     _assert_explains(info, "pw-12345", "connect to")
+
+
+# --------------------------------------------------------------------------------------
+# JND sessions: "same or different?" votes, on both backends
+# --------------------------------------------------------------------------------------
+
+
+def jnd_prepared(seed: int, index: int):
+    """A real prepared JND round, small and without LPIPS."""
+    return prepare_round(seed, index, engines={}, max_side=48, others=("psnr", "ssim"), kind="jnd")
+
+
+def test_a_jnd_session_takes_same_or_different_once_per_student_and_round(store):
+    code, _ = store.create_session("JND class", n_rounds=3, seed=8, kind="jnd")
+    assert store.session(code).kind == "jnd"
+    assert store.session(store.create_session("2AFC class", n_rounds=1, seed=8)[0]).kind == "2afc"
+    with pytest.raises(QuizInputError, match="'2afc'.*'jnd'"):
+        store.create_session("Bad", n_rounds=1, kind="triplet")
+    rounds = [jnd_prepared(8, i) for i in range(3)]
+    assert all(store.save_round(code, r) for r in rounds)
+    with pytest.raises(QuizInputError, match="asks JND questions"):  # a 2AFC round cannot enter a JND session
+        store.save_round(code, prepare_round(8, 0, engines={}, max_side=48, others=("psnr",)))
+    ana, ben = store.join(code), store.join(code)
+    first = store.cast_vote(code, ana, 0, " Same ")
+    assert (first.choice, first.repeated) == ("same", False)
+    again = store.cast_vote(code, ana, 0, "same")  # re-sent after a lost acknowledgement: one vote
+    assert again.vote_id == first.vote_id and again.repeated
+    with pytest.raises(QuizVoteConflictError, match="already has your pick same"):
+        store.cast_vote(code, ana, 0, "different")
+    for wrong in ("A", "B"):  # 2AFC answers are refused in a JND session, and store nothing
+        with pytest.raises(QuizVoteError, match="'same' or 'different'"):
+            store.cast_vote(code, ben, 1, wrong)
+    with pytest.raises(QuizVoteError):
+        store.cast_vote(code, ben, 1, "maybe")
+    store.cast_vote(code, ben, 0, "different")
+    store.cast_vote(code, ben, 1, "same")
+    assert store.picks(code, ana) == {0: "same"} and store.picks(code, ben) == {0: "different", 1: "same"}
+    votes = store.votes(code)
+    assert [(v.round_index, v.choice) for v in votes] == [(0, "same"), (0, "different"), (1, "same")]
+    assert votes[0].metrics == json.loads(json.dumps(rounds[0].metrics))
+    assert check_integrity(store) == "ok"
+    # And "same"/"different" are refused in a 2AFC session.
+    other, _ = store.create_session("2AFC", n_rounds=1, seed=9)
+    store.save_round(other, prepared(9, 0))
+    with pytest.raises(QuizVoteError, match="'A' or 'B'"):
+        store.cast_vote(other, store.join(other), 0, "same")
+
+
+def test_jnd_votes_through_record_vote_and_the_csv(store):
+    code, _ = store.create_session("JND", n_rounds=2, seed=8, kind="jnd")
+    spec = jnd_prepared(8, 1).spec
+    values = {"lpips_alex": {"value": 0.12}, "psnr": {"value": 31.5}}
+    vote_id = store.record_vote(code, 1, "ana", "different", spec, values)
+    assert store.record_vote(code, 1, "ana", "different", spec, values) == vote_id
+    with pytest.raises(QuizVoteError, match="score_jnd_round"):
+        store.record_vote(code, 1, "ben", "same", spec, {"psnr": {"a": 1.0, "b": 2.0, "pick": "A"}})
+    with pytest.raises(QuizVoteError, match="JND round, but session"):
+        store.record_vote(store.create_session("2AFC", n_rounds=2, seed=8)[0], 1, "ben", "A", spec, values)
+    buffer = io.StringIO()
+    assert store.export_csv(code, buffer) == 1
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert rows[0]["choice"] == "different" and float(rows[0]["lpips_alex_value"]) == 0.12
+    assert "lpips_alex_pick" not in rows[0]
+
+
+def test_a_jnd_vote_sent_by_eight_threads_at_once_is_stored_once(store):
+    code, _ = store.create_session("JND", n_rounds=1, seed=8, kind="jnd")
+    store.save_round(code, jnd_prepared(8, 0))
+    token = store.join(code)
+    barrier = threading.Barrier(8)
+    receipts, errors = [], []
+
+    def send() -> None:
+        barrier.wait()
+        try:
+            receipts.append(store.cast_vote(code, token, 0, "different"))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len({r.vote_id for r in receipts}) == 1
+    assert sum(not r.repeated for r in receipts) == 1 and len(store.votes(code)) == 1
+
+
+@SQLITE_ONLY
+def test_acknowledged_jnd_votes_survive_kill_9(store):
+    """A writer process killed with SIGKILL mid-stream: every JND vote it acknowledged is in the file."""
+    code, _ = store.create_session("JND", n_rounds=40, seed=8, kind="jnd")
+    for i in range(40):
+        store.save_round(code, jnd_prepared(8, i))
+    token = store.join(code)
+    script = (
+        "import sys\n"
+        "from store import QuizStore\n"
+        "s = QuizStore(sys.argv[1])\n"
+        "for i in range(40):\n"
+        "    s.cast_vote(sys.argv[2], sys.argv[3], i, 'same' if i % 3 else 'different')\n"
+        "    print(i, flush=True)\n"
+        "    if i == 19:\n"
+        "        sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(store.path), code, token], cwd=REPO,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    acknowledged = [int(child.stdout.readline()) for _ in range(20)]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    picks = QuizStore(store.path).picks(code, token)
+    assert set(acknowledged) <= set(picks)
+    assert all(picks[i] == ("same" if i % 3 else "different") for i in acknowledged)
+    assert integrity(store.path) == "ok"
+
+
+def _version_3_sqlite(path: Path) -> None:
+    """A database as version 3 left it: a 2AFC session, a prepared round, a student and two votes,
+    the second vote's id deleted (so AUTOINCREMENT's counter is ahead of the largest id)."""
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO sessions VALUES ('ABCDEF', 'sha256$x', 4, 3, '2024-01-01T00:00:00+00:00', 'Old')")
+    spec = make_round(4, 0)
+    for voter in ("ana", "ben"):
+        conn.execute(
+            "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a,"
+            " family_b, chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, ?, 'B', 't', 4, ?, ?, ?, ?, ?, '{}')",
+            (voter, spec.sample, spec.family_a, spec.family_b, json.dumps(chain_to_dict(spec.chain_a)),
+             json.dumps(chain_to_dict(spec.chain_b))),
+        )
+    conn.execute("DELETE FROM votes WHERE voter_id = 'ben'")
+    conn.commit()
+    conn.close()
+
+
+def test_migration_from_version_3_keeps_votes_ids_and_adds_jnd(tmp_path):
+    path = tmp_path / "v3.sqlite3"
+    _version_3_sqlite(path)
+    store = QuizStore(path)
+    conn = store._conn()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert store.session("ABCDEF").kind == "2afc"  # an old session keeps asking 2AFC questions
+    assert [(v.id, v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [(1, "ana", "B")]
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_by_voter'").fetchone()
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'votes_v4'").fetchone() is None
+    assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'votes'").fetchone() == (2,)
+    assert integrity(path) == "ok" and conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    # The old session still votes as before; a deleted id is never reused.
+    assert store.record_vote("ABCDEF", 0, "cyd", "A", make_round(4, 0), {}) == 3
+    with pytest.raises(QuizVoteError):
+        store.record_vote("ABCDEF", 1, "cyd", "same", make_round(4, 1), {})
+    # The unique constraint survived the rebuild.
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a,"
+                     " family_b, chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, 'cyd', 'A', 't', 4, 's', 'a', 'b',"
+                     " '{}', '{}', '{}')")
+    # A JND session in the migrated file works end to end.
+    code, _ = store.create_session("JND", n_rounds=1, seed=8, kind="jnd")
+    store.save_round(code, jnd_prepared(8, 0))
+    assert store.cast_vote(code, store.join(code), 0, "same").vote_id == 4
+    store.close()
+    assert QuizStore(path).session(code).kind == "jnd"  # reopening a current database is a no-op
+
+
+def test_postgres_migration_from_version_3_keeps_votes_and_adds_jnd(postgres_url):
+    import psycopg
+
+    from store import postgres
+
+    spec = make_round(4, 0)
+    with psycopg.connect(postgres_url) as conn:
+        for script in postgres.MIGRATIONS[:3]:
+            conn.execute(script)
+        conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1, 3)")
+        conn.execute("INSERT INTO sessions VALUES ('ABCDEF', 'sha256$x', 4, 3, '2024-01-01T00:00:00+00:00', 'Old')")
+        conn.execute(
+            "INSERT INTO votes (session_code, round_index, voter_id, choice, created, seed, sample, family_a, family_b,"
+            " chain_a, chain_b, metrics) VALUES ('ABCDEF', 0, 'ana', 'B', 't', 4, %s, %s, %s, %s, %s, '{}')",
+            (spec.sample, spec.family_a, spec.family_b, json.dumps(chain_to_dict(spec.chain_a)),
+             json.dumps(chain_to_dict(spec.chain_b))),
+        )
+    with open_store(postgres_url) as store:
+        with store._raw() as conn:
+            assert _pg_version(conn) == SCHEMA_VERSION == 5
+        assert store.session("ABCDEF").kind == "2afc"
+        assert [(v.voter_id, v.choice) for v in store.votes("ABCDEF")] == [("ana", "B")]
+        code, _ = store.create_session("JND", n_rounds=1, seed=8, kind="jnd")
+        store.save_round(code, jnd_prepared(8, 0))
+        store.cast_vote(code, store.join(code), 0, "different")
+        assert [v.choice for v in store.votes(code)] == ["different"]
+        with store._raw() as conn, pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE votes SET choice = 'maybe' WHERE voter_id = 'ana'")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -160,3 +162,90 @@ def test_wilson_interval_matches_the_formula(s, n):
     assert low == pytest.approx(max(0.0, want_low), abs=1e-12)
     assert high == pytest.approx(min(1.0, want_high), abs=1e-12)
     assert low <= s / n <= high
+
+
+# --------------------------------------------------------------------------------------
+# JND rounds and the JND dashboard
+# --------------------------------------------------------------------------------------
+
+
+def test_jnd_rounds_are_reproducible_reference_first_and_sometimes_identical():
+    specs = [quiz.make_jnd_round(12, i) for i in range(200)]
+    assert specs[7] == quiz.make_jnd_round(12, 7) and all(s.kind == "jnd" and s.chain_a == () for s in specs)
+    identical = [s for s in specs if s.identical]
+    # About JND_IDENTICAL_SHARE of them (a binomial draw of 200: well inside 4 standard deviations).
+    assert abs(len(identical) - 200 * quiz.JND_IDENTICAL_SHARE) < 4 * (200 * 0.25 * 0.75) ** 0.5
+    for s in specs:
+        if s.identical:
+            assert s.family_b == quiz.NO_DISTORTION
+        else:
+            (step,) = s.chain_b
+            param = REGISTRY[step.name].main
+            assert step.params[param.name] != param.identity and REGISTRY[step.name].family == s.family_b
+    assert (quiz.JND_SHOW_MS, quiz.JND_GAP_MS) == (1000, 250)  # the paper's section 2.2
+
+
+def test_score_jnd_round_measures_the_pair_itself():
+    spec = next(s for s in (quiz.make_jnd_round(3, i) for i in range(20)) if not s.identical)
+    ref, first, second = render_round(spec, max_side=64)
+    assert torch.equal(ref, first)
+    values = quiz.score_jnd_round(spec, first, second, {}, others=("psnr", "ssim"))
+    assert values["psnr"]["value"] == pytest.approx(psnr(first, second).item(), rel=1e-6)
+    assert values["ssim"]["value"] == pytest.approx(ssim(first, second).item(), rel=1e-6)
+    with pytest.raises(QuizInputError, match="JND round"):
+        quiz.score_jnd_round(make_round(3, 0), first, second, {})
+
+
+def test_jnd_summary_equals_the_official_jnd_score_on_the_class_answers(tmp_path):
+    """Each metric's JND mAP on a class's answers is lpips.trainer.score_jnd_dataset's on the same
+    pairs (PSNR and SSIM turned into distances), identical pairs left out and counted apart."""
+    official = pytest.importorskip("lpips")
+    from store import QuizStore
+    from test_judgments_scores import _official_jnd
+
+    store = QuizStore(tmp_path / "quiz.sqlite3")
+    code, _ = store.create_session("JND", n_rounds=8, seed=2, kind="jnd")
+    specs = [quiz.make_jnd_round(2, i) for i in range(8)]
+    rng = np.random.default_rng(4)
+    answers = {}
+    for spec in specs:
+        values = {"lpips_alex": {"value": float(rng.uniform(0, 0.5))}, "psnr": {"value": float(rng.uniform(20, 40))}}
+        if spec.identical:
+            values = {"lpips_alex": {"value": 0.0}, "psnr": {"value": float("inf")}}
+        said = [rng.random() < 0.4 for _ in range(5)]
+        answers[spec.index] = (values, said)
+        for voter, same in enumerate(said):
+            store.record_vote(code, spec.index, f"v{voter}", "same" if same else "different", spec, values)
+    summary = quiz.summarize(store, code)
+    differing = [s.index for s in specs if not s.identical]
+    same = np.array([np.mean(answers[i][1]) for i in differing])
+    lpips_d = np.array([answers[i][0]["lpips_alex"]["value"] for i in differing])
+    psnr_d = -np.array([answers[i][0]["psnr"]["value"] for i in differing])  # a similarity, as a distance
+    assert summary.kind == "jnd" and summary.metrics == {} and summary.jnd.pairs == len(differing)
+    assert summary.jnd.map["lpips_alex"] == pytest.approx(_official_jnd(lpips_d, same), abs=1e-12)
+    assert summary.jnd.map["psnr"] == pytest.approx(_official_jnd(psnr_d, same), abs=1e-12)
+    assert summary.jnd.chance == pytest.approx(same.mean())
+    # Two different people of five: k(k−1) + (5−k)(4−k) ordered pairs agree, of 5·4.
+    k = np.array([sum(answers[i][1]) for i in differing])
+    assert summary.jnd.people == pytest.approx(np.mean((k * (k - 1) + (5 - k) * (4 - k)) / 20))
+    identical = [s.index for s in specs if s.identical]
+    assert summary.jnd.same_identical == (sum(sum(answers[i][1]) for i in identical), 5 * len(identical))
+    assert summary.jnd.same_differing == (sum(sum(answers[i][1]) for i in differing), 5 * len(differing))
+    row = summary.rounds[differing[0]]
+    assert row.votes_same == sum(answers[differing[0]][1]) and not row.identical
+    assert row.metric_values["lpips_alex"] == answers[differing[0]][0]["lpips_alex"]["value"]
+    del official
+
+
+def test_jnd_summary_without_any_same_answer_says_undefined(tmp_path):
+    from store import QuizStore
+
+    store = QuizStore(tmp_path / "quiz.sqlite3")
+    code, _ = store.create_session("JND", n_rounds=6, seed=2, kind="jnd")
+    spec = next(s for s in (quiz.make_jnd_round(2, i) for i in range(6)) if not s.identical)
+    store.record_vote(code, spec.index, "ana", "different", spec, {"psnr": {"value": 30.0}})
+    summary = quiz.summarize(store, code)
+    assert summary.jnd.map == {"psnr": None} and summary.jnd.chance == 0.0
+    assert summary.jnd.people is None  # one answer: nobody to agree with
+    empty = quiz.summarize(store, store.create_session("JND", n_rounds=2, seed=3, kind="jnd")[0])
+    assert empty.jnd.map == {} and empty.jnd.chance is None and empty.n_votes == 0

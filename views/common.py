@@ -45,11 +45,20 @@ class Settings:
     max_side: int
     net_problem: str  # non-empty when the chosen net's weights are missing
     metrics: tuple[str, ...] = ()  # the metrics on the cards (LPIPS always); () = the default ones
+    heads_file: str = ""  # a checked heads file's path when "from a file…" is chosen and loaded, else ''
+    heads_digest: str = ""  # its sha256 (cache keys: the same name may hold other weights later)
 
     @property
     def label(self) -> str:
+        if self.calibrated and self.heads_file:
+            return f"LPIPS {self.net} heads {os.path.basename(self.heads_file)} {self.heads_digest[:12]}"
         kind = "LPIPS" if self.calibrated else "baseline"
         return f"{kind} {self.net} v{self.version}"
+
+    @property
+    def heads_key(self) -> str:
+        """What names the heads in cache keys: the version, or the heads file's digest."""
+        return f"file:{self.heads_digest}" if self.calibrated and self.heads_file else self.version
 
     @property
     def shown_metrics(self) -> tuple[str, ...]:
@@ -130,12 +139,19 @@ def sidebar_settings() -> Settings:
         )
         if status[net]:
             st.warning(status[net], icon=":material/warning:")
-        version = st.radio("Linear-head version", list(VERSIONS), key="settings.version",
+        version = st.radio("Linear-head version", [*VERSIONS, FILE_HEADS], key="settings.version",
                            horizontal=True, persist_state="session",
-                           help="0.1 is the current release; 0.0 is the paper's first (arXiv v1) version.")
+                           format_func=lambda v: "from a file…" if v == FILE_HEADS else v,
+                           help="0.1 is the current release; 0.0 is the paper's first (arXiv v1) version; "
+                                "from a file: heads fitted to people's judgments (a class quiz's, or "
+                                "`lpips-explorer bapps fit`), as a .safetensors file, its .zip with the manifest, "
+                                "or an official .pth.")
         calibrated = st.toggle("Calibrated (learned weights)", value=True, key="settings.calibrated",
                                persist_state="session",
                                help="Off gives the paper's uncalibrated baseline: every channel weighted equally.")
+        heads = heads_file_choice(net) if version == FILE_HEADS and calibrated else None
+        if version == FILE_HEADS:
+            version = "0.1"  # the trunk's weights, and the heads until a file is loaded
         ssim_mode = st.radio("SSIM mode", ["reference", "rgb"], key="settings.ssim_mode", horizontal=True,
                              persist_state="session",
                              captions=["luma, as Wang et al.'s code", "mean over R, G, B"])
@@ -147,12 +163,141 @@ def sidebar_settings() -> Settings:
                                     help="Larger images are downscaled to this before computing (with a notice).")
         shown = metrics_choice()
         st.caption(direction_caption())
-    return Settings(net, version, bool(calibrated), ssim_mode, device, int(max_side), status[net], shown)
+    return Settings(net, version, bool(calibrated), ssim_mode, device, int(max_side), status[net], shown,
+                    heads_file=heads["path"] if heads else "", heads_digest=heads["digest"] if heads else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear heads from a file.
+# ---------------------------------------------------------------------------------------------
+
+FILE_HEADS = "file"
+#: The browser session's loaded heads file: {"name", "path", "digest", "net"} (see load_heads_file).
+HEADS_STATE = "settings.heads"
+#: Heads files kept on this server (content-addressed folders); the oldest go beyond this many.
+MAX_HEADS_FOLDERS = 64
+
+
+def heads_root():
+    import tempfile
+    from pathlib import Path
+
+    return Path(os.environ.get("LPIPS_EXPLORER_HEADS_DIR") or Path(tempfile.gettempdir()) / "lpips-explorer-heads")
+
+
+def _prune_heads_folders(root) -> None:
+    """Keep the newest :data:`MAX_HEADS_FOLDERS` folders (an upload is at most 1 MiB: bounded disk)."""
+    import shutil
+
+    try:
+        folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return
+    for old in folders[:max(0, len(folders) - MAX_HEADS_FOLDERS)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_heads_file(data: bytes, name: str, net: str) -> dict[str, str]:
+    """Check uploaded heads (``.safetensors``, ``.pth``, or the ``.zip`` of a file and its manifest)
+    for ``net`` and keep them on this server; returns the session's record of them. Raises
+    :class:`~core.lpips.heads.HeadsError` (a message naming what is wrong) and keeps nothing then."""
+    import shutil
+
+    from core.lpips.heads import HeadsError, load_heads, unpack_heads
+
+    digest = hashlib.sha256(data).hexdigest()
+    root = heads_root()
+    folder = root / digest[:32]
+    try:
+        path = unpack_heads(data, name, folder)
+        load_heads(path, net)
+    except HeadsError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        other = _other_net(folder, data, name, net) if "holds heads for" in str(err) else None
+        if other is not None:
+            raise HeadsError(f"it holds heads for {NET_LABELS[other]}, not {NET_LABELS[net]}: choose "
+                             f"{NET_LABELS[other]} as the backbone network above, then load the file again.") from None
+        # The message names this server's folder; the person knows the file by its name.
+        text = str(err).replace(str(folder) + os.sep, "").replace(str(folder), "")
+        raise HeadsError(text) from None
+    except OSError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise HeadsError(f"The heads could not be kept on this server ({err}).") from None
+    _prune_heads_folders(root)
+    file_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"name": path.name, "path": str(path), "digest": file_digest, "net": net}
+
+
+def _other_net(folder, data: bytes, name: str, net: str) -> str | None:
+    """The network a refused file's heads are for, when it is another one (for the message)."""
+    import shutil
+
+    from core.lpips.heads import HeadsError, load_heads, unpack_heads
+
+    try:
+        path = unpack_heads(data, name, folder)
+        for other in NETS:
+            if other != net:
+                try:
+                    load_heads(path, other)
+                    return other
+                except HeadsError:
+                    continue
+    except (HeadsError, OSError):
+        pass
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def heads_file_choice(net: str) -> dict[str, str] | None:
+    """The "from a file…" uploader and the session's loaded heads for ``net`` (or ``None``, with a
+    note that v0.1's heads are used meanwhile). A refused file leaves the loaded heads as they were."""
+    from core.lpips.heads import MAX_HEADS_BYTES
+
+    upload = st.file_uploader("Heads file", type=["safetensors", "pth", "zip"], key="settings.heads_upload",
+                              max_upload_size=1,  # MB: heads are a few kB (MAX_HEADS_BYTES)
+                              help="Fitted heads: the .zip the quiz dashboard offers (heads + manifest), a "
+                                   ".safetensors file from `lpips-explorer bapps fit`, or an official .pth.")
+    if upload is not None and st.session_state.get("settings.heads_seen") != upload.file_id:
+        st.session_state["settings.heads_seen"] = upload.file_id  # checked once per upload, not per rerun
+        try:
+            if upload.size > MAX_HEADS_BYTES:
+                raise LpipsExplorerError(f"{plain(upload.name[:120])} has {upload.size:,} bytes; a heads file is a "
+                                         f"few kB (at most {MAX_HEADS_BYTES:,} bytes).")
+            st.session_state[HEADS_STATE] = load_heads_file(upload.getvalue(), upload.name, net)
+        except LpipsExplorerError as err:
+            st.session_state["settings.heads_error"] = f"{plain(upload.name[:120])} was not loaded: {err}"
+    problem = st.session_state.pop("settings.heads_error", None)
+    if problem:
+        kept = st.session_state.get(HEADS_STATE)
+        st.error(f"{problem}" + (f" The heads loaded before ({plain(kept['name'])}) stay in use." if kept else ""),
+                 icon=":material/error:")
+    heads = st.session_state.get(HEADS_STATE)
+    if not isinstance(heads, dict) or not os.path.isfile(str(heads.get("path", ""))):
+        st.info("No heads file loaded: LPIPS uses the v0.1 heads until one is.", icon=":material/upload_file:")
+        return None
+    if heads.get("net") != net:
+        st.warning(f"The loaded heads ({plain(heads['name'])}) are for {NET_LABELS.get(heads.get('net'), '?')}; choose "
+                   f"that backbone, or load heads for {NET_LABELS[net]}. LPIPS uses the v0.1 heads meanwhile.",
+                   icon=":material/warning:")
+        return None
+    st.caption(f"Heads in use: **{plain(heads['name'])}** ({NET_LABELS[net]}).")
+    return heads
+
+
+def use_heads_in_explore(data: bytes, name: str, net: str) -> None:
+    """Make ``data`` (a heads bundle or file) this browser session's heads in Explore and choose
+    them there (backbone, "from a file…", calibrated). Raises what :func:`load_heads_file` raises."""
+    st.session_state[HEADS_STATE] = load_heads_file(data, name, net)
+    st.session_state["settings.net"] = net
+    st.session_state["settings.version"] = FILE_HEADS
+    st.session_state["settings.calibrated"] = True
 
 
 def metrics_choice() -> tuple[str, ...]:
     """Which metrics the cards show: the default ones at first; the slow ones (DISTS, FSIM,
-    VIF: tens of ms to seconds per move on a CPU, see the README) are there to add. A metric
+    VIF, VIFp: tens of ms to seconds per move on a CPU, see the README) are there to add. A metric
     that is not shown is not computed; LPIPS always is: the maps and layers are its own."""
     from core import metrics
 
@@ -198,9 +343,21 @@ def engine_for(net: str, version: str, calibrated: bool, device: str) -> Engine:
     return Engine(net, version, calibrated, resolve_device(device))
 
 
+@st.cache_resource(show_spinner="Loading the heads…", max_entries=8)
+def engine_for_file(path: str, digest: str, net: str, device: str) -> Engine:
+    """One shared engine per heads file (by content) and device, with the v0.1 trunk."""
+    from core.judgments.heads import engine_from_file
+    from core.lpips.engine import resolve_device
+
+    return engine_from_file(path, net, "0.1", resolve_device(device))
+
+
 def get_engine(settings: Settings) -> Engine | None:
     try:
-        engine = engine_for(settings.net, settings.version, settings.calibrated, settings.device)
+        if settings.calibrated and settings.heads_file:
+            engine = engine_for_file(settings.heads_file, settings.heads_digest, settings.net, settings.device)
+        else:
+            engine = engine_for(settings.net, settings.version, settings.calibrated, settings.device)
         freeze_imported_objects()  # after the first engine: PyTorch and the model are imported by now
         return engine
     except WeightsError as err:
@@ -229,7 +386,7 @@ def prepared_reference(digest: str, net: str, version: str, calibrated: bool, de
 
 def prepared_for(engine: Engine, settings: Settings, image: PreparedImage):
     """The shared prepared reference for these settings (Explore and Sweeps use the same one)."""
-    return prepared_reference(image.digest, settings.net, settings.version, settings.calibrated, settings.device,
+    return prepared_reference(image.digest, settings.net, settings.heads_key, settings.calibrated, settings.device,
                               settings.ssim_mode, settings.shown_metrics, engine, image.pixels)
 
 

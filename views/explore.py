@@ -713,7 +713,7 @@ def explore_fragment(settings: Settings, ref: PreparedImage, target) -> None:
     parts_order = [part for part in (first, rest) if part]
 
     def compute(keys: tuple[str, ...], all_maps: bool) -> dict:
-        return comparison(ref.digest, dist_digest, settings.net, settings.version, settings.calibrated,
+        return comparison(ref.digest, dist_digest, settings.net, settings.heads_key, settings.calibrated,
                           settings.ssim_mode, settings.device, keys, all_maps, engine,
                           prepared_for(engine, settings, ref), dist_pixels, counted=keys is parts_order[0])
 

@@ -138,3 +138,28 @@ def sweep_normalized(values: Sequence[float], normalized: Mapping[str, Sequence[
                       height=420, margin=dict(l=50, r=10, t=30, b=40),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
+
+
+def head_moves(layers: Sequence[str], relative_pct: Sequence[float | None], mean_abs_change: Sequence[float],
+               channels: Sequence[int], *, title: str = "How much each layer's weights moved in the fit") -> go.Figure:
+    """Bar chart of each layer's head change in a fit: the bar is the change as a percentage of the
+    layer's starting weight (Σ|Δw| / Σ|w₀|), the hover adds the mean change per channel. A layer
+    that started at all zeros has no percentage (no bar, "n/a" above it).
+
+    >>> fig = head_moves(["relu1", "relu2"], [12.5, None], [0.01, 0.02], [64, 192])
+    >>> list(fig.data[0].y), list(fig.data[0].text)
+    ([12.5, None], ['12%', 'n/a'])
+    """
+    y = [None if v is None else float(v) for v in relative_pct]
+    text = ["n/a" if v is None else (f"{v:.2g}%" if v < 10 else f"{v:.0f}%") for v in y]
+    fig = go.Figure(go.Bar(
+        x=list(layers), y=y, text=text, textposition="outside", textangle=0, cliponaxis=False,
+        marker_color="#2166ac", customdata=[[m, c] for m, c in zip(mean_abs_change, channels)],
+        hovertemplate="%{x} (%{customdata[1]} channels): moved %{y:.3g}% of its starting weight; "
+                      "mean change per channel %{customdata[0]:.3g}<extra></extra>",
+    ))
+    top = max((v for v in y if v is not None), default=0.0)
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), yaxis_title="change (% of the layer's start)",
+                      height=320, margin=dict(l=55, r=10, t=40, b=30), showlegend=False,
+                      yaxis_range=[0, top * 1.25 if top > 0 else 1])
+    return fig

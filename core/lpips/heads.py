@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,17 @@ import torch
 from ..errors import InvalidArgumentError, WeightsError
 from .names import CHANNELS
 
-__all__ = ["HeadsError", "MANIFEST_FORMAT", "export_pth", "head_key", "load_heads", "manifest_path", "read_manifest",
-           "save_heads"]
+__all__ = ["HeadsError", "MANIFEST_FORMAT", "MAX_HEADS_BYTES", "export_pth", "head_key", "load_heads", "manifest_path",
+           "pack_heads", "read_manifest", "save_heads", "unpack_heads"]
 
 MANIFEST_FORMAT = "lpips-explorer fitted heads 1"
 _HEAD_KEY = re.compile(r"^lin(\d+)\.model\.1\.weight$")
+#: The largest heads file (or bundle member) :func:`unpack_heads` accepts. Heads are small: AlexNet's
+#: 1,152 float32 weights take 4.6 kB, SqueezeNet's 2,240 under 10 kB; an official ``.pth`` of
+#: heads is about as big. A Trainer checkpoint that also holds the trunk (hundreds of MB) is not
+#: a heads file: :func:`load_heads` reads it from disk, an upload does not.
+MAX_HEADS_BYTES = 1 << 20
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # Keys an official .pth (package file or Trainer checkpoint) may hold besides the heads.
 _OFFICIAL_EXTRA = re.compile(r"^(net\.|scaling_layer\.)")
 
@@ -223,3 +230,94 @@ def export_pth(heads: Mapping[str, torch.Tensor], path: str | os.PathLike, net: 
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checked, path)
     return path
+
+
+def pack_heads(path: str | os.PathLike) -> bytes:
+    """A zip holding the heads file ``path`` and its manifest (when there is one), for a download:
+    unzipped, ``--heads NAME.safetensors`` and ``LPIPS(model_path=...)`` read it with its record.
+
+    >>> import tempfile
+    >>> ones = {head_key(k): torch.ones(1, c, 1, 1) for k, c in enumerate(CHANNELS["alex"])}
+    >>> path = save_heads(tempfile.mkdtemp() + "/ones.safetensors", ones, net="alex", origin="uniform", data="none")
+    >>> sorted(zipfile.ZipFile(io.BytesIO(pack_heads(path))).namelist())
+    ['ones.safetensors', 'ones.safetensors.json']
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr(path.name, path.read_bytes())
+        if manifest_path(path).is_file():
+            bundle.writestr(manifest_path(path).name, manifest_path(path).read_bytes())
+    return buffer.getvalue()
+
+
+def _file_name(name: str) -> str:
+    """``name`` reduced to a plain file name (no folders, safe characters) ending in its lower-case
+    suffix, ``.safetensors`` or ``.pth``."""
+    suffix = ".pth" if str(name).lower().endswith(".pth") else ".safetensors"
+    stem = Path(str(name).replace("\\", "/")).name[: -len(suffix)]
+    stem = _SAFE_NAME.sub("-", stem).strip(".-")[-80:] or "heads"
+    return stem + suffix
+
+
+def _read_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> bytes:
+    if info.file_size > MAX_HEADS_BYTES:
+        raise HeadsError(f"{what}: `{info.filename}` unpacks to {info.file_size:,} bytes; a heads file is a few kB "
+                         f"(at most {MAX_HEADS_BYTES:,} bytes). It is not a heads bundle.")
+    with bundle.open(info) as member:  # read at most the limit: a lying header cannot inflate more
+        data = member.read(MAX_HEADS_BYTES + 1)
+    if len(data) > MAX_HEADS_BYTES:
+        raise HeadsError(f"{what}: `{info.filename}` unpacks to more than {MAX_HEADS_BYTES:,} bytes; it is not a heads "
+                         "bundle.")
+    return data
+
+
+def unpack_heads(data: bytes, name: str, folder: str | os.PathLike) -> Path:
+    """Write uploaded heads into ``folder`` and return the heads file's path there.
+
+    ``data`` is a ``.safetensors`` or ``.pth`` heads file, or a zip from :func:`pack_heads` (the
+    heads file and its manifest); ``name`` is the upload's name, used only for its suffix and as a
+    plain file name (never as a path). Nothing is checked beyond the sizes and the bundle's shape:
+    :func:`load_heads` on the returned path does that (sha256 against the manifest, net, signs).
+    """
+    what = str(name)[:120] or "The upload"
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidArgumentError(f"`data` must be the file's bytes, got {type(data).__name__}.")
+    if len(data) > MAX_HEADS_BYTES:
+        raise HeadsError(f"{what} has {len(data):,} bytes; a heads file is a few kB (at most {MAX_HEADS_BYTES:,} "
+                         "bytes). A training checkpoint with the whole network is not a heads file: save its heads "
+                         "with save_heads() or export_pth().")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lower = str(name).lower()
+    if lower.endswith((".safetensors", ".pth")):
+        target = folder / _file_name(str(name))
+        target.write_bytes(bytes(data))
+        manifest_path(target).unlink(missing_ok=True)  # an earlier bundle's manifest must not judge this file
+        return target
+    if not lower.endswith(".zip"):
+        raise HeadsError(f"{what}: a heads file ends in .safetensors or .pth, or is a .zip of one with its manifest; "
+                         "got another kind of file.")
+    try:
+        bundle = zipfile.ZipFile(io.BytesIO(bytes(data)))
+        members = [m for m in bundle.infolist() if not m.is_dir()]
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise HeadsError(f"{what} is not a readable zip ({exc}); download the heads again.") from None
+    heads = [m for m in members if m.filename.lower().endswith((".safetensors", ".pth"))]
+    manifests = [m for m in members if m.filename.lower().endswith(".json")]
+    if len(heads) != 1 or len(manifests) > 1 or len(members) != len(heads) + len(manifests):
+        listed = ", ".join(m.filename for m in members[:6]) or "nothing"
+        raise HeadsError(f"{what} should hold one heads file (.safetensors or .pth) and at most its manifest "
+                         f"(.json); it holds {listed}.")
+    try:
+        payload = _read_member(bundle, heads[0], what)
+        record = _read_member(bundle, manifests[0], what) if manifests else None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:  # a damaged member (CRC, truncation)
+        raise HeadsError(f"{what} is damaged: `{heads[0].filename}` could not be unpacked ({exc}).") from None
+    target = folder / _file_name(heads[0].filename)
+    target.write_bytes(payload)
+    if record is None:
+        manifest_path(target).unlink(missing_ok=True)
+    else:
+        manifest_path(target).write_bytes(record)
+    return target

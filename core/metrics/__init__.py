@@ -1,7 +1,7 @@
 """The metrics, one module each, and the registry that lists them.
 
 ``names()`` gives the keys in display order (``lpips``, ``psnr``, ``ssim``, ``ms_ssim``, then
-``dists``, ``fsim``, ``vif``, ``gmsd``) and ``get(key)`` the :class:`MetricSpec`;
+``dists``, ``fsim``, ``vif``, ``vifp``, ``gmsd``, ``vsi``, ``mad_iqa``, ``cw_ssim``, ``nlpd``) and ``get(key)`` the :class:`MetricSpec`;
 :func:`core.compare` scores any of them. ``defaults()`` leaves out the metrics too slow for an
 interactive move on a CPU (``MetricSpec.default``). The specs live in :mod:`.catalog`, which
 names each metric's module without importing it: importing this package (and listing the
@@ -9,7 +9,7 @@ metrics) imports no PyTorch. Adding a metric is one new module here and one spec
 
 >>> from core import metrics
 >>> metrics.names()
-('lpips', 'psnr', 'ssim', 'ms_ssim', 'dists', 'fsim', 'vif', 'gmsd')
+('lpips', 'psnr', 'ssim', 'ms_ssim', 'dists', 'fsim', 'vif', 'vifp', 'gmsd', 'vsi', 'mad_iqa', 'cw_ssim', 'nlpd')
 >>> metrics.get("lpips").higher_is_better
 False
 """

@@ -19,8 +19,8 @@ import math
 from ..lpips.names import MIN_SIDE
 from .registry import Deferred, MapSpec, MetricContext, MetricSpec
 
-__all__ = ["BUILT_IN", "DISTS_MIN_SIZE", "FSIM_MIN_SIZE", "GMSD_MIN_SIZE", "MS_SSIM_MIN_SIZE", "SSIM_MIN_SIZE",
-           "VIF_MIN_SIZE"]
+__all__ = ["BUILT_IN", "CW_SSIM_MIN_SIZE", "DISTS_MIN_SIZE", "FSIM_MIN_SIZE", "GMSD_MIN_SIZE", "MAD_IQA_MIN_SIZE",
+           "MS_SSIM_MIN_SIZE", "NLPD_MIN_SIZE", "SSIM_MIN_SIZE", "VIF_MIN_SIZE", "VIFP_MIN_SIZE", "VSI_MIN_SIZE"]
 
 # Smallest image side each metric accepts; the metric modules check against these same numbers
 # (and their tests derive them from each metric's own windows and scales).
@@ -28,8 +28,16 @@ SSIM_MIN_SIZE = 11  # the 11×11 Gaussian window
 MS_SSIM_MIN_SIZE = 11 * 2 ** 4  # that window at the coarsest of five scales: 176
 DISTS_MIN_SIZE = 16
 FSIM_MIN_SIZE = 8
-VIF_MIN_SIZE = 41  # the coarsest of VIFp's four scales still holds one 3×3 window
+VIF_MIN_SIZE = 72  # vifvec.m's 4-level steerable pyramid: the 4th level still holds the 9×9 lowpass filter
+VIFP_MIN_SIZE = 41  # the coarsest of VIFp's four scales still holds one 3×3 window
 GMSD_MIN_SIZE = 4
+VSI_MIN_SIZE = 8  # no window needs more (3×3 gradients); as FSIM, whose pipeline VSI's reduction shares
+MAD_IQA_MIN_SIZE = 34  # MAD_index.m drops 17 border pixels per side (BSIZE + 1 and BSIZE): 34 leaves one row
+# CW-SSIM: buildSCFpyr builds at most floor(log2(side)) - 2 levels, and CW-SSIM uses the fourth.
+CW_SSIM_MIN_SIZE = 2 ** (4 + 2)
+# NLPD: the five levels its six-level pyramid halves are each at least 2 pixels wide (the 5×5
+# filter's mirror padding of 2 then mirrors real pixels): ⌈17/16⌉ = 2, ⌈16/16⌉ = 1.
+NLPD_MIN_SIZE = 17
 
 
 def _lpips_title(ctx: MetricContext) -> str:
@@ -147,12 +155,28 @@ BUILT_IN: tuple[MetricSpec, ...] = (
         higher_is_better=True,
         prepare=Deferred("core.metrics.vif", "prepare_reference"),
         score=Deferred("core.metrics.vif", "score"),
-        description="Visual information fidelity, pixel domain (VIFp, Sheikh & Bovik 2006): the share of the "
-                    "reference's information the distorted image keeps. Higher is better; 1 = identical.",
+        description="Visual information fidelity (Sheikh & Bovik 2006, vifvec.m): the share of the reference's "
+                    "information, measured in a steerable pyramid with a Gaussian scale mixture model, that the "
+                    "distorted image keeps. Higher is better; 1 = identical.",
         value_range=(0.0, float("inf")),
         identical=1.0,
         differentiable=False,  # scored on 8-bit levels
         min_size=VIF_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+    ),
+    MetricSpec(
+        key="vifp",
+        label="VIFp",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.vifp", "prepare_reference"),
+        score=Deferred("core.metrics.vifp", "score"),
+        description="Visual information fidelity, pixel domain (VIFp, vifp_mscale.m): VIF's simpler cousin on "
+                    "Gaussian-filtered scales, not the published VIF. Higher is better; 1 = identical.",
+        value_range=(0.0, float("inf")),
+        identical=1.0,
+        differentiable=False,  # scored on 8-bit levels
+        min_size=VIFP_MIN_SIZE,
         small_images="nan",
         default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
     ),
@@ -171,5 +195,82 @@ BUILT_IN: tuple[MetricSpec, ...] = (
         differentiable=False,  # scored on 8-bit levels
         min_size=GMSD_MIN_SIZE,
         small_images="nan",
+    ),
+    MetricSpec(
+        key="vsi",
+        label="VSI",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.vsi", "prepare_reference"),
+        score=Deferred("core.metrics.vsi", "score"),
+        description="Visual saliency-induced index (Zhang, Shen & Li 2014): gradient, chroma and saliency "
+                    "similarity, weighted by where the eye is drawn (SDSP saliency). Higher is better; "
+                    "1 = identical.",
+        value_range=(0.0, 1.0),
+        identical=1.0,
+        map=MapSpec(title="VSI map (dark = less similar)", unit="S", file_stem="vsi_map",
+                    higher_is_better=True, value_range=(0.0, 1.0)),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=VSI_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+    ),
+    MetricSpec(
+        key="mad_iqa",
+        label="MAD (Larson–Chandler)",
+        higher_is_better=False,
+        prepare=Deferred("core.metrics.mad_iqa", "prepare_reference"),
+        score=Deferred("core.metrics.mad_iqa", "score"),
+        description="Most apparent distortion (Larson & Chandler 2010): a detection-based distance (CSF, "
+                    "contrast masking) blended with an appearance-based one (log-Gabor statistics) by how "
+                    "visible the distortion is. Not the MAD competition of the Synthesis page. Lower is "
+                    "better: 0 = identical, higher = more different.",
+        value_range=(0.0, math.inf),
+        identical=0.0,
+        map=MapSpec(title="MAD detection map (bright = more visible distortion)", unit="masked local MSE",
+                    file_stem="mad_iqa_detection_map", higher_is_better=False),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=MAD_IQA_MIN_SIZE,
+        small_images="nan",
+        default=False,  # too slow for a slider move on a CPU: see README, "More metrics"
+        digits=2,  # values run to ~200 (d_detect's 200 scale)
+        tie=0.1,
+    ),
+    MetricSpec(
+        key="cw_ssim",
+        label="CW-SSIM",
+        higher_is_better=True,
+        prepare=Deferred("core.metrics.cw_ssim", "prepare_reference"),
+        score=Deferred("core.metrics.cw_ssim", "score"),
+        description="Complex wavelet SSIM (Sampat et al. 2009): SSIM's structure term on the complex steerable "
+                    "pyramid's 4th-level bands (8 orientations), insensitive to small shifts. Higher is better; "
+                    "1 = identical. Needs at least 64 px per side.",
+        value_range=(0.0, 1.0),
+        identical=1.0,
+        map=MapSpec(title="CW-SSIM map, 1/8 size (dark = less similar)", unit="CW-SSIM", file_stem="cw_ssim_map",
+                    higher_is_better=True, value_range=(0.0, 1.0)),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=CW_SSIM_MIN_SIZE,
+        small_images="nan",
+        digits=5,  # mild distortions stay within 1e-3 of 1 at the 4th level
+        tie=1e-4,
+        default=False,  # not one of the fast set: chosen in the sidebar or with --metrics
+    ),
+    MetricSpec(
+        key="nlpd",
+        label="NLPD",
+        higher_is_better=False,
+        prepare=Deferred("core.metrics.nlpd", "prepare_reference"),
+        score=Deferred("core.metrics.nlpd", "score"),
+        description="Normalized Laplacian pyramid distance (Laparra et al. 2016): six Laplacian levels, each "
+                    "divided by its local amplitude, compared by RMS. Lower is better: 0 = identical, higher = "
+                    "more different.",
+        value_range=(0.0, math.inf),
+        identical=0.0,
+        map=MapSpec(title="NLPD, finest level (bright = more different)", unit="NLPD",
+                    file_stem="nlpd_map", higher_is_better=False),
+        differentiable=False,  # scored on 8-bit levels
+        min_size=NLPD_MIN_SIZE,
+        small_images="nan",
+        default=False,  # not one of the fast set: chosen in the sidebar or with --metrics
     ),
 )

@@ -283,7 +283,7 @@ def get(key: str) -> MetricSpec:
     >>> get("nope")
     Traceback (most recent call last):
     ...
-    core.metrics.registry.UnknownMetricError: Unknown metric 'nope'; the known metrics are lpips, psnr, ssim, ms_ssim, dists, fsim, vif, gmsd.
+    core.metrics.registry.UnknownMetricError: Unknown metric 'nope'; the known metrics are lpips, psnr, ssim, ms_ssim, dists, fsim, vif, vifp, gmsd, vsi, mad_iqa, cw_ssim, nlpd.
     """
     with _lock:
         spec = _registry.get(key)
