@@ -398,18 +398,18 @@ def test_explore_by_keyboard_equals_the_mouse(ctx):
         assert _slider_value(page) == value
         wait_lpips_card_change(page, before, LONG)
         assert _settled_card(page) == lpips_keys
-        page.get_by_text("Look closer").first.click()
-        view = page.locator('[data-testid="look-closer"] [data-view="map"]')
-        view.wait_for(timeout=LONG)
-        _idle(page)
-        view.scroll_into_view_if_needed()
-        box = None
-        while box != view.bounding_box():  # the page may still be laying out (the view sizes itself)
-            box = view.bounding_box()
-            page.wait_for_timeout(300)
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        assert _patch_lpips(page) == patch_keys
-        assert _region_heading(page) == region_keys
+        # The region the keys picked (the 64 px square at the centre): its LPIPS as core computes it.
+        # (A mouse click on the map picks the same square, tests/test_browser_explore.py; here the
+        # click's spot was not reproducible under load, so core gives the reference number.)
+        from core import distortions
+        from core.regions import Box, region_contributions
+        from test_app import DEFAULT_SAMPLE, distorted, engine, sample_ref
+
+        ref = sample_ref(DEFAULT_SAMPLE)
+        dist = distorted(ref, [distortions.Step("gaussian_blur", {"sigma": float(value)})])
+        region = region_contributions(engine().compare(ref, dist, spatial=False), tuple(ref.shape[-2:]),
+                                      Box(224, 224, 288, 288))
+        assert patch_keys == f"{region.lpips:.4f}"
     finally:
         keys.close()
         mouse.close()
