@@ -598,3 +598,21 @@ def test_quiz_jnd_round_as_a_student_and_the_teacher_page_survives_reload_and_re
             assert not any("judgment" in m.value for m in wrong.markdown)
     finally:
         store.close()
+
+
+def test_jnd_rounds_table_shows_a_dash_for_a_round_no_one_answered():
+    """A JND session's rounds table: an unanswered round has no image name or metric values yet;
+    its cells read "–", never "None"; PSNR of identical images reads "∞"."""
+    from types import SimpleNamespace
+
+    from views.quiz import jnd_rows
+
+    answered = SimpleNamespace(index=0, sample="astronaut", identical=True, distortion="", votes_same=2,
+                               votes_different=1, metric_values={"psnr": float("inf"), "ssim": 1.0})
+    waiting = SimpleNamespace(index=1, sample="", identical=False, distortion="", votes_same=0,
+                              votes_different=0, metric_values={"psnr": None, "ssim": None})
+    rows = jnd_rows(SimpleNamespace(rounds=[answered, waiting]))
+    assert rows[0]["image"] == "astronaut" and rows[0]["same (share)"] == "67%"
+    assert rows[0]["PSNR"] == "∞" and rows[0]["SSIM"] == "1"
+    assert rows[1]["image"] == "–" and rows[1]["PSNR"] == rows[1]["SSIM"] == "–"
+    assert "None" not in str(rows)

@@ -717,17 +717,24 @@ def jnd_dashboard(summary: quiz.Summary) -> None:
                    "the mAP is undefined.")
 
 
+def _metric_cell(value: float | None) -> str:
+    """A metric's value in a rounds table: "–" for a round no one has answered yet (its values come
+    with the answers), "∞" for PSNR of identical images."""
+    if value is None:
+        return "–"
+    return "∞" if value == float("inf") else f"{value:.4g}"
+
+
 def jnd_rows(summary: quiz.Summary) -> list[dict]:
     """The rounds of a JND session: the distortion, the answers and each metric's value on the pair."""
     rows = []
     for r in summary.rounds:
         answers = r.votes_same + r.votes_different
-        rows.append({"round": r.index + 1, "image": r.sample,
+        rows.append({"round": r.index + 1, "image": r.sample or "–",
                      "second image": "identical" if r.identical else (r.distortion or "–"),
                      "same": r.votes_same, "different": r.votes_different,
                      "same (share)": f"{r.votes_same / answers:.0%}" if answers else "–",
-                     **{quiz.metric_label(k): (f"{v:.4g}" if v != float("inf") else "∞")
-                        for k, v in r.metric_values.items()}})
+                     **{quiz.metric_label(k): _metric_cell(v) for k, v in r.metric_values.items()}})
     return rows
 
 
