@@ -9,7 +9,7 @@ import torch
 from conftest import load_png, natural_pair, official_model
 from core.lpips import weights
 from core.errors import ImageSizeMismatchError, ImageTooSmallError, InputRangeError, WeightsMissingError
-from core.lpips.engine import LPIPS, Engine, LpipsNetwork, get_network
+from core.lpips.engine import LPIPS, Engine, LpipsNetwork, clear_network_cache, get_network
 from core.lpips.nets import MIN_SIDE, Backbone, smallest_input
 
 TOL = 1e-5
@@ -212,6 +212,22 @@ def test_shared_model_is_one_instance_without_autograd():
     ref, dist = natural_pair(64, 64)
     value = Engine(network=a).distance(ref, dist)
     assert not value.requires_grad
+
+
+def test_a_shared_model_first_asked_for_in_inference_mode_still_takes_gradients():
+    # A folder command runs under torch.inference_mode(); the synthesis page later in the same
+    # process differentiates through the same shared model.
+    clear_network_cache()
+    try:
+        with torch.inference_mode():
+            network = get_network("alex")
+        x = torch.rand(1, 3, 64, 64, requires_grad=True)
+        y = torch.rand(1, 3, 64, 64)
+        maps = network.layer_maps(network.features(x * 2 - 1), network.features(y * 2 - 1))
+        sum(m.mean() for m in maps).backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0
+    finally:
+        clear_network_cache()
 
 
 def test_dropin_passes_gradients_to_inputs_for_use_as_a_loss():

@@ -214,7 +214,10 @@ def get_network(net: str = "alex", version: str = "0.1", lpips: bool = True,
     _check_choice("net", net, weights.NETS)
     _check_choice("version", version, weights.VERSIONS)
     dev = resolve_device(device)
-    with _network_lock:  # two threads asking at once must not build two copies
+    # Built outside inference mode whoever asks first (a folder command runs under it): the shared
+    # model's tensors would otherwise be inference tensors, and a later gradient through it (the
+    # synthesis page, LPIPS as a loss) would fail with "Inference tensors cannot be saved for backward".
+    with _network_lock, torch.inference_mode(False):  # two threads asking at once must not build two copies
         return _cached_network(net, version, bool(lpips), dev)
 
 
