@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from .packed import PackedConvs
 from .names import CHANNELS, MIN_SIDE, TAP_NAMES  # noqa: F401  (re-exported; the nets' facts live in names)
 
 # `features[start:end]` for each tap, as the official lpips.pretrained_networks slices them.
@@ -116,6 +117,7 @@ class Backbone(nn.Module):
         )
         for p in self.parameters():
             p.requires_grad_(False)
+        self.packed = PackedConvs()
 
     def features_state(self) -> dict[str, torch.Tensor]:
         """The weights under torchvision's ``features.<i>.<param>`` names."""
@@ -123,6 +125,10 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         """The taps of every slice, or of the slices ``0..upto`` only (the later ones cost the rest)."""
+        if self.packed.usable(self.slices, x):  # inference on the CPU: weights laid out once per shape
+            taps = self.packed.run(self.slices, x, upto)
+            if taps is not None:
+                return taps
         taps = []
         for block in self.slices[: None if upto is None else upto + 1]:
             x = block(x)
