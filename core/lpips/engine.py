@@ -418,8 +418,9 @@ class LPIPS(nn.Module):
             else:  # the official package's random (untrained) heads
                 heads = {f"lin{k}.model.1.weight": nn.init.kaiming_uniform_(torch.empty(1, c, 1, 1), a=5 ** 0.5)
                          for k, c in enumerate(CHANNELS[net])}
-        # The engine's layout (build_network): channels-last weights, so that no convolution
-        # reorders its weights on every call (taps() hands the trunk channels-last inputs).
+        # The engine's layout (build_network): channels-last weights and inputs (taps() hands the
+        # trunk channels-last tensors), which is also what lets the trunk use the weight layouts
+        # it keeps per input shape (core/lpips/packed.py) instead of reordering on every call.
         origin = Path(model_path).name if (lpips and model_path is not None) else ""
         self.network = LpipsNetwork(net, version, lpips, backbone_state, heads,
                                     heads_origin=origin).to(memory_format=torch.channels_last)
