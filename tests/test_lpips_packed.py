@@ -113,8 +113,11 @@ def test_changed_weights_get_a_new_layout() -> None:
         after = trunk(x)
         want = plain_taps(trunk, x)
     assert not torch.equal(after[-1], before)
+    # Relative to each tap's scale: at 96² oneDNN may pick another kernel for the kept layout than
+    # for the plain call (on an AVX-512/AMX Xeon, 1.0e-5 apart on a tap whose largest value is
+    # ~10); a stale layout (conv1 twice too large) is off by a good fraction of that scale.
     for g, w in zip(after, want):
-        torch.testing.assert_close(g, w, rtol=0, atol=1e-5)
+        torch.testing.assert_close(g, w, rtol=0, atol=2e-6 * w.abs().max().item())
 
 
 def test_copies_and_pickles_start_without_layouts() -> None:
