@@ -352,3 +352,48 @@ def test_copies_that_each_need_a_gradient_each_get_their_own(counted):
     assert all(copies.grad[i].abs().sum() > 0 for i in range(3))
     expanded_leaf = ref.expand(3, -1, -1, -1).clone().requires_grad_(True)
     assert expanded_leaf.stride(0) != 0  # a clone is a real tensor; the shortcut is for views
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference arithmetic: the one-pass forms against the official expressions.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_linear_head_as_rows_equals_the_one_by_one_convolution(channels_last):
+    from core.lpips.engine import _weighted_channel_sum
+
+    g = torch.Generator().manual_seed(7)
+    diff = torch.rand(3, 192, 13, 17, generator=g)
+    if channels_last:
+        diff = diff.contiguous(memory_format=torch.channels_last)
+    weight = torch.rand(1, 192, 1, 1, generator=g)
+    got, want = _weighted_channel_sum(diff, weight), torch.nn.functional.conv2d(diff, weight)
+    assert got.shape == want.shape == (3, 1, 13, 17)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_inference_features_equal_the_official_normalize_tensor_and_leave_the_input_alone(net):
+    import lpips
+
+    network = get_network(net)
+    x = torch.rand(2, 3, 80, 72, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    before = x.clone()
+    with torch.no_grad():
+        got = network.features(x)
+        want = [lpips.normalize_tensor(t) for t in network.taps(x)]
+    assert torch.equal(x, before)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-6)
+
+
+def test_features_that_need_a_gradient_keep_the_official_expression():
+    import lpips
+
+    network = get_network("alex")
+    x = (torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1).requires_grad_(True)
+    got = network.features(x)
+    want = [lpips.normalize_tensor(t) for t in network.taps(x)]
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+    sum(f.sum() for f in got).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
