@@ -91,6 +91,20 @@ def test_other_devices_dtypes_and_layouts_take_the_plain_path(trunk: Backbone) -
     assert trunk.packed.shapes == []
 
 
+def test_autocast_takes_the_plain_path_in_the_precision_asked_for(trunk: Backbone) -> None:
+    # The packed convolutions are float32 oneDNN calls that autocast does not see: under
+    # torch.autocast the caller asked for bf16, so the plain modules run (and differ from fp32).
+    trunk.packed = PackedConvs()
+    x = image(1, 3, 64, 64)
+    with torch.inference_mode():
+        fp32 = trunk(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = trunk(x)
+    assert trunk.packed.shapes == [tuple(x.shape)]  # only the fp32 call packed
+    assert bf16[-1].dtype == torch.bfloat16
+    assert not torch.equal(bf16[-1].float(), fp32[-1])
+
+
 def test_layouts_are_kept_within_the_budget_newest_first(trunk: Backbone) -> None:
     per_shape = sum(m.weight.numel() * 4 for s in trunk.slices for m in s if isinstance(m, nn.Conv2d))
     trunk.packed = PackedConvs(budget_bytes=2 * per_shape)

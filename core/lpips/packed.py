@@ -71,6 +71,8 @@ class PackedConvs:
         """Whether ``x`` may take the packed path through ``slices``."""
         if self._failed or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
             return False
+        if torch.is_autocast_enabled("cpu"):  # the caller asked for lower precision: the plain convs honour it
+            return False
         if not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available() and _ops_available()):
             return False
         if not x.is_contiguous(memory_format=torch.channels_last) or x.shape[0] == 0:
