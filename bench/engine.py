@@ -1,7 +1,8 @@
 """Benchmark: our :class:`~core.lpips.engine.Engine` against the official ``lpips==0.1.4`` package.
 
 ``python -m bench.engine [--sizes 256,512,1024] [--nets alex,vgg,squeeze] [--repeats 5]
-[--device cpu|cuda|auto|cpu,cuda] [--out bench/results.json] [--quick] [--full] [--no-memory]``
+[--device cpu|cuda|auto|cpu,cuda] [--batch 16] [--half bf16|fp16] [--out bench/results.json] [--quick] [--full]
+[--no-memory]``
 
 Both implementations run in the same process with the SAME weights (the official model is built
 with ``pnet_rand=True`` and our backbone's state is loaded strictly into its trunk; SqueezeNet,
@@ -13,10 +14,11 @@ median of ``repeats`` is reported. Cases, per net and image size:
   ``official(in0, in1)`` on the same images in [-1, 1] (under ``torch.no_grad()``);
 * **cached update** – ``Engine.compare(cached_ref, new_dist)`` vs the official pair call (what an
   official user pays per slider move); the distorted image changes every repeat;
-* **fast (bf16)** – the cached update with the backbone under ``torch.autocast(bfloat16)``
-  (a wrapper built here; ``core.lpips.engine`` is untouched), with its error against fp32;
-* **batch16** – 16 distorted images against one reference: ours in one call vs the official
-  model on the 16 pairs as a batch (reference expanded); reported per image;
+* **fast (bf16)** – the cached update with the backbone under ``torch.autocast(bfloat16)``, or
+  float16 with ``--half fp16`` (a wrapper built here; ``core.lpips.engine`` is untouched), with its
+  error against fp32; fp16 on the CPU runs only with ``--full``;
+* **batch16** – 16 distorted images (``--batch N``: N) against one reference: ours in one call vs
+  the official model on the N pairs as a batch (reference expanded); reported per image;
 * **floor** – one backbone pass under ``inference_mode``: exactly as the engine runs it
   (``network.taps(x)``: scaling layer, the engine's memory layout, the trunk; the reference for the
   ``×1p``/``×2p`` ratios), and a copy of the trunk in NCHW and in channels_last, so each case
@@ -53,7 +55,7 @@ import torch
 from core.lpips import weights
 from core.lpips.engine import Engine, resolve_device
 
-from .lpips_models import (BATCH, Models, build_models, distorted, engine_pass, median_ms, reference_image,
+from .lpips_models import (BATCH, HALF_DTYPES, Models, build_models, distorted, engine_pass, median_ms, reference_image,
                            scaled_input)
 from .machine import machine_info, native_bf16
 from .peak_memory import MemoryRunner, cpu_memory, cuda_memory
@@ -77,6 +79,8 @@ class Settings:
     full: bool
     memory: bool
     notes: tuple[str, ...]
+    batch: int = BATCH
+    half: str = "bf16"
 
 
 def _csv(value, cast=str) -> tuple:
@@ -120,11 +124,18 @@ def settings_from_args(args) -> Settings:
             raise ValueError(f"--nets: unknown net {net!r}; choose from {weights.NETS}.")
     if any(s < 32 for s in sizes):
         raise ValueError("--sizes: every size must be at least 32 pixels.")
+    batch = getattr(args, "batch", None)
+    batch = BATCH if batch is None else int(batch)
+    if batch < 1:
+        raise ValueError(f"--batch: need at least 1 image, got {batch}.")
+    half = str(getattr(args, "half", "bf16") or "bf16")
+    if half not in HALF_DTYPES:
+        raise ValueError(f"--half: {half!r} is not one of {', '.join(HALF_DTYPES)}.")
     devices, notes = _devices(getattr(args, "device", "cpu"))
     batch_repeats = repeats if full else min(repeats, 2 if quick else 3)
     return Settings(sizes=sizes, nets=nets, repeats=max(1, repeats), batch_repeats=max(1, batch_repeats),
                     devices=devices, out=Path(getattr(args, "out", "bench/results.json")), quick=quick, full=full,
-                    memory=not bool(getattr(args, "no_memory", False)), notes=tuple(notes))
+                    memory=not bool(getattr(args, "no_memory", False)), notes=tuple(notes), batch=batch, half=half)
 
 
 def _skip_reason(net: str, size: int, device: torch.device, cfg: Settings) -> str | None:
@@ -142,7 +153,9 @@ def _fast_reason(m: "Models", size: int, device: torch.device, cfg: Settings) ->
     gap grows with the image), so on such CPUs the row runs only at the smallest size, and only
     when its projected cost (64² calibration × area × 2) stays under ~30 s.
     """
-    if cfg.full or device.type == "cuda" or native_bf16():
+    if cfg.half == "fp16" and device.type == "cpu" and not cfg.full:
+        return "fp16 is for CUDA here (the CPU's fp16 convolutions are not its fast path); --full forces it"
+    if cfg.full or device.type == "cuda" or cfg.half != "bf16" or native_bf16():
         return None
     cal = m.bf16_calibration or {"ratio": float("nan"), "bf16_ms": float("inf")}
     why = f"no native bf16 on this CPU (a bf16 pass is {cal['ratio']:.1f}× fp32 at 64², worse when larger)"
@@ -155,12 +168,12 @@ def _fast_reason(m: "Models", size: int, device: torch.device, cfg: Settings) ->
 
 
 def _batch_reason(net: str, size: int, device: torch.device, cfg: Settings) -> str | None:
-    """Why batch16 is skipped for this case (None: run it)."""
+    """Why the batch row is skipped for this case (None: run it)."""
     if cfg.full or device.type == "cuda":
         return None
     limit = 256 if (cfg.quick or net == "vgg") else 512
     if size > limit:
-        return f"batch16 runs up to {limit}² for {net} on the CPU; use --full"
+        return f"batch{cfg.batch} runs up to {limit}² for {net} on the CPU; use --full"
     return None
 
 
@@ -277,37 +290,38 @@ def run_case(m: Models, size: int, cfg: Settings) -> dict:
         "max_abs_diff": {"cold": diff_cold, "update": diff_update},
         "fast_abs_err_vs_fp32": fast_err,
         "fast_skipped": fast_skip,
+        "half": cfg.half,
         "bf16_calibration_64px": m.bf16_calibration,
         "pass": bool(diff_cold <= TOL and diff_update <= TOL),
     }
     del x_floor, x_floor_cl
     reason = _batch_reason(m.net, size, dev, cfg)
-    result["batch"] = {"skipped": reason} if reason else run_batch(m, ref, size, cfg)
+    result["batch"] = {"skipped": reason, "n": cfg.batch} if reason else run_batch(m, ref, size, cfg)
     if result["batch"].get("pass") is False:
         result["pass"] = False
     return result
 
 
 def run_batch(m: Models, ref: torch.Tensor, size: int, cfg: Settings) -> dict:
-    dev, reps = m.device, cfg.batch_repeats
-    pool = distorted(ref.cpu(), seed=7, count=BATCH + reps).to(dev)
-    ref_m1 = (ref * 2 - 1).expand(BATCH, -1, -1, -1)
+    dev, reps, n = m.device, cfg.batch_repeats, cfg.batch
+    pool = distorted(ref.cpu(), seed=7, count=n + reps).to(dev)
+    ref_m1 = (ref * 2 - 1).expand(n, -1, -1, -1)
     pool_m1 = pool * 2 - 1
 
     def official_batch(r):
         with torch.no_grad():
-            return m.official(ref_m1, pool_m1[r:r + BATCH]).flatten().cpu()
+            return m.official(ref_m1, pool_m1[r:r + n]).flatten().cpu()
 
     fns = {
-        "ours_batch": lambda r: m.engine.compare(ref, pool[r:r + BATCH], spatial=False).value,
+        "ours_batch": lambda r: m.engine.compare(ref, pool[r:r + n], spatial=False).value,
         "official_batch": official_batch,
     }
     times, outs = interleaved(fns, reps, dev)
     ms = {k: median_ms(v) for k, v in times.items()}
     diff = _maxdiff(outs["ours_batch"], outs["official_batch"])
     return {
-        "n": BATCH, "repeats": reps,
-        "ms_per_image": {"ours": ms["ours_batch"] / BATCH, "official": ms["official_batch"] / BATCH},
+        "n": n, "repeats": reps,
+        "ms_per_image": {"ours": ms["ours_batch"] / n, "official": ms["official_batch"] / n},
         "ms_call": ms,
         "speedup_official_over_ours": ms["official_batch"] / ms["ours_batch"],
         "max_abs_diff": diff, "pass": bool(diff <= TOL),
@@ -351,18 +365,20 @@ def format_rows(res: dict) -> list[str]:
          _f(fl["official_pair_over_2_passes"] * 2, "{:.2f}×1p"), _f(mem.get("ours_update")),
          _f(mem.get("official_pair")), _f(d["update"], "{:.1e}"), ok(d["update"])),
     ]
+    fast = f"fast ({res.get('half', 'bf16')}) upd"
     if res.get("fast_skipped"):
-        rows.append((net, size, "fast (bf16) upd", "skipped", "", "", "", "", "", "", "", "", res["fast_skipped"]))
+        rows.append((net, size, fast, "skipped", "", "", "", "", "", "", "", "", res["fast_skipped"]))
     else:
-        rows.append((net, size, "fast (bf16) upd", _f(ms["fast_update"]), _f(ms["official_pair"]),
+        rows.append((net, size, fast, _f(ms["fast_update"]), _f(ms["official_pair"]),
                      _f(ms["official_pair"] / ms["fast_update"], "{:.2f}x"),
                      _f(fl["fast_update_over_1_pass"], "{:.2f}×1p"), "", _f(mem.get("fast_update")), "",
                      _f(res["fast_abs_err_vs_fp32"], "{:.1e}"), "vsfp32"))
     b = res.get("batch") or {}
+    batch = f"batch{b.get('n', BATCH)} /img"
     if "skipped" in b:
-        rows.append((net, size, "batch16 /img", "skipped", "", "", "", "", "", "", "", "", b["skipped"]))
+        rows.append((net, size, batch, "skipped", "", "", "", "", "", "", "", "", b["skipped"]))
     elif b:
-        rows.append((net, size, "batch16 /img", _f(b["ms_per_image"]["ours"]), _f(b["ms_per_image"]["official"]),
+        rows.append((net, size, batch, _f(b["ms_per_image"]["ours"]), _f(b["ms_per_image"]["official"]),
                      _f(b["speedup_official_over_ours"], "{:.2f}x"),
                      _f(b["ms_per_image"]["ours"] / ms["floor_engine"], "{:.2f}×1p"),
                      _f(b["ms_per_image"]["official"] / ms["floor_engine"], "{:.2f}×1p"),
@@ -384,12 +400,12 @@ def header(machine: dict, cfg: Settings, device: torch.device) -> list[str]:
         f"{machine['torch_threads']} (interop {machine['torch_interop_threads']}) | "
         f"{machine['torch_cpu_capability']} | torch {machine['torch']} | lpips {machine['lpips']} | "
         f"load avg at start {', '.join(f'{x:.2f}' for x in machine.get('load_average_at_start') or [])}",
-        f"median of {cfg.repeats} interleaved repeats after 1 warm-up (batch16: {cfg.batch_repeats}); "
+        f"median of {cfg.repeats} interleaved repeats after 1 warm-up (batch{cfg.batch}: {cfg.batch_repeats}); "
         f"ours: Engine.compare(spatial=False) on [0,1]; official: lpips.LPIPS(in0, in1) on [-1,1] under no_grad, "
         f"same weights. off/ours > 1 means ours is faster. ×2p / ×1p: time over 2 / 1 backbone passes as the engine runs them "
         f"(floor (engine)). "
         f"MB: peak RSS increase of one call{' (CUDA: max_memory_allocated)' if device.type == 'cuda' else ''}. "
-        f"max|Δ| vs official must be ≤ {TOL:g}; the bf16 row shows its error vs our fp32 value.",
+        f"max|Δ| vs official must be ≤ {TOL:g}; the {cfg.half} row shows its error vs our fp32 value.",
         _line(_COLS),
         _line(tuple("-" * w for w in _WIDTHS)),
     ]
@@ -407,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="sizes up to 512, 3 repeats (a few minutes on 2 cores)")
     p.add_argument("--full", action="store_true", help="also VGG at 1024² and batches above 512²")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    p.add_argument("--batch", type=int, default=BATCH, help="images against one reference in the batch row")
+    p.add_argument("--half", default="bf16", choices=sorted(HALF_DTYPES),
+                   help="the fast row's backbone precision (fp16 on the CPU only with --full)")
     return p
 
 
@@ -421,7 +440,7 @@ def main(argv: list[str] | argparse.Namespace | None = None) -> int:
     results: list[dict] = []
     report: dict = {"machine": machine, "settings": {
         "sizes": list(cfg.sizes), "nets": list(cfg.nets), "repeats": cfg.repeats, "batch_repeats": cfg.batch_repeats,
-        "batch": BATCH, "devices": [str(d) for d in cfg.devices], "quick": cfg.quick, "full": cfg.full,
+        "batch": cfg.batch, "half": cfg.half, "devices": [str(d) for d in cfg.devices], "quick": cfg.quick, "full": cfg.full,
         "memory": cfg.memory, "tolerance": TOL, "notes": list(cfg.notes),
     }, "results": results}
     t_start = time.perf_counter()
@@ -439,16 +458,17 @@ def main(argv: list[str] | argparse.Namespace | None = None) -> int:
                            "pass": True}
                 else:
                     if models is None:
-                        models = build_models(net, device)
+                        models = build_models(net, device, cfg.half)
                     t_case = time.perf_counter()
                     res = run_case(models, size, cfg)
                     res["elapsed_s"] = {"timing": round(time.perf_counter() - t_case, 1)}
                     t_case = time.perf_counter()
                     with_batch = "skipped" not in res["batch"]
                     if device.type == "cuda":
-                        res["memory"] = cuda_memory(models, size, with_batch)
+                        res["memory"] = cuda_memory(models, size, with_batch, batch=cfg.batch)
                     elif runner is not None:
-                        res["memory"] = cpu_memory(runner, net, size, with_batch, not res["fast_skipped"])
+                        res["memory"] = cpu_memory(runner, net, size, with_batch, not res["fast_skipped"],
+                                                   cfg.batch, cfg.half)
                     res["elapsed_s"]["memory"] = round(time.perf_counter() - t_case, 1)
                 results.append(res)
                 for line in format_rows(res):

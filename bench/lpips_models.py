@@ -21,10 +21,13 @@ from core.lpips.nets import Backbone
 
 from .machine import native_bf16
 
-__all__ = ["BATCH", "AutocastBackbone", "Models", "build_models", "distorted", "engine_pass", "fast_network",
+__all__ = ["BATCH", "HALF_DTYPES", "AutocastBackbone", "Models", "build_models", "distorted", "engine_pass", "fast_network",
            "median_ms", "official_network", "our_network", "reference_image", "scaled_input"]
 
 BATCH = 16
+# The half precisions the "fast" row can run the backbone in (--half): bf16 is what CPUs with AMX /
+# AVX-512 BF16 and recent GPUs run natively; fp16 is the usual GPU choice.
+HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 SQUEEZE_SEED = 1234
 VERSION = "0.1"
 _SHIFT = torch.tensor((-0.030, -0.088, -0.188)).view(1, 3, 1, 1)
@@ -80,7 +83,7 @@ def distorted(ref: torch.Tensor, seed: int, count: int = 1) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 class AutocastBackbone(nn.Module):
-    """Runs a backbone under ``torch.autocast(bfloat16)`` and hands fp32 taps to the LPIPS head."""
+    """Runs a backbone under ``torch.autocast(dtype)`` (bf16 unless told) and hands fp32 taps to the LPIPS head."""
 
     def __init__(self, inner: nn.Module, device_type: str, dtype: torch.dtype = torch.bfloat16) -> None:
         super().__init__()
@@ -92,10 +95,11 @@ class AutocastBackbone(nn.Module):
         return [t.float() for t in taps]
 
 
-def fast_network(network: LpipsNetwork) -> LpipsNetwork:
-    """A copy of ``network`` whose backbone runs in bf16 (the normalization and heads stay fp32)."""
+def fast_network(network: LpipsNetwork, half: str = "bf16") -> LpipsNetwork:
+    """A copy of ``network`` whose backbone runs in ``half`` (a key of :data:`HALF_DTYPES`; the
+    normalization and heads stay fp32)."""
     fast = copy.deepcopy(network)
-    fast.backbone = AutocastBackbone(fast.backbone, network.shift.device.type)
+    fast.backbone = AutocastBackbone(fast.backbone, network.shift.device.type, HALF_DTYPES[half])
     return fast.eval()
 
 
@@ -149,14 +153,14 @@ class Models:
     bf16_calibration: dict | None
 
 
-def build_models(net: str, device: torch.device) -> Models:
+def build_models(net: str, device: torch.device, half: str = "bf16") -> Models:
     network, trunk = our_network(net, device)
     official = official_network(net, {k: v.cpu() for k, v in network.backbone.features_state().items()}, device)
     floor_nchw = copy.deepcopy(network.backbone).to(memory_format=torch.contiguous_format).eval()
     floor_cl = copy.deepcopy(network.backbone).to(memory_format=torch.channels_last).eval()
     calibration = None if device.type == "cuda" or native_bf16() else _bf16_slowdown(network)
     return Models(net, device, trunk, network, Engine(network=network), official,
-                  Engine(network=fast_network(network)), floor_nchw, floor_cl, calibration)
+                  Engine(network=fast_network(network, half)), floor_nchw, floor_cl, calibration)
 
 
 def engine_pass(network: LpipsNetwork) -> Callable[[torch.Tensor], Any]:

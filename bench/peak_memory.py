@@ -49,11 +49,12 @@ def _reset_peak() -> bool:
         return False
 
 
-def _memory_callable(kind: str, net: str, size: int, device: torch.device) -> Callable[[], Any]:
+def _memory_callable(kind: str, net: str, size: int, device: torch.device, batch: int = BATCH,
+                     half: str = "bf16") -> Callable[[], Any]:
     """Build (outside the measurement) everything one ``kind`` of call needs; return the call."""
     ref = reference_image(size).to(device)
     if kind.startswith("batch"):
-        dist = distorted(ref.cpu(), seed=7, count=BATCH).to(device)
+        dist = distorted(ref.cpu(), seed=7, count=batch).to(device)
     else:
         dist = distorted(ref.cpu(), seed=101).to(device)
     network, _ = our_network(net, device)
@@ -68,7 +69,7 @@ def _memory_callable(kind: str, net: str, size: int, device: torch.device) -> Ca
                 return official(in0, in1).flatten().cpu()
         return call
     if kind == "fast_update":
-        network = fast_network(network)
+        network = fast_network(network, half)
     engine = Engine(network=network)
     if kind in ("ours_update", "fast_update"):
         cached = engine.reference(ref)
@@ -83,7 +84,8 @@ def memory_child(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        call = _memory_callable(spec["kind"], spec["net"], spec["size"], torch.device("cpu"))
+        call = _memory_callable(spec["kind"], spec["net"], spec["size"], torch.device("cpu"),
+                                spec.get("batch", BATCH), spec.get("half", "bf16"))
     call()  # warm-up: one-time allocations (kernels, thread pools) are not per-call memory
     import gc
 
@@ -167,13 +169,15 @@ def memory_server() -> None:
         sys.stdout.flush()
 
 
-def cpu_memory(runner: MemoryRunner, net: str, size: int, with_batch: bool, with_fast: bool) -> dict:
+def cpu_memory(runner: MemoryRunner, net: str, size: int, with_batch: bool, with_fast: bool,
+               batch: int = BATCH, half: str = "bf16") -> dict:
     kinds = ["ours_cold", "official_pair", "ours_update"] + (["fast_update"] if with_fast else [])
     if with_batch:
         kinds += ["batch_ours", "batch_official"]
     out, method = {}, None
     for kind in kinds:
-        res = runner.run({"kind": kind, "net": net, "size": size, "threads": torch.get_num_threads()})
+        res = runner.run({"kind": kind, "net": net, "size": size, "threads": torch.get_num_threads(),
+                          "batch": batch, "half": half})
         out[kind] = None if res.get("peak_mb") is None else round(res["peak_mb"], 1)
         method = res.get("method", method)
         if "error" in res:
@@ -182,7 +186,7 @@ def cpu_memory(runner: MemoryRunner, net: str, size: int, with_batch: bool, with
     return out
 
 
-def cuda_memory(m: Models, size: int, with_batch: bool, with_fast: bool = True) -> dict:
+def cuda_memory(m: Models, size: int, with_batch: bool, with_fast: bool = True, batch: int = BATCH) -> dict:
     dev = m.device
     ref = reference_image(size).to(dev)
     dist = distorted(ref.cpu(), seed=101).to(dev)
@@ -194,9 +198,9 @@ def cuda_memory(m: Models, size: int, with_batch: bool, with_fast: bool = True) 
         "fast_update": lambda: m.fast_engine.compare(cached_fast, dist, spatial=False),
     }
     if with_batch:
-        pool = distorted(ref.cpu(), seed=7, count=BATCH).to(dev)
+        pool = distorted(ref.cpu(), seed=7, count=batch).to(dev)
         calls["batch_ours"] = lambda: m.engine.compare(ref, pool, spatial=False)
-        calls["batch_official"] = lambda: m.official((ref * 2 - 1).expand(BATCH, -1, -1, -1), pool * 2 - 1)
+        calls["batch_official"] = lambda: m.official((ref * 2 - 1).expand(batch, -1, -1, -1), pool * 2 - 1)
     out = {}
     for kind, call in calls.items():
         torch.cuda.synchronize(dev)
