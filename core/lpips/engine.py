@@ -113,9 +113,8 @@ def normalize_channels(features: torch.Tensor) -> torch.Tensor:
 def _channel_norms(features: torch.Tensor) -> torch.Tensor:
     """``‖f‖ + eps`` over channels for inference: one reduction, no feature-sized temporary
     (``sum(f * f)`` writes a squared copy first; at alex 512² that copy cost more than the sum).
-    Within a rounding of the official arithmetic; not used where a gradient is wanted (the
-    norm's gradient at an all-zero pixel is NaN, as the official ``sqrt`` would give anyway,
-    but the gradient path keeps the official expression so it stays the same bits)."""
+    Within a rounding of the official arithmetic. Where a gradient is wanted,
+    :func:`normalize_channels` keeps the official expression (its bits and its autograd graph)."""
     return torch.linalg.vector_norm(features, dim=1, keepdim=True).add_(NORM_EPS)
 
 
