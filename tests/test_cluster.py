@@ -220,8 +220,11 @@ def test_a_worker_killed_mid_run_still_gives_the_complete_output(dask_cluster, f
         with dask_cluster.client() as client:
             def tiles_held() -> dict:
                 holding: dict = {}
-                for worker, keys in {**client.has_what(), **client.processing()}.items():
-                    holding.setdefault(worker, set()).update(k for k in keys if str(k).startswith("score_tile-"))
+                # Each view in full: a dict merge of the two kept only `processing`'s entry per worker
+                # and missed the tiles already finished and waiting in a worker's memory.
+                for view in (client.has_what(), client.processing()):
+                    for worker, keys in view.items():
+                        holding.setdefault(worker, set()).update(k for k in keys if str(k).startswith("score_tile-"))
                 return holding
 
             # The tiles submitted just before the pause reach a worker a few milliseconds later.
