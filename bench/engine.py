@@ -155,7 +155,7 @@ def _fast_reason(m: "Models", size: int, device: torch.device, cfg: Settings) ->
     """
     if cfg.half == "fp16" and device.type == "cpu" and not cfg.full:
         return "fp16 is for CUDA here (the CPU's fp16 convolutions are not its fast path); --full forces it"
-    if cfg.full or device.type == "cuda" or cfg.half != "bf16" or native_bf16():
+    if cfg.full or device.type == "cuda" or native_bf16():
         return None
     cal = m.bf16_calibration or {"ratio": float("nan"), "bf16_ms": float("inf")}
     why = f"no native bf16 on this CPU (a bf16 pass is {cal['ratio']:.1f}× fp32 at 64², worse when larger)"
