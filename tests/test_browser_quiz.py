@@ -183,20 +183,24 @@ def test_reload_keeps_the_student_and_bad_links_are_refused(quiz_app):
 
 
 #: Samples, every animation frame, which layer of the JND stage is visible and whether the answer
-#: buttons are; returns the changes with their times (ms from the first sample).
+#: buttons are; returns the changes with their times (ms from the first sample). It watches for
+#: ``ms``, and on until the buttons show (15 s at most): on a loaded machine Streamlit may insert
+#: the buttons' element after the stage's, and their CSS delay counts from their own insertion.
+#: The button is looked up every frame, as it may not be in the page yet when the watch starts.
 _WATCH_STAGE = """(ms) => new Promise(resolve => {
     const visible = el => el && getComputedStyle(el).visibility === 'visible';
     const stage = [...document.querySelectorAll('div[class^="jnd-"]')].find(d => !d.className.endsWith('-layer'));
     const layers = [...stage.children];
-    const button = document.querySelector('.st-key-quiz-jnd-same');
+    const button = () => document.querySelector('.st-key-quiz-jnd-same');
     const changes = [];
     let last = null;
     const t0 = performance.now();
     const step = () => {
         const now = performance.now() - t0;
-        const state = layers.map(l => visible(l) ? 1 : 0).join('') + (visible(button) ? 'B' : '-');
+        const shown = visible(button());
+        const state = layers.map(l => visible(l) ? 1 : 0).join('') + (shown ? 'B' : '-');
         if (state !== last) { changes.push([Math.round(now), state]); last = state; }
-        if (now < ms) requestAnimationFrame(step); else resolve(changes);
+        if (now < ms || (!shown && now < ms + 15000)) requestAnimationFrame(step); else resolve(changes);
     };
     requestAnimationFrame(step);
 })"""
