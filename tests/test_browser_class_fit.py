@@ -71,7 +71,7 @@ def test_teacher_fits_the_class_downloads_and_explores(fit_app, tmp_path):
             ctx, page = open_quiz(browser, url)
             page.get_by_role("radio", name="The teacher").click()
             page.get_by_role("tab", name="Dashboard").click()
-            page.get_by_label("Session code").last.fill(code)
+            page.get_by_label("Session code", exact=True).fill(code)  # the teacher's field, not the student's
             page.get_by_label("Teacher key").fill(key)
             page.get_by_label("Teacher key").press("Enter")
             page.get_by_text("24 judgments from 3 people").wait_for(timeout=120_000)

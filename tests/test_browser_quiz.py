@@ -278,7 +278,7 @@ def test_a_jnd_round_as_a_student_and_the_teacher_page_after_a_reload(quiz_app):
             ctx, teacher = open_quiz(browser, url)
             teacher.get_by_role("radio", name="The teacher").click()
             teacher.get_by_role("tab", name="Dashboard").click()
-            teacher.get_by_label("Session code").fill(code)
+            teacher.get_by_label("Session code", exact=True).fill(code)  # not the student's field, if a rerun still shows it
             teacher.get_by_label("Teacher key").fill(key)
             teacher.get_by_label("Teacher key").press("Enter")
             teacher.get_by_text("2 judgments from 1 person").wait_for(timeout=60_000)
