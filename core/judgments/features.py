@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 
 from core.errors import InputRangeError, InputShapeError, InvalidArgumentError, WeightsCorruptError
-from core.lpips.engine import Engine, check_min_size, normalize_channels
+from core.lpips.engine import Engine, check_min_size
 from core.lpips.heads import head_key
 from core.lpips.names import CHANNELS
 
@@ -115,7 +115,7 @@ def _phi(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> to
 @torch.inference_mode()
 def _features(engine: Engine, batch01: torch.Tensor) -> list[torch.Tensor]:
     x = batch01.to(engine.device, torch.float32) * 2 - 1
-    return [normalize_channels(t) for t in engine.network.taps(x)]
+    return engine.network.features(x)
 
 
 def triplet_features(engine: Engine, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *,
